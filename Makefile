@@ -1,0 +1,83 @@
+# Zenith: `make run` starts everything on embedded defaults; `make test` installs what the tests
+# need and runs the whole suite (embedded defaults, then PostgreSQL + Redis when reachable).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+PG_URL ?= postgres://postgres@127.0.0.1:5432/zenith
+REDIS_URL ?= redis://127.0.0.1:6379/15
+PYTEST_ARGS ?=
+APT_PACKAGES_TEST := chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test install assets system-deps lint check-migrations test-embedded test-services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed assets
+
+# Front-end assets come from the npm registry and are copied into static/vendor (not committed).
+static/vendor/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf static/vendor && mkdir -p static/vendor/bootstrap static/vendor/bootstrap-icons static/vendor/htmx
+	cp node_modules/bootstrap/dist/css/bootstrap.min.css node_modules/bootstrap/dist/js/bootstrap.bundle.min.js static/vendor/bootstrap/
+	cp -r node_modules/bootstrap-icons/font/bootstrap-icons.min.css node_modules/bootstrap-icons/font/fonts static/vendor/bootstrap-icons/
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx/
+	touch $@
+
+assets: static/vendor/.installed
+
+# Debian packages the tests need (Chromium for the browser tests), installed only when missing.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: install
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "  Zenith is starting on http://127.0.0.1:$(PORT)/"
+	@echo "  Log in as admin, demo or viewer with the password printed above (ZENITH_DEMO_PASSWORD)."
+	@echo "  API docs: http://127.0.0.1:$(PORT)/api/docs/   Stop with Ctrl-C."
+	@echo
+	ZENITH_PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+check-migrations: install
+	ZENITH_VAR_DIR=var/check $(BIN)/python manage.py check --fail-level WARNING
+	ZENITH_VAR_DIR=var/check $(BIN)/python manage.py makemigrations --check --dry-run
+
+test-embedded: install system-deps
+	@echo "=== test suite on embedded defaults (SQLite, filesystem broker)"
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u CELERY_RESULT_BACKEND ZENITH_VAR_DIR=var/test-embedded \
+	  $(BIN)/pytest $(PYTEST_ARGS)
+
+test-services: install system-deps
+	@if $(BIN)/python -c "import socket; [socket.create_connection(a, 2).close() for a in (('127.0.0.1', 5432), ('127.0.0.1', 6379))]" 2>/dev/null; then \
+	  echo "=== test suite on PostgreSQL ($(PG_URL)) and Redis ($(REDIS_URL))"; \
+	  DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) ZENITH_VAR_DIR=var/test-services \
+	    $(BIN)/pytest $(PYTEST_ARGS); \
+	else \
+	  echo "=== PostgreSQL or Redis not reachable on 127.0.0.1: skipped the second run (embedded run above still counts)"; \
+	fi
+
+test: lint check-migrations test-embedded test-services
+
+clean:
+	rm -rf var static/vendor node_modules $(VENV)

@@ -1,0 +1,1 @@
+"""Compute: flavors, images, instances, hosts, scheduler, instance actions, consoles."""

@@ -1,0 +1,1 @@
+"""Identity: users, projects, roles, role assignments, quotas, key pairs, API tokens, policy."""

@@ -1,0 +1,47 @@
+"""Shared API plumbing: the scoped base viewset and the context accessor."""
+
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from rest_framework import viewsets
+
+from ..context import Context
+from ..errors import NotAuthenticated, NotFound
+
+
+def context_of(request) -> Context:
+    """The Context the authentication attached to the request (token or session)."""
+    ctx = getattr(request._request if hasattr(request, "_request") else request, "zenith", None)
+    if ctx is None or ctx.user is None:
+        raise NotAuthenticated("Authentication credentials were not provided.")
+    return ctx
+
+
+class ScopedViewSet(viewsets.GenericViewSet):
+    """Base for every resource viewset: the queryset is always ``Model.objects.visible_to(ctx)``.
+
+    Subclasses set ``model`` and may override ``scope_queryset`` to add select/prefetch; they never
+    build a queryset that skips ``visible_to``.
+    """
+
+    model = None
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    @property
+    def ctx(self) -> Context:
+        return context_of(self.request)
+
+    def scope_queryset(self, queryset):
+        return queryset
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.model.objects.none()
+        return self.scope_queryset(self.model.objects.visible_to(self.ctx))
+
+    def get_object(self):
+        value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        try:
+            obj = self.get_queryset().get(**{self.lookup_field: value})
+        except (ObjectDoesNotExist, ValueError, ValidationError):
+            raise NotFound(f"No such {self.model._meta.verbose_name}.") from None
+        self.check_object_permissions(self.request, obj)
+        return obj

@@ -1,0 +1,35 @@
+"""Filters for identity lists."""
+
+import django_filters
+
+from ..models import KeyPair, Project, RoleAssignment, User
+
+
+class ProjectFilterSet(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Project
+        fields = ["name", "enabled"]
+
+
+class UserFilterSet(django_filters.FilterSet):
+    username = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = User
+        fields = ["username", "is_active"]
+
+
+class RoleAssignmentFilterSet(django_filters.FilterSet):
+    role = django_filters.CharFilter(field_name="role__name")
+
+    class Meta:
+        model = RoleAssignment
+        fields = ["user", "project", "role"]
+
+
+class KeyPairFilterSet(django_filters.FilterSet):
+    class Meta:
+        model = KeyPair
+        fields = ["name"]

@@ -1,0 +1,124 @@
+"""Identity API shapes. Validation of meaning lives in identity.services; these check types only."""
+
+from rest_framework import serializers
+
+from ..models import KeyPair, Project, Role, RoleAssignment, User
+
+
+class RefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    project = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="project name or id; your default project when omitted",
+    )
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    user = RefSerializer()
+    project = RefSerializer()
+    roles = serializers.ListField(child=serializers.CharField())
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "enabled", "created"]
+        read_only_fields = ["id", "created"]
+        extra_kwargs = {"name": {"validators": []}, "description": {"required": False}}
+
+
+class UserSerializer(serializers.ModelSerializer):
+    password = serializers.CharField(write_only=True, required=False, max_length=4096, trim_whitespace=False)
+    is_admin = serializers.BooleanField(source="is_superuser", required=False)
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "username",
+            "email",
+            "is_active",
+            "is_admin",
+            "default_project",
+            "date_joined",
+            "password",
+        ]
+        read_only_fields = ["id", "date_joined", "default_project"]
+        extra_kwargs = {"username": {"validators": []}}
+
+
+class RoleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Role
+        fields = ["id", "name", "description"]
+
+
+class RoleAssignmentSerializer(serializers.ModelSerializer):
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all())
+    role = serializers.SlugRelatedField(slug_field="name", queryset=Role.objects.all())
+    user_name = serializers.CharField(source="user.username", read_only=True)
+    project_name = serializers.CharField(source="project.name", read_only=True)
+
+    class Meta:
+        model = RoleAssignment
+        fields = ["id", "user", "user_name", "project", "project_name", "role", "created"]
+        read_only_fields = ["id", "created"]
+        validators = []
+
+
+class QuotaRowSerializer(serializers.Serializer):
+    resource = serializers.CharField()
+    limit = serializers.IntegerField()
+    in_use = serializers.IntegerField()
+    remaining = serializers.IntegerField(allow_null=True)
+
+
+class QuotaSetSerializer(serializers.Serializer):
+    """Body of PUT quotas: ``{"instances": 20, "cores": 40, ...}``; -1 means unlimited."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict) or not data:
+            raise serializers.ValidationError('Send an object of resource: limit, e.g. {"instances": 20}.')
+        return data
+
+
+class KeyPairSerializer(serializers.ModelSerializer):
+    public_key = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=16384,
+        help_text="OpenSSH public key to import; omit to generate a pair",
+    )
+    key_type = serializers.ChoiceField(
+        choices=["ed25519", "rsa"],
+        default="ed25519",
+        write_only=True,
+        help_text="type of key to generate when no public_key is given",
+    )
+
+    class Meta:
+        model = KeyPair
+        fields = ["id", "name", "public_key", "fingerprint", "key_type", "created"]
+        read_only_fields = ["id", "fingerprint", "created"]
+        extra_kwargs = {"name": {"max_length": 255}}
+        validators = []
+
+
+class CreatedKeyPairSerializer(KeyPairSerializer):
+    private_key = serializers.CharField(
+        read_only=True, allow_null=True, help_text="returned once, when the pair was generated"
+    )
+
+    class Meta(KeyPairSerializer.Meta):
+        fields = [*KeyPairSerializer.Meta.fields, "private_key"]

@@ -1,0 +1,40 @@
+"""Dashboard forms for identity. They parse input; identity.services decides what is valid."""
+
+from django import forms
+
+from .models import Project, Role, User
+
+
+class KeyPairForm(forms.Form):
+    name = forms.CharField(max_length=255)
+    public_key = forms.CharField(
+        required=False,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "ssh-ed25519 AAAA... (leave empty to generate a new pair)"}
+        ),
+        help_text="Paste an OpenSSH public key to import it, or leave empty and Zenith generates a pair.",
+    )
+    key_type = forms.ChoiceField(
+        choices=[("ed25519", "Ed25519"), ("rsa", "RSA 3072")],
+        initial="ed25519",
+        help_text="Type of key to generate when no public key is pasted.",
+    )
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=64)
+    description = forms.CharField(required=False, widget=forms.TextInput)
+    enabled = forms.BooleanField(required=False, initial=True)
+
+
+class UserForm(forms.Form):
+    username = forms.CharField(max_length=64)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(widget=forms.PasswordInput, min_length=1)
+    is_superuser = forms.BooleanField(required=False, label="Cloud admin (superuser)")
+
+
+class RoleAssignmentForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=User.objects.order_by("username"), to_field_name="username")
+    project = forms.ModelChoiceField(queryset=Project.objects.order_by("name"), to_field_name="name")
+    role = forms.ModelChoiceField(queryset=Role.objects.order_by("name"), to_field_name="name")

@@ -1,0 +1,93 @@
+"""Per-project quotas: limits (admin-set, defaulted from settings), usage and atomic enforcement.
+
+Apps register how they count a resource with ``register_usage_counter``; identity never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from django.conf import settings
+from django.db import transaction
+
+from .errors import InvalidInput, QuotaExceeded
+from .models import KeyPair, Project, Quota, QuotaLock, User
+
+UNLIMITED = -1
+UsageCounter = Callable[[Project, "User | None"], int]
+_counters: dict[str, UsageCounter] = {}
+
+
+def resources() -> list[str]:
+    """Every quota resource, in display order."""
+    return list(settings.ZENITH_DEFAULT_QUOTAS)
+
+
+def register_usage_counter(resource: str, counter: UsageCounter) -> None:
+    """Tell quotas how to count ``resource`` in use for a project (and user, for per-user resources)."""
+    if resource not in settings.ZENITH_DEFAULT_QUOTAS:
+        raise ValueError(f"unknown quota resource {resource}")
+    _counters[resource] = counter
+
+
+def limits(project: Project) -> dict[str, int]:
+    """The project's limit per resource: admin-set rows over the defaults (one query)."""
+    result = dict(settings.ZENITH_DEFAULT_QUOTAS)
+    result.update(Quota.objects.filter(project=project).values_list("resource", "limit"))
+    return result
+
+
+def usage(project: Project, user: User | None = None) -> dict[str, int]:
+    """Resources in use; resources no app counts yet are 0 (one query per registered counter)."""
+    return {res: (_counters[res](project, user) if res in _counters else 0) for res in resources()}
+
+
+def summary(project: Project, user: User | None = None) -> list[dict]:
+    """Limit, in-use and remaining per resource, for the API and the overview page."""
+    lim, used = limits(project), usage(project, user)
+    rows = []
+    for res in resources():
+        limit = lim[res]
+        remaining = None if limit == UNLIMITED else max(limit - used[res], 0)
+        rows.append({"resource": res, "limit": limit, "in_use": used[res], "remaining": remaining})
+    return rows
+
+
+def enforce(project: Project, deltas: Mapping[str, int], user: User | None = None) -> None:
+    """Refuse, with a message naming each resource, if adding ``deltas`` would exceed a limit.
+
+    Must run inside the transaction that creates the resources: it locks the project's quota row
+    so that concurrent requests count one after the other and can never together overshoot.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("quotas.enforce must be called inside transaction.atomic()")
+    QuotaLock.objects.get_or_create(project=project)
+    QuotaLock.objects.select_for_update().get(project=project)
+    lim = limits(project)
+    over = []
+    for res, delta in deltas.items():
+        if delta <= 0 or lim[res] == UNLIMITED:
+            continue
+        in_use = _counters[res](project, user) if res in _counters else 0
+        if in_use + delta > lim[res]:
+            over.append(f"{res} (limit {lim[res]}, in use {in_use}, requested {delta})")
+    if over:
+        raise QuotaExceeded("Quota exceeded for " + ", ".join(over) + ".", details={"over": over})
+
+
+def set_limits(project: Project, new_limits: Mapping[str, int]) -> dict[str, int]:
+    """Store admin-set limits; validation happens here so every caller gets the same errors."""
+    unknown = sorted(set(new_limits) - set(resources()))
+    if unknown:
+        raise InvalidInput(f"Unknown quota resource(s): {', '.join(unknown)}.")
+    for res, value in new_limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < UNLIMITED:
+            raise InvalidInput(f"Quota for {res} must be an integer >= -1 (-1 means unlimited).")
+    for res, value in new_limits.items():
+        Quota.objects.update_or_create(project=project, resource=res, defaults={"limit": value})
+    return limits(project)
+
+
+register_usage_counter(
+    "key_pairs", lambda project, user: KeyPair.objects.filter(user=user).count() if user else 0
+)

@@ -1,0 +1,1 @@
+"""Networking: networks, subnets, ports, IP allocation, floating IPs, security groups."""

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class NetworkingConfig(AppConfig):
+    name = "networking"
+    verbose_name = "Networking"
+    default_auto_field = "django.db.models.BigAutoField"

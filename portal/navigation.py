@@ -1,0 +1,30 @@
+"""The dashboard's navigation: each app contributes entries, shown when policy allows them."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NavItem:
+    section: str  # "Project" or "Admin" or "Identity"
+    label: str
+    url_name: str
+    action: str  # policy action that must hold to show the entry
+    icon: str = ""
+
+
+MENU: list[NavItem] = [
+    NavItem("Project", "Overview", "overview", "authenticated", "speedometer2"),
+    NavItem("Project", "Key pairs", "identity:keypairs", "identity:keypair:list", "key"),
+    NavItem("Project", "Operations", "operations", "workers:operation:list", "activity"),
+    NavItem("Admin", "Projects", "identity:admin-projects", "identity:project:create", "folder"),
+    NavItem("Admin", "Users", "identity:admin-users", "identity:user:create", "people"),
+    NavItem(
+        "Admin", "Role assignments", "identity:admin-roles", "identity:role_assignment:create", "shield-lock"
+    ),
+]
+
+
+def register(item: NavItem) -> None:
+    """Add an app's entry (compute, storage and networking call this from their AppConfig.ready)."""
+    if item not in MENU:
+        MENU.append(item)

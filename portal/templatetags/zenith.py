@@ -1,0 +1,23 @@
+"""Template helpers: ``ctx|can:"action"`` asks the policy engine, to hide what a user cannot do."""
+
+from django import template
+
+from identity import policy
+
+register = template.Library()
+
+
+@register.filter
+def can(ctx, action: str) -> bool:
+    return ctx is not None and ctx.user is not None and policy.check(ctx, action)
+
+
+@register.filter
+def percent(used, limit) -> int:
+    try:
+        used, limit = int(used), int(limit)
+    except (TypeError, ValueError):
+        return 0
+    if limit <= 0:
+        return 0 if limit < 0 else 100
+    return min(100, round(100 * used / limit))

@@ -1,0 +1,84 @@
+"""Dashboard shell: overview with quota usage, project switcher, the project's operations."""
+
+import django_tables2 as tables
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from identity import policy, quotas
+from identity.middleware import SESSION_PROJECT_KEY
+from identity.models import Project
+from workers.models import Operation
+
+
+@login_required
+def overview(request):
+    """The project's quota usage: limit, in use, remaining, per resource."""
+    ctx = request.zenith
+    rows = quotas.summary(ctx.project, request.user) if ctx.project else []
+    return render(request, "portal/overview.html", {"quota_rows": rows})
+
+
+@login_required
+@require_POST
+def switch_project(request):
+    """Make another project (one the user holds a role on) the current one for this session."""
+    project = (
+        Project.objects.filter(
+            pk=request.POST.get("project") or None, role_assignments__user=request.user, enabled=True
+        ).first()
+        if _is_uuid(request.POST.get("project"))
+        else None
+    )
+    if project is None:
+        messages.error(request, "You have no role on that project.")
+    else:
+        request.session[SESSION_PROJECT_KEY] = str(project.pk)
+        messages.success(request, f"Switched to project {project.name}.")
+    target = request.POST.get("next") or reverse("overview")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("overview")
+    return HttpResponseRedirect(target)
+
+
+def _is_uuid(value) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+class OperationTable(tables.Table):
+    kind = tables.Column()
+    state = tables.TemplateColumn(template_name="portal/_operation_state.html")
+    progress = tables.TemplateColumn(template_name="portal/_operation_progress.html", orderable=False)
+    message = tables.Column(orderable=False)
+    created = tables.DateTimeColumn(format="Y-m-d H:i:s")
+
+    class Meta:
+        model = Operation
+        fields = ("kind", "state", "progress", "message", "created")
+        attrs = {"class": "table table-sm table-hover align-middle"}
+        order_by = "-created"
+
+
+@login_required
+def operations(request):
+    """The project's asynchronous operations, newest first."""
+    ctx = request.zenith
+    if not policy.check(ctx, "workers:operation:list"):
+        return render(request, "portal/forbidden.html", status=403)
+    table = OperationTable(Operation.objects.visible_to(ctx))
+    tables.RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    return render(request, "portal/operations.html", {"table": table})
+
+
+def home(request):
+    return redirect("overview" if request.user.is_authenticated else "login")

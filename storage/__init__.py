@@ -1,0 +1,1 @@
+"""Storage: volume types, volumes, snapshots, attachments, storage backends."""

@@ -1,0 +1,1 @@
+"""The asynchronous plane: the operation ledger and dispatch (central side), and the host agent."""

@@ -1,0 +1,16 @@
+from rest_framework import serializers
+
+from ..models import Operation
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    resource = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Operation
+        fields = ["id", "kind", "state", "progress", "message", "resource", "created", "updated"]
+
+    def get_resource(self, op) -> dict | None:
+        if not op.resource_type:
+            return None
+        return {"type": op.resource_type, "id": op.resource_id}

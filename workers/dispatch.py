@@ -1,0 +1,99 @@
+"""Dispatch: write the Operation in the caller's transaction, send the message on commit."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from identity.context import Context
+
+from . import queues
+from .models import Operation
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(
+    ctx: Context,
+    *,
+    kind: str,
+    task: str,
+    kwargs: dict | None = None,
+    queue: str = queues.CONDUCTOR,
+    resource_type: str = "",
+    resource_id=None,
+    project=None,
+    deadline: timedelta | None = None,
+) -> Operation:
+    """Record an operation in the current transaction and send its task once that commits."""
+    op = Operation.objects.create(
+        kind=kind,
+        task_name=task,
+        queue=queue,
+        payload=kwargs or {},
+        resource_type=resource_type,
+        resource_id=resource_id,
+        project=project if project is not None else ctx.project,
+        user=ctx.user,
+        request_id=ctx.request_id[:64],
+        deadline=timezone.now() + (deadline or settings.ZENITH_OPERATION_DEFAULT_DEADLINE),
+    )
+    transaction.on_commit(lambda: send(op.pk))
+    return op
+
+
+def send(operation_id) -> bool:
+    """Publish a pending operation's task (again); False when it is no longer pending."""
+    now = timezone.now()
+    claimed = Operation.objects.filter(pk=operation_id, state=Operation.PENDING).update(
+        send_count=F("send_count") + 1, sent_at=now
+    )
+    if not claimed:
+        return False
+    op = Operation.objects.only("task_name", "queue", "payload").get(pk=operation_id)
+    try:
+        current_app.send_task(
+            op.task_name,
+            kwargs={"operation_id": str(op.pk), **op.payload},
+            queue=op.queue,
+            task_id=str(op.pk),
+        )
+    except Exception:  # broker down: the sweeper re-sends it later
+        log.exception("could not publish operation %s; the sweeper will retry", operation_id)
+        Operation.objects.filter(pk=operation_id).update(sent_at=None)
+        return False
+    return True
+
+
+def send_to_host(
+    task: str,
+    host: str,
+    *,
+    kwargs: dict,
+    queue_kind: str = "compute",
+    link=None,
+    link_error=None,
+    task_id: str | None = None,
+):
+    """Publish host work on ``<queue_kind>.<host>`` (the agent of that host alone consumes it)."""
+    return current_app.send_task(
+        task, kwargs=kwargs, queue=f"{queue_kind}.{host}", link=link, link_error=link_error, task_id=task_id
+    )
+
+
+def send_to_all_hosts(task: str, hosts: list[str], *, kwargs: dict) -> int:
+    """Send one task to every host: one fanout message where the broker has fanout, else one per host."""
+    if queues.broker_has_fanout(settings.CELERY_BROKER_URL):
+        from kombu.common import Broadcast
+
+        current_app.send_task(task, kwargs=kwargs, queue=Broadcast(queues.BROADCAST))
+        return 1
+    for host in hosts:
+        current_app.send_task(task, kwargs=kwargs, queue=queues.compute_queue(host))
+    return len(hosts)

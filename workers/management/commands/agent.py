@@ -1,0 +1,52 @@
+"""``manage.py agent --host NAME``: run the Celery worker of one compute host."""
+
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from workers import queues
+from workers.agent.runtime import HOST_ENV
+
+
+class Command(BaseCommand):
+    help = "Start the agent of one compute host: a Celery worker consuming exactly that host's queues."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", required=True, help="host name (used in queue names)")
+        parser.add_argument("--concurrency", type=int, default=4, help="threads working at once")
+        parser.add_argument("--loglevel", default="INFO")
+
+    def handle(self, *args, host, concurrency, loglevel, **options):
+        from celery import current_app
+        from kombu import Queue
+        from kombu.common import Broadcast
+
+        from identity.errors import InvalidInput
+        from workers.services import validate_host_name
+
+        try:
+            validate_host_name(host)
+        except InvalidInput as exc:
+            raise CommandError(exc.message) from None
+        os.environ[HOST_ENV] = host
+        task_queues = [Queue(name, routing_key=name) for name in queues.host_queues(host)]
+        if queues.broker_has_fanout(settings.CELERY_BROKER_URL):
+            task_queues.append(Broadcast(queues.BROADCAST))
+        current_app.conf.task_queues = task_queues
+        self.stdout.write(f"agent for host {host}: queues {', '.join(q.name for q in task_queues)}")
+        # Threads, not prefork: a host's hypervisor connection (and libvirt's test driver state)
+        # lives in this one process.
+        current_app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={concurrency}",
+                f"--hostname=agent@{host}",
+                f"--loglevel={loglevel}",
+                "--without-gossip",
+                "--without-mingle",
+                "-Q",
+                ",".join(q.name for q in task_queues),
+            ]
+        )

@@ -1,0 +1,138 @@
+"""Every state change of the ledger: start, progress, succeed, fail, sweep, and operator checks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from identity import policy
+from identity.context import Context
+from identity.errors import InvalidInput
+
+from . import dispatch, queues
+from .models import Operation
+from .signals import operation_failed
+
+log = logging.getLogger(__name__)
+
+
+def start(operation_id) -> Operation | None:
+    """Mark an operation running; None when it already finished (a duplicate or late delivery)."""
+    now = timezone.now()
+    Operation.objects.filter(pk=operation_id, state=Operation.PENDING).update(
+        state=Operation.RUNNING, started_at=now
+    )
+    op = Operation.objects.filter(pk=operation_id).first()
+    if op is None or op.finished:
+        return None
+    return op
+
+
+def report_progress(operation_id, percent: int, message: str = "") -> None:
+    """Record how far a running operation got (monotonic: progress never goes backwards)."""
+    percent = max(0, min(100, int(percent)))
+    update = {"progress": percent}
+    if message:
+        update["message"] = message
+    Operation.objects.filter(pk=operation_id, state=Operation.RUNNING, progress__lte=percent).update(**update)
+
+
+def succeed(operation_id, result=None, message: str = "") -> bool:
+    """Finish an operation successfully; False if it had already finished (e.g. failed by the sweeper)."""
+    return bool(
+        Operation.objects.filter(pk=operation_id, state__in=Operation.UNFINISHED).update(
+            state=Operation.SUCCEEDED,
+            progress=100,
+            result=result,
+            message=message,
+            finished_at=timezone.now(),
+        )
+    )
+
+
+def fail(operation_id, message: str, result=None) -> bool:
+    """Finish an operation as failed with a reason a user can read; False if already finished."""
+    return bool(
+        Operation.objects.filter(pk=operation_id, state__in=Operation.UNFINISHED).update(
+            state=Operation.FAILED, result=result, message=message[:4000], finished_at=timezone.now()
+        )
+    )
+
+
+@dataclass
+class SweepReport:
+    resent: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict:
+        return {"resent": self.resent, "failed": self.failed}
+
+
+def sweep(now: datetime | None = None) -> SweepReport:
+    """Re-send operations never picked up; fail those past their deadline (nothing stays stuck)."""
+    now = now or timezone.now()
+    report = SweepReport()
+    overdue = Operation.objects.filter(state__in=Operation.UNFINISHED, deadline__lte=now).order_by("pk")
+    for op in overdue.only("pk", "state", "send_count", "kind"):
+        with transaction.atomic():
+            locked = (
+                Operation.objects.select_for_update().filter(pk=op.pk, state__in=Operation.UNFINISHED).first()
+            )
+            if locked is None:
+                continue
+            if locked.state == Operation.PENDING:
+                reason = (
+                    f"Deadline exceeded: no worker picked up this {locked.kind} operation "
+                    f"(sent {locked.send_count} time(s) to queue {locked.queue}). Is its worker running?"
+                )
+            else:
+                reason = f"Deadline exceeded: the {locked.kind} operation did not finish in time."
+            fail(locked.pk, reason)
+            locked.refresh_from_db()
+            operation_failed.send(sender=Operation, operation=locked)
+            report.failed += 1
+    resend_before = now - settings.ZENITH_OPERATION_RESEND_AFTER
+    stale = Operation.objects.filter(
+        Q(sent_at__isnull=True) | Q(sent_at__lte=resend_before),
+        state=Operation.PENDING,
+        deadline__gt=now,
+        send_count__lt=settings.ZENITH_OPERATION_MAX_SENDS,
+        created__lte=resend_before,
+    ).values_list("pk", flat=True)
+    for pk in list(stale):
+        if dispatch.send(pk):
+            report.resent += 1
+    if report.resent or report.failed:
+        log.info("operation sweep: %s", report.as_dict())
+    return report
+
+
+HOST_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def validate_host_name(name: str) -> str:
+    """A host name usable in queue names: letters, digits, '-', '_', '.'; 1-63 characters."""
+    if not name or len(name) > 63 or not set(name) <= HOST_NAME_CHARS:
+        raise InvalidInput("Host names are 1-63 characters of letters, digits, '-', '_' and '.'.")
+    return name
+
+
+@transaction.atomic
+def ping_host(ctx: Context, host: str) -> Operation:
+    """Ask a host's agent to answer on its own queue: proves the whole path conductor -> host -> back."""
+    policy.enforce(ctx, "workers:host:ping")
+    host = validate_host_name(host)
+    return dispatch.enqueue(
+        ctx,
+        kind="host.ping",
+        task="workers.tasks.ping_host",
+        kwargs={"host": host},
+        queue=queues.CONDUCTOR,
+        resource_type="host",
+    )
