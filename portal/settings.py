@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("ZENITH_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(os.environ.get("ZENITH_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
@@ -164,12 +164,16 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 BROKER_DIR = Path(os.environ.get("ZENITH_BROKER_DIR", VAR_DIR / "broker"))
 if CELERY_BROKER_URL.startswith("filesystem"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport with atomic message files (see workers/broker.py).
+    CELERY_BROKER_TRANSPORT = "workers.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Exchange-to-queue bindings; kombu's default is ./control, relative to the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # The default 1 s polling makes every hop take a second; 20 ms was measured at ~22 ms a hop.
         "polling_interval": 0.02,

@@ -92,7 +92,11 @@ def send_to_all_hosts(task: str, hosts: list[str], *, kwargs: dict) -> int:
     if queues.broker_has_fanout(settings.CELERY_BROKER_URL):
         from kombu.common import Broadcast
 
-        current_app.send_task(task, kwargs=kwargs, queue=Broadcast(queues.BROADCAST))
+        broadcast = Broadcast(queues.BROADCAST)
+        # Celery never declares a Broadcast queue when publishing, and kombu's virtual transports
+        # (Redis) treat an exchange this process has not declared as direct: the message would be
+        # pushed onto one agent's list, which agents never read (they subscribe). Declare it fanout.
+        current_app.send_task(task, kwargs=kwargs, queue=broadcast, declare=[broadcast.exchange])
         return 1
     for host in hosts:
         current_app.send_task(task, kwargs=kwargs, queue=queues.compute_queue(host))

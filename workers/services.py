@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -92,7 +92,8 @@ def sweep(now: datetime | None = None) -> SweepReport:
                     f"(sent {locked.send_count} time(s) to queue {locked.queue}). Is its worker running?"
                 )
             else:
-                reason = f"Deadline exceeded: the {locked.kind} operation did not finish in time."
+                last_step = f" (last step: {locked.message})" if locked.message else ""
+                reason = f"Deadline exceeded: the {locked.kind} operation did not finish in time{last_step}."
             fail(locked.pk, reason)
             locked.refresh_from_db()
             operation_failed.send(sender=Operation, operation=locked)
@@ -113,6 +114,8 @@ def sweep(now: datetime | None = None) -> SweepReport:
     return report
 
 
+# A ping is answered in milliseconds by a live agent; a dead host should not look busy for 10 minutes.
+PING_DEADLINE = timedelta(seconds=60)
 HOST_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -130,6 +133,7 @@ def ping_host(ctx: Context, host: str) -> Operation:
     host = validate_host_name(host)
     return dispatch.enqueue(
         ctx,
+        deadline=PING_DEADLINE,
         kind="host.ping",
         task="workers.tasks.ping_host",
         kwargs={"host": host},
