@@ -14,6 +14,7 @@ from .errors import InvalidInput, QuotaExceeded
 from .models import KeyPair, Project, Quota, QuotaLock, User
 
 UNLIMITED = -1
+MAX_LIMIT = 2**31 - 1  # Quota.limit is a 32-bit integer column
 UsageCounter = Callable[[Project, "User | None"], int]
 _counters: dict[str, UsageCounter] = {}
 
@@ -81,8 +82,10 @@ def set_limits(project: Project, new_limits: Mapping[str, int]) -> dict[str, int
     if unknown:
         raise InvalidInput(f"Unknown quota resource(s): {', '.join(unknown)}.")
     for res, value in new_limits.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < UNLIMITED:
-            raise InvalidInput(f"Quota for {res} must be an integer >= -1 (-1 means unlimited).")
+        if isinstance(value, bool) or not isinstance(value, int) or not UNLIMITED <= value <= MAX_LIMIT:
+            raise InvalidInput(
+                f"Quota for {res} must be an integer >= -1 and <= {MAX_LIMIT} (-1 means unlimited)."
+            )
     for res, value in new_limits.items():
         Quota.objects.update_or_create(project=project, resource=res, defaults={"limit": value})
     return limits(project)

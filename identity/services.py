@@ -6,9 +6,11 @@ transaction. Views (dashboard and API) only parse input and call these.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -123,8 +125,10 @@ def _check_password(password: str, username: str) -> None:
 
 
 @transaction.atomic
-def update_user(ctx: Context, user: User, *, email=None, password=None, is_active=None) -> User:
-    """Change a user's e-mail, password or active flag."""
+def update_user(
+    ctx: Context, user: User, *, email=None, password=None, is_active=None, is_superuser=None
+) -> User:
+    """Change a user's e-mail, password, active flag, or cloud-admin (superuser) status."""
     policy.enforce(ctx, "identity:user:update")
     if email is not None:
         user.email = email
@@ -135,6 +139,10 @@ def update_user(ctx: Context, user: User, *, email=None, password=None, is_activ
         if not is_active and ctx.user is not None and user.pk == ctx.user.pk:
             raise Conflict("You cannot disable your own account.")
         user.is_active = is_active
+    if is_superuser is not None:
+        if not is_superuser and ctx.user is not None and user.pk == ctx.user.pk:
+            raise Conflict("You cannot remove your own cloud-admin status.")
+        user.is_superuser = user.is_staff = is_superuser
     user.save()
     return user
 
@@ -174,8 +182,11 @@ def assign_role(ctx: Context, *, user: User, project: Project, role: Role) -> Ro
     except IntegrityError:
         raise Conflict(f"{user.username} already holds {role.name} on {project.name}.") from None
     _sync_project_perms(user, project)
-    if user.default_project_id is None:
-        User.objects.filter(pk=user.pk).update(default_project=project)
+    # The filter on the row, not the in-memory flag, decides: ``user`` may be a stale instance.
+    if user.default_project_id is None and User.objects.filter(
+        pk=user.pk, default_project__isnull=True
+    ).update(default_project=project):
+        user.default_project = project
     return assignment
 
 
@@ -265,12 +276,11 @@ def resolve_project(user: User, reference: str | None) -> Project:
     if not reference:
         project = mine.filter(pk=user.default_project_id).first() or mine.first()
     else:
+        # A name may be 32 or 36 characters long too: only a reference that parses as a UUID is an id.
         match = Q(name=reference)
-        try:
-            match |= Q(pk=reference) if len(reference) in (32, 36) else Q()
-            project = mine.filter(match).first()
-        except (ValueError, ValidationError):
-            project = None
+        with contextlib.suppress(ValueError):
+            match |= Q(pk=uuid.UUID(reference))
+        project = mine.filter(match).first()
     if project is None:
         raise NotAuthenticated(
             f"You have no role on a project named {reference!r}."

@@ -22,6 +22,7 @@ class KeyPairTable(tables.Table):
 
 
 class ProjectTable(tables.Table):
+    created = tables.DateTimeColumn(format="Y-m-d H:i")
     members = tables.Column(verbose_name="Role assignments", orderable=True)
     actions = tables.TemplateColumn(
         template_name="identity/_project_actions.html", orderable=False, verbose_name=""
@@ -34,6 +35,7 @@ class ProjectTable(tables.Table):
 
 
 class UserTable(tables.Table):
+    date_joined = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Joined")
     is_superuser = tables.BooleanColumn(verbose_name="Cloud admin")
     actions = tables.TemplateColumn(
         template_name="identity/_user_actions.html", orderable=False, verbose_name=""
@@ -49,6 +51,7 @@ class RoleAssignmentTable(tables.Table):
     user = tables.Column(accessor="user__username", verbose_name="User")
     project = tables.Column(accessor="project__name", verbose_name="Project")
     role = tables.Column(accessor="role__name", verbose_name="Role")
+    created = tables.DateTimeColumn(format="Y-m-d H:i")
     actions = tables.TemplateColumn(
         template_name="identity/_assignment_actions.html", orderable=False, verbose_name=""
     )

@@ -59,111 +59,130 @@ def keypair_delete(request, pk):
     return redirect("identity:keypairs")
 
 
+def _admin_page(
+    request, *, action, form_class, create, success, queryset, table_class, title, form_id, submit
+):
+    """An admin list with a create form beside it: the same shape for projects, users, assignments."""
+    if (denied := forbidden_unless(request, action)) is not None:
+        return denied
+    form = form_class(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if call_service(request, form, lambda: create(data), success=success(data)) is not None:
+            return redirect(request.path)
+    return render(
+        request,
+        "identity/admin_list.html",
+        {
+            "table": _table(request, table_class(queryset)),
+            "form": form,
+            "title": title,
+            "form_id": form_id,
+            "submit": submit,
+        },
+    )
+
+
+def _admin_delete(request, *, action, queryset, pk, delete, success, back):
+    """Delete one row the admin can see through a service; 404 for anything else."""
+    if (denied := forbidden_unless(request, action)) is not None:
+        return denied
+    try:
+        obj = queryset.get_visible(request.zenith, pk=pk)
+    except NotFound:
+        return render(request, "portal/404.html", status=404)
+    call_service(request, None, lambda: delete(obj), success(obj))
+    return redirect(back)
+
+
 @login_required
 def admin_projects(request):
     ctx = request.zenith
-    if (denied := forbidden_unless(request, "identity:project:create")) is not None:
-        return denied
-    form = ProjectForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        done = call_service(
-            request,
-            form,
-            lambda: services.create_project(ctx, **form.cleaned_data),
-            success=f"Project {form.cleaned_data['name']} created.",
-        )
-        if done is not None:
-            return redirect("identity:admin-projects")
-    queryset = Project.objects.visible_to(ctx).annotate(members=Count("role_assignments"))
-    return render(
+    return _admin_page(
         request,
-        "identity/admin_projects.html",
-        {"table": _table(request, ProjectTable(queryset)), "form": form},
+        action="identity:project:create",
+        form_class=ProjectForm,
+        create=lambda data: services.create_project(ctx, **data),
+        success=lambda data: f"Project {data['name']} created.",
+        queryset=Project.objects.visible_to(ctx).annotate(members=Count("role_assignments")),
+        table_class=ProjectTable,
+        title="Projects",
+        form_id="project-form",
+        submit="Create project",
     )
 
 
 @login_required
 @require_POST
 def admin_project_delete(request, pk):
-    ctx = request.zenith
-    if (denied := forbidden_unless(request, "identity:project:delete")) is not None:
-        return denied
-    try:
-        project = Project.objects.get_visible(ctx, pk=pk)
-    except NotFound:
-        return render(request, "portal/404.html", status=404)
-    call_service(
-        request, None, lambda: services.delete_project(ctx, project), f"Project {project.name} deleted."
+    return _admin_delete(
+        request,
+        action="identity:project:delete",
+        queryset=Project.objects,
+        pk=pk,
+        delete=lambda project: services.delete_project(request.zenith, project),
+        success=lambda project: f"Project {project.name} deleted.",
+        back="identity:admin-projects",
     )
-    return redirect("identity:admin-projects")
 
 
 @login_required
 def admin_users(request):
     ctx = request.zenith
-    if (denied := forbidden_unless(request, "identity:user:create")) is not None:
-        return denied
-    form = UserForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        done = call_service(
-            request,
-            form,
-            lambda: services.create_user(ctx, **form.cleaned_data),
-            success=f"User {form.cleaned_data['username']} created.",
-        )
-        if done is not None:
-            return redirect("identity:admin-users")
-    table = _table(request, UserTable(User.objects.visible_to(ctx)))
-    return render(request, "identity/admin_users.html", {"table": table, "form": form})
+    return _admin_page(
+        request,
+        action="identity:user:create",
+        form_class=UserForm,
+        create=lambda data: services.create_user(ctx, **data),
+        success=lambda data: f"User {data['username']} created.",
+        queryset=User.objects.visible_to(ctx),
+        table_class=UserTable,
+        title="Users",
+        form_id="user-form",
+        submit="Create user",
+    )
 
 
 @login_required
 @require_POST
 def admin_user_delete(request, pk):
-    ctx = request.zenith
-    if (denied := forbidden_unless(request, "identity:user:delete")) is not None:
-        return denied
-    try:
-        user = User.objects.get_visible(ctx, pk=pk)
-    except NotFound:
-        return render(request, "portal/404.html", status=404)
-    call_service(request, None, lambda: services.delete_user(ctx, user), f"User {user.username} deleted.")
-    return redirect("identity:admin-users")
+    return _admin_delete(
+        request,
+        action="identity:user:delete",
+        queryset=User.objects,
+        pk=pk,
+        delete=lambda user: services.delete_user(request.zenith, user),
+        success=lambda user: f"User {user.username} deleted.",
+        back="identity:admin-users",
+    )
 
 
 @login_required
 def admin_roles(request):
     ctx = request.zenith
-    if (denied := forbidden_unless(request, "identity:role_assignment:create")) is not None:
-        return denied
-    form = RoleAssignmentForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        done = call_service(
-            request,
-            form,
-            lambda: services.assign_role(ctx, **data),
-            success=f"{data['user'].username} is now {data['role'].name} on {data['project'].name}.",
-        )
-        if done is not None:
-            return redirect("identity:admin-roles")
-    queryset = RoleAssignment.objects.visible_to(ctx).select_related("user", "project", "role")
-    return render(
+    return _admin_page(
         request,
-        "identity/admin_roles.html",
-        {"table": _table(request, RoleAssignmentTable(queryset)), "form": form},
+        action="identity:role_assignment:create",
+        form_class=RoleAssignmentForm,
+        create=lambda data: services.assign_role(ctx, **data),
+        success=lambda data: f"{data['user'].username} is now {data['role'].name} on {data['project'].name}.",
+        queryset=RoleAssignment.objects.visible_to(ctx).select_related("user", "project", "role"),
+        table_class=RoleAssignmentTable,
+        title="Role assignments",
+        form_id="assignment-form",
+        submit="Assign role",
     )
 
 
 @login_required
 @require_POST
 def admin_role_revoke(request, pk):
-    ctx = request.zenith
-    if (denied := forbidden_unless(request, "identity:role_assignment:delete")) is not None:
-        return denied
-    try:
-        assignment = RoleAssignment.objects.select_related("user", "project", "role").get_visible(ctx, pk=pk)
-    except NotFound:
-        return render(request, "portal/404.html", status=404)
-    call_service(request, None, lambda: services.revoke_role(ctx, assignment), "Role assignment removed.")
-    return redirect("identity:admin-roles")
+    return _admin_delete(
+        request,
+        action="identity:role_assignment:delete",
+        queryset=RoleAssignment.objects.select_related("user", "project", "role"),
+        pk=pk,
+        delete=lambda assignment: services.revoke_role(request.zenith, assignment),
+        success=lambda assignment: "Role assignment removed.",
+        back="identity:admin-roles",
+    )

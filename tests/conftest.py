@@ -33,6 +33,8 @@ class Cloud:
 
 @pytest.fixture
 def cloud(db) -> Cloud:
+    # Transactional tests flush every table, including the roles the data migration seeded.
+    services.seed_roles()
     admin_project = ProjectFactory(name=settings.ZENITH_ADMIN_PROJECT)
     admin = UserFactory(username="cloudadmin")
     grant(admin, admin_project, "admin")

@@ -22,6 +22,10 @@ class UserFilterSet(django_filters.FilterSet):
 
 
 class RoleAssignmentFilterSet(django_filters.FilterSet):
+    # Plain UUID filters, not model choices: "no such user" (400) vs "none of yours" (empty 200)
+    # would tell a caller which ids exist in other projects.
+    user = django_filters.UUIDFilter(field_name="user_id")
+    project = django_filters.UUIDFilter(field_name="project_id")
     role = django_filters.CharFilter(field_name="role__name")
 
     class Meta:

@@ -89,7 +89,10 @@ class QuotaSetSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if not isinstance(data, dict) or not data:
-            raise serializers.ValidationError('Send an object of resource: limit, e.g. {"instances": 20}.')
+            # Keyed: Serializer.errors must be a dict, a bare message here made is_valid() crash (500).
+            raise serializers.ValidationError(
+                {"non_field_errors": ['Send an object of resource: limit, e.g. {"instances": 20}.']}
+            )
         return data
 
 

@@ -141,6 +141,7 @@ class UserViewSet(
             email=data.get("email"),
             password=data.get("password"),
             is_active=data.get("is_active"),
+            is_superuser=data.get("is_superuser"),
         )
 
     def perform_destroy(self, instance):
@@ -170,8 +171,13 @@ class RoleAssignmentViewSet(
     def scope_queryset(self, queryset):
         return queryset.select_related("user", "project", "role")
 
-    def perform_create(self, serializer):
+    def create(self, request, *args, **kwargs):
+        # Refuse before validating: otherwise 400 "object does not exist" vs 403 tells a non-admin
+        # which user and project ids exist.
         policy.enforce(self.ctx, "identity:role_assignment:create")
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
         serializer.instance = services.assign_role(self.ctx, **serializer.validated_data)
 
     def perform_destroy(self, instance):

@@ -21,3 +21,12 @@ def percent(used, limit) -> int:
     if limit <= 0:
         return 0 if limit < 0 else 100
     return min(100, round(100 * used / limit))
+
+
+RESOURCE_LABELS = {"ram": "RAM (MB)", "gigabytes": "Volume gigabytes", "floating_ips": "Floating IPs"}
+
+
+@register.filter
+def resource_label(resource: str) -> str:
+    """A quota resource's name as a person reads it: ``floating_ips`` -> ``Floating IPs``."""
+    return RESOURCE_LABELS.get(resource) or resource.replace("_", " ").capitalize()
