@@ -1,0 +1,116 @@
+"""Round trip of one operation through real worker processes: enqueue -> conductor -> host -> callback.
+
+Usage: .venv/bin/python bench/operation_roundtrip.py [--runs 50]
+Uses the broker and database from the environment (embedded defaults when unset), in a private
+ZENITH_VAR_DIR (var/bench) unless one is set. Prints JSON.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("ZENITH_VAR_DIR", str(ROOT / "var" / "bench"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from identity.context import system_context
+    from workers import services
+    from workers.models import Operation
+
+    call_command("migrate", verbosity=0)
+    python = sys.executable
+    env = dict(os.environ)
+    procs = [
+        subprocess.Popen(
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "-Q",
+                "conductor",
+                "--pool=threads",
+                "-c",
+                "4",
+                "-n",
+                "bench-conductor@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [python, "manage.py", "agent", "--host", "bench-host", "--loglevel=WARNING"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        ),
+    ]
+    ctx = system_context()
+
+    def roundtrip(timeout: float = 30.0) -> float:
+        start = time.perf_counter()
+        op = services.ping_host(ctx, "bench-host")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = Operation.objects.filter(pk=op.pk).values_list("state", flat=True).get()
+            if state == Operation.SUCCEEDED:
+                return (time.perf_counter() - start) * 1000
+            if state == Operation.FAILED:
+                raise RuntimeError("operation failed")
+            time.sleep(0.002)
+        raise TimeoutError("operation did not finish")
+
+    try:
+        roundtrip(timeout=60)  # warm-up: workers start and connect
+        samples = sorted(roundtrip() for _ in range(args.runs))
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=20)
+    print(
+        json.dumps(
+            {
+                "benchmark": "operation_roundtrip",
+                "broker": settings.CELERY_BROKER_URL.split(":")[0],
+                "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+                "runs": args.runs,
+                "p50_ms": round(statistics.median(samples), 1),
+                "p95_ms": round(samples[int(0.95 * (len(samples) - 1))], 1),
+                "max_ms": round(samples[-1], 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
