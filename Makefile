@@ -9,15 +9,18 @@ export PORT
 PG_URL ?= postgres://postgres@127.0.0.1:5432/zenith
 REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
+# Debian packages: libvirt's headers to build libvirt-python; Chromium for the browser tests.
+APT_PACKAGES_BUILD := libvirt-dev pkg-config
 APT_PACKAGES_TEST := chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install assets system-deps lint check-migrations test-embedded test-services clean
+.PHONY: run test install assets apt-install system-deps lint check-migrations test-embedded test-services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES_BUILD)"
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
@@ -35,13 +38,16 @@ static/vendor/.installed: package.json package-lock.json
 
 assets: static/vendor/.installed
 
-# Debian packages the tests need (Chromium for the browser tests), installed only when missing.
-system-deps:
-	@missing=""; for p in $(APT_PACKAGES_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Install Debian packages only when missing (root, or sudo).
+apt-install:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+system-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES_BUILD) $(APT_PACKAGES_TEST)"
 
 run: install
 	$(BIN)/python manage.py migrate --noinput -v0
