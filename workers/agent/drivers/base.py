@@ -1,0 +1,168 @@
+"""The driver interface of the host agent: plain data in, plain data out, no Django."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from os import PathLike
+
+# Nova's power states, the only values ``power_state`` returns.
+RUNNING = "running"
+PAUSED = "paused"
+SHUTDOWN = "shutdown"
+CRASHED = "crashed"
+SUSPENDED = "suspended"
+NOSTATE = "nostate"
+POWER_STATES = (RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED, NOSTATE)
+
+
+class DriverError(Exception):
+    """A hypervisor call failed; ``str(exc)`` is the hypervisor's own message."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class NotSupported(DriverError):
+    """The connected hypervisor cannot do this (e.g. libvirt's test driver has no real guest)."""
+
+
+class DomainNotFound(DriverError):
+    """No domain of that name on this host."""
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    hostname: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int  # capacity of the agent's storage pool, 0 when it has none
+    hypervisor_type: str  # libvirt's name of the driver: "QEMU", "Test", ...
+    hypervisor_version: int  # libvirt encoding: major * 1_000_000 + minor * 1_000 + release
+    uri: str
+    arch: str = ""
+    cpu_mhz: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    path: str
+    format: str = "qcow2"
+    bus: str = "virtio"
+    target_dev: str | None = None  # vda, vdb, ... by position when None
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    mac: str
+    network: str | None = None  # a libvirt network name ...
+    bridge: str | None = None  # ... or a host bridge (exactly one of the two)
+    model: str = "virtio"
+
+    def __post_init__(self):
+        if (self.network is None) == (self.bridge is None):
+            raise ValueError("a NIC needs exactly one of network= or bridge=")
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str  # "zenith-<instance uuid>"
+    uuid: str  # the instance's uuid, used as the domain's uuid
+    vcpus: int
+    memory_mb: int
+    disks: list[DiskSpec] = field(default_factory=list)
+    nics: list[NicSpec] = field(default_factory=list)
+    console_log: str | None = None  # serial console logged to this file (the agent reads it)
+    instance_id: str | None = None  # written to <metadata>; defaults to uuid
+    vnc: bool = True
+    vnc_listen: str = "127.0.0.1"
+    arch: str | None = None  # None: the hypervisor's default
+    boot: str = "hd"
+
+
+ByteSource = str | PathLike | Iterable[bytes]
+Progress = Callable[[int], None]
+
+
+class ComputeDriver(ABC):
+    """What the agent's tasks call. Every method is idempotent where the docstring says so."""
+
+    @abstractmethod
+    def host_info(self) -> HostInfo: ...
+
+    @abstractmethod
+    def ensure_pool(self) -> None: ...
+
+    @abstractmethod
+    def create_disk_from_image(self, name: str, base: str | None, size_gb: int) -> str: ...
+
+    @abstractmethod
+    def import_image(
+        self, name: str, source: ByteSource, size: int, progress: Progress | None = None
+    ) -> str: ...
+
+    @abstractmethod
+    def spawn(self, spec: DomainSpec) -> dict: ...
+
+    @abstractmethod
+    def start(self, name: str) -> str: ...
+
+    @abstractmethod
+    def stop(self, name: str, timeout: float = 60.0, force: bool = False) -> str: ...
+
+    @abstractmethod
+    def reboot(self, name: str, hard: bool = False) -> str: ...
+
+    @abstractmethod
+    def pause(self, name: str) -> str: ...
+
+    @abstractmethod
+    def unpause(self, name: str) -> str: ...
+
+    @abstractmethod
+    def suspend(self, name: str) -> str: ...
+
+    @abstractmethod
+    def resume(self, name: str) -> str: ...
+
+    @abstractmethod
+    def destroy_and_undefine(self, name: str, delete_disks: bool = True) -> dict: ...
+
+    @abstractmethod
+    def power_state(self, name: str) -> str: ...
+
+    @abstractmethod
+    def list_domains(self) -> list[dict]: ...
+
+    def console_log(self, path: str, lines: int = 100) -> str:
+        """The last ``lines`` lines of the serial log file the guest writes; "" when there is none."""
+        return tail_file(path, lines)
+
+
+def tail_file(path: str | PathLike, lines: int, block: int = 64 * 1024) -> str:
+    """Last ``lines`` lines of a file, read backwards in blocks (a console log can be large)."""
+    if lines <= 0:
+        return ""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, the read loop needs the handle
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+    with fh:
+        fh.seek(0, 2)
+        pos = fh.tell()
+        data = b""
+        # One newline more than asked: the text may end with a newline of its own.
+        while pos > 0 and data.count(b"\n") <= lines:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            data = fh.read(step) + data
+    text = data.decode("utf-8", errors="replace")
+    kept = text.splitlines(keepends=True)[-lines:]
+    return "".join(kept)

@@ -1,0 +1,141 @@
+"""libvirt XML built with ElementTree: domains, dir pools and qcow2 volumes. Pure functions."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from workers.agent.drivers.base import DomainSpec
+
+METADATA_NS = "https://zenith.invalid/xmlns/instance/1"
+METADATA_PREFIX = "zenith"
+ET.register_namespace(METADATA_PREFIX, METADATA_NS)
+
+GiB = 1024**3
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, {k: v for k, v in attrs.items() if v is not None})
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _disk_dev(index: int, bus: str) -> str:
+    prefix = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}.get(bus, "vd")
+    letters = ""
+    n = index
+    while True:
+        letters = chr(ord("a") + n % 26) + letters
+        n = n // 26 - 1
+        if n < 0:
+            return prefix + letters
+
+
+def domain_xml(spec: DomainSpec, domain_type: str) -> str:
+    """The domain definition of ``spec`` for a hypervisor of ``domain_type`` (kvm, qemu, test)."""
+    dom = ET.Element("domain", type=domain_type)
+    _sub(dom, "name", spec.name)
+    _sub(dom, "uuid", spec.uuid)
+    meta = _sub(dom, "metadata")
+    inst = _sub(meta, f"{{{METADATA_NS}}}instance")
+    _sub(inst, f"{{{METADATA_NS}}}id", spec.instance_id or spec.uuid)
+    _sub(dom, "memory", str(spec.memory_mb), unit="MiB")
+    _sub(dom, "currentMemory", str(spec.memory_mb), unit="MiB")
+    _sub(dom, "vcpu", str(spec.vcpus))
+    os_el = _sub(dom, "os")
+    _sub(os_el, "type", "hvm", arch=spec.arch)
+    _sub(os_el, "boot", dev=spec.boot)
+    features = _sub(dom, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+    _sub(dom, "on_poweroff", "destroy")
+    _sub(dom, "on_reboot", "restart")
+    _sub(dom, "on_crash", "destroy")
+
+    devices = _sub(dom, "devices")
+    for index, disk in enumerate(spec.disks):
+        d = _sub(devices, "disk", type="file", device="disk")
+        _sub(d, "driver", name="qemu", type=disk.format, cache="none")
+        _sub(d, "source", file=disk.path)
+        _sub(d, "target", dev=disk.target_dev or _disk_dev(index, disk.bus), bus=disk.bus)
+        if disk.readonly:
+            _sub(d, "readonly")
+    for nic in spec.nics:
+        if nic.network is not None:
+            i = _sub(devices, "interface", type="network")
+            _sub(i, "mac", address=nic.mac.lower())
+            _sub(i, "source", network=nic.network)
+        else:
+            i = _sub(devices, "interface", type="bridge")
+            _sub(i, "mac", address=nic.mac.lower())
+            _sub(i, "source", bridge=nic.bridge)
+        _sub(i, "model", type=nic.model)
+    if spec.console_log:
+        serial = _sub(devices, "serial", type="file")
+        _sub(serial, "source", path=spec.console_log, append="on")
+        _sub(serial, "target", port="0")
+        console = _sub(devices, "console", type="file")
+        _sub(console, "source", path=spec.console_log, append="on")
+        _sub(console, "target", type="serial", port="0")
+    if spec.vnc:
+        g = _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen=spec.vnc_listen)
+        _sub(g, "listen", type="address", address=spec.vnc_listen)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def instance_id_from_xml(xml: str) -> str | None:
+    """The instance id written in <metadata> by ``domain_xml``, None for foreign domains."""
+    root = ET.fromstring(xml)
+    el = root.find(f"metadata/{{{METADATA_NS}}}instance/{{{METADATA_NS}}}id")
+    return el.text if el is not None else None
+
+
+def disk_paths_from_xml(xml: str) -> list[str]:
+    """The file paths of a domain's disks (device='disk' only, not cdroms)."""
+    root = ET.fromstring(xml)
+    paths = []
+    for disk in root.findall("devices/disk"):
+        if disk.get("device", "disk") != "disk":
+            continue
+        src = disk.find("source")
+        if src is not None and src.get("file"):
+            paths.append(src.get("file"))
+    return paths
+
+
+def choose_domain_type(capabilities_xml: str, kvm_usable: bool) -> str:
+    """ "kvm" when the capabilities offer it and /dev/kvm is usable, else "qemu"."""
+    caps = ET.fromstring(capabilities_xml)
+    offered = {d.get("type") for d in caps.iterfind("guest/arch/domain")}
+    if kvm_usable and "kvm" in offered:
+        return "kvm"
+    return "qemu"
+
+
+def pool_xml(name: str, path: str) -> str:
+    pool = ET.Element("pool", type="dir")
+    _sub(pool, "name", name)
+    target = _sub(pool, "target")
+    _sub(target, "path", path)
+    return ET.tostring(pool, encoding="unicode")
+
+
+def volume_xml(
+    name: str,
+    capacity_bytes: int,
+    fmt: str = "qcow2",
+    backing_path: str | None = None,
+    backing_format: str | None = None,
+) -> str:
+    """A volume; with ``backing_path`` a copy-on-write overlay over that image."""
+    vol = ET.Element("volume", type="file")
+    _sub(vol, "name", name)
+    _sub(vol, "capacity", str(capacity_bytes), unit="bytes")
+    _sub(vol, "allocation", "0", unit="bytes")
+    target = _sub(vol, "target")
+    _sub(target, "format", type=fmt)
+    if backing_path is not None:
+        backing = _sub(vol, "backingStore")
+        _sub(backing, "path", backing_path)
+        _sub(backing, "format", type=backing_format or "qcow2")
+    return ET.tostring(vol, encoding="unicode")
