@@ -53,6 +53,7 @@ run: install
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_flavors
 	@echo
 	@echo "  Zenith is starting on http://127.0.0.1:$(PORT)/"
 	@echo "  Log in as admin, demo or viewer with the password printed above (ZENITH_DEMO_PASSWORD)."

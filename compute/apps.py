@@ -5,3 +5,6 @@ class ComputeConfig(AppConfig):
     name = "compute"
     verbose_name = "Compute"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import policies  # noqa: F401  (registers default rules)

@@ -3,12 +3,15 @@
 from collections.abc import Callable
 from typing import Any
 
+import django_tables2 as tables
 from django import forms
 from django.contrib import messages
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from . import policy
-from .errors import ZenithError
+from .errors import NotFound, ZenithError
+
+PER_PAGE = 25
 
 
 def call_service(request, form: forms.Form | None, fn: Callable[[], Any], success: str | None = None):
@@ -31,3 +34,45 @@ def forbidden_unless(request, action: str):
     if policy.check(request.zenith, action):
         return None
     return render(request, "portal/forbidden.html", status=403)
+
+
+def paginated(request, table):
+    """Apply the request's sorting and page to a django-tables2 table."""
+    tables.RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    return table
+
+
+def admin_list_page(
+    request, *, action, form_class, create, success, queryset, table_class, title, form_id, submit
+):
+    """An admin list with a create form beside it: the same shape for projects, users, assignments."""
+    if (denied := forbidden_unless(request, action)) is not None:
+        return denied
+    form = form_class(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if call_service(request, form, lambda: create(data), success=success(data)) is not None:
+            return redirect(request.path)
+    return render(
+        request,
+        "identity/admin_list.html",
+        {
+            "table": paginated(request, table_class(queryset)),
+            "form": form,
+            "title": title,
+            "form_id": form_id,
+            "submit": submit,
+        },
+    )
+
+
+def admin_delete(request, *, action, queryset, pk, delete, success, back):
+    """Delete one row the admin can see through a service; 404 for anything else."""
+    if (denied := forbidden_unless(request, action)) is not None:
+        return denied
+    try:
+        obj = queryset.get_visible(request.zenith, pk=pk)
+    except NotFound:
+        return render(request, "portal/404.html", status=404)
+    call_service(request, None, lambda: delete(obj), success(obj))
+    return redirect(back)

@@ -1,24 +1,16 @@
 """Identity dashboard pages: key pairs for everyone; projects, users and role assignments for admins."""
 
-import django_tables2 as tables
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from . import services
-from .dashboard import call_service, forbidden_unless
+from .dashboard import admin_delete, admin_list_page, call_service, forbidden_unless, paginated
 from .errors import NotFound
 from .forms import KeyPairForm, ProjectForm, RoleAssignmentForm, UserForm
 from .models import KeyPair, Project, RoleAssignment, User
 from .tables import KeyPairTable, ProjectTable, RoleAssignmentTable, UserTable
-
-PER_PAGE = 25
-
-
-def _table(request, table):
-    tables.RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
-    return table
 
 
 @login_required
@@ -41,7 +33,7 @@ def keypairs(request):
                 return redirect("identity:keypairs")
             if created is not None:
                 form = KeyPairForm()
-    table = _table(request, KeyPairTable(KeyPair.objects.visible_to(ctx)))
+    table = paginated(request, KeyPairTable(KeyPair.objects.visible_to(ctx)))
     return render(request, "identity/keypairs.html", {"table": table, "form": form, "created": created})
 
 
@@ -59,46 +51,10 @@ def keypair_delete(request, pk):
     return redirect("identity:keypairs")
 
 
-def _admin_page(
-    request, *, action, form_class, create, success, queryset, table_class, title, form_id, submit
-):
-    """An admin list with a create form beside it: the same shape for projects, users, assignments."""
-    if (denied := forbidden_unless(request, action)) is not None:
-        return denied
-    form = form_class(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        if call_service(request, form, lambda: create(data), success=success(data)) is not None:
-            return redirect(request.path)
-    return render(
-        request,
-        "identity/admin_list.html",
-        {
-            "table": _table(request, table_class(queryset)),
-            "form": form,
-            "title": title,
-            "form_id": form_id,
-            "submit": submit,
-        },
-    )
-
-
-def _admin_delete(request, *, action, queryset, pk, delete, success, back):
-    """Delete one row the admin can see through a service; 404 for anything else."""
-    if (denied := forbidden_unless(request, action)) is not None:
-        return denied
-    try:
-        obj = queryset.get_visible(request.zenith, pk=pk)
-    except NotFound:
-        return render(request, "portal/404.html", status=404)
-    call_service(request, None, lambda: delete(obj), success(obj))
-    return redirect(back)
-
-
 @login_required
 def admin_projects(request):
     ctx = request.zenith
-    return _admin_page(
+    return admin_list_page(
         request,
         action="identity:project:create",
         form_class=ProjectForm,
@@ -115,7 +71,7 @@ def admin_projects(request):
 @login_required
 @require_POST
 def admin_project_delete(request, pk):
-    return _admin_delete(
+    return admin_delete(
         request,
         action="identity:project:delete",
         queryset=Project.objects,
@@ -129,7 +85,7 @@ def admin_project_delete(request, pk):
 @login_required
 def admin_users(request):
     ctx = request.zenith
-    return _admin_page(
+    return admin_list_page(
         request,
         action="identity:user:create",
         form_class=UserForm,
@@ -146,7 +102,7 @@ def admin_users(request):
 @login_required
 @require_POST
 def admin_user_delete(request, pk):
-    return _admin_delete(
+    return admin_delete(
         request,
         action="identity:user:delete",
         queryset=User.objects,
@@ -160,7 +116,7 @@ def admin_user_delete(request, pk):
 @login_required
 def admin_roles(request):
     ctx = request.zenith
-    return _admin_page(
+    return admin_list_page(
         request,
         action="identity:role_assignment:create",
         form_class=RoleAssignmentForm,
@@ -177,7 +133,7 @@ def admin_roles(request):
 @login_required
 @require_POST
 def admin_role_revoke(request, pk):
-    return _admin_delete(
+    return admin_delete(
         request,
         action="identity:role_assignment:delete",
         queryset=RoleAssignment.objects.select_related("user", "project", "role"),

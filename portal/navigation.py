@@ -21,6 +21,7 @@ MENU: list[NavItem] = [
     NavItem(
         "Admin", "Role assignments", "identity:admin-roles", "identity:role_assignment:create", "shield-lock"
     ),
+    NavItem("Admin", "Flavors", "compute:admin-flavors", "compute:flavor:create", "cpu"),
 ]
 
 

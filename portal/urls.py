@@ -12,6 +12,7 @@ from . import views
 api_v1 = [
     path("auth/tokens", TokenView.as_view(), name="auth-tokens"),
     path("identity/", include("identity.api.urls")),
+    path("compute/", include("compute.api.urls")),
     path("", include("workers.api.urls")),
 ]
 
@@ -27,6 +28,7 @@ urlpatterns = [
     path("operations/", views.operations, name="operations"),
     path("switch-project/", views.switch_project, name="switch-project"),
     path("identity/", include(("identity.urls", "identity"), namespace="identity")),
+    path("compute/", include(("compute.urls", "compute"), namespace="compute")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,56 @@
+"""Compute API shapes. Validation of meaning lives in compute.services; these check types only."""
+
+from rest_framework import serializers
+
+from ..models import Flavor, FlavorAccess
+
+
+class StrictCharField(serializers.CharField):
+    """A string, not anything DRF can turn into one: extra spec values of 1 or true are refused."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class FlavorSerializer(serializers.ModelSerializer):
+    extra_specs = serializers.DictField(
+        child=StrictCharField(allow_blank=True, max_length=255, trim_whitespace=False),
+        required=False,
+        help_text="scheduler and driver hints, string keys to string values",
+    )
+
+    class Meta:
+        model = Flavor
+        fields = [
+            "id",
+            "name",
+            "vcpus",
+            "ram_mb",
+            "disk_gb",
+            "ephemeral_gb",
+            "swap_mb",
+            "is_public",
+            "extra_specs",
+            "description",
+            "disabled",
+            "created",
+        ]
+        read_only_fields = ["id", "created"]
+        extra_kwargs = {
+            "name": {"validators": []},
+            "description": {"required": False, "max_length": 1024},
+        }
+
+
+class FlavorAccessRequestSerializer(serializers.Serializer):
+    project = serializers.UUIDField(help_text="id of the project to grant or revoke")
+
+
+class FlavorAccessSerializer(serializers.ModelSerializer):
+    project_name = serializers.CharField(source="project.name", read_only=True)
+
+    class Meta:
+        model = FlavorAccess
+        fields = ["project", "project_name", "created"]

@@ -1,0 +1,8 @@
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter(trailing_slash=True)
+router.register("flavors", views.FlavorViewSet, basename="flavor")
+
+urlpatterns = router.urls

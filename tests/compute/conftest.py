@@ -1,0 +1,33 @@
+"""Fixtures for the compute tests: a public and a private flavor (the private one shared with nobody)."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from compute.models import Flavor
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2's deliberate slowness costs ~0.3 s per user; these tests check rules, not hashing cost."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@dataclass
+class Flavors:
+    public: Flavor
+    private: Flavor
+
+
+def make_flavor(name: str, **fields) -> Flavor:
+    """A flavor row as an admin would have created it (no policy involved: this is test setup)."""
+    defaults = {"vcpus": 1, "ram_mb": 512, "disk_gb": 1}
+    return Flavor.objects.create(name=name, **{**defaults, **fields})
+
+
+@pytest.fixture
+def flavors(cloud) -> Flavors:
+    return Flavors(
+        public=make_flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20),
+        private=make_flavor("secret.big", vcpus=16, ram_mb=65536, disk_gb=500, is_public=False),
+    )
