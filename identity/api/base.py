@@ -3,6 +3,7 @@
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from rest_framework import viewsets
 
+from .. import policy
 from ..context import Context
 from ..errors import NotAuthenticated, NotFound
 
@@ -23,6 +24,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
     """
 
     model = None
+    # e.g. "compute:flavor": list enforces "compute:flavor:list"; retrieve, once the object is found
+    # (so an invisible one is 404 first), enforces "compute:flavor:show".
+    policy_prefix: str | None = None
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
 
     @property
@@ -44,4 +48,11 @@ class ScopedViewSet(viewsets.GenericViewSet):
         except (ObjectDoesNotExist, ValueError, ValidationError):
             raise NotFound(f"No such {self.model._meta.verbose_name}.") from None
         self.check_object_permissions(self.request, obj)
+        if self.policy_prefix and self.action == "retrieve":
+            policy.enforce(self.ctx, f"{self.policy_prefix}:show")
         return obj
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if self.policy_prefix and self.action == "list":
+            policy.enforce(self.ctx, f"{self.policy_prefix}:list")

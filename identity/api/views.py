@@ -68,13 +68,10 @@ class ProjectViewSet(
     """Projects: everyone lists those they hold a role on; cloud admins see and manage all."""
 
     model = Project
+    policy_prefix = "identity:project"
     serializer_class = serializers.ProjectSerializer
     filterset_class = filters.ProjectFilterSet
     ordering_fields = ["name", "created"]
-
-    def list(self, request, *args, **kwargs):
-        policy.enforce(self.ctx, "identity:project:list")
-        return super().list(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         serializer.instance = services.create_project(self.ctx, **serializer.validated_data)

@@ -3,7 +3,6 @@
 import django_filters
 from rest_framework import mixins
 
-from identity import policy
 from identity.api.base import ScopedViewSet
 
 from ..models import Operation
@@ -20,14 +19,7 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     """Asynchronous operations of your project: state, progress and message."""
 
     model = Operation
+    policy_prefix = "workers:operation"
     serializer_class = OperationSerializer
     filterset_class = OperationFilterSet
     ordering_fields = ["created", "updated"]
-
-    def list(self, request, *args, **kwargs):
-        policy.enforce(self.ctx, "workers:operation:list")
-        return super().list(request, *args, **kwargs)
-
-    def retrieve(self, request, *args, **kwargs):
-        policy.enforce(self.ctx, "workers:operation:show")
-        return super().retrieve(request, *args, **kwargs)
