@@ -1,8 +1,8 @@
-"""Django admin for compute: flavors (with their project access inline) and flavor access."""
+"""Django admin for compute: flavors (with their project access inline), flavor access and hosts."""
 
 from django.contrib import admin
 
-from .models import Flavor, FlavorAccess
+from .models import Flavor, FlavorAccess, Host
 
 
 class FlavorAccessInline(admin.TabularInline):
@@ -27,3 +27,20 @@ class FlavorAccessAdmin(admin.ModelAdmin):
     search_fields = ["flavor__name", "project__name"]
     list_select_related = ["flavor", "project"]
     autocomplete_fields = ["flavor", "project"]
+
+
+@admin.register(Host)
+class HostAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "state",
+        "enabled",
+        "vcpus",
+        "vcpus_used",
+        "memory_mb",
+        "memory_mb_used",
+        "last_heartbeat",
+    ]
+    list_filter = ["enabled", "availability_zone", "hypervisor_type"]
+    search_fields = ["name", "uri", "id"]
+    readonly_fields = ["created", "updated", "last_heartbeat"]

@@ -1,10 +1,13 @@
-"""Compute resources: flavors (and, later, images, instances, hosts)."""
+"""Compute resources: flavors and hosts (and, later, images, instances)."""
 
 import uuid
+from datetime import datetime
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
-from .scoping import FlavorQuerySet
+from .scoping import FlavorQuerySet, HostQuerySet
 
 
 class Flavor(models.Model):
@@ -53,3 +56,75 @@ class FlavorAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id} may use {self.flavor_id}"
+
+
+def _default_cpu_ratio() -> float:
+    return settings.ZENITH_CPU_ALLOCATION_RATIO
+
+
+def _default_ram_ratio() -> float:
+    return settings.ZENITH_RAM_ALLOCATION_RATIO
+
+
+class Host(models.Model):
+    """A compute host (hypervisor): registered and kept up to date by its agent's heartbeats.
+
+    Capacity (vcpus, memory, disk) comes from libvirt; ``*_used`` are claimed by the scheduler.
+    The scheduler may place up to ``capacity * allocation ratio``. A host whose last heartbeat is
+    older than ``ZENITH_HOST_DOWN_AFTER`` is down; an admin may disable a host (with a reason).
+    """
+
+    UP = "up"
+    DOWN = "down"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=63, unique=True)
+    uri = models.CharField(max_length=255, blank=True, default="", help_text="libvirt connection URI")
+    hypervisor_type = models.CharField(max_length=32, blank=True, default="")
+    hypervisor_version = models.BigIntegerField(default=0)
+    vcpus = models.PositiveIntegerField(default=0, verbose_name="vCPUs")
+    memory_mb = models.PositiveIntegerField(default=0, verbose_name="memory (MB)")
+    disk_gb = models.PositiveIntegerField(default=0, verbose_name="local disk (GB)")
+    vcpus_used = models.PositiveIntegerField(default=0, verbose_name="vCPUs used")
+    memory_mb_used = models.PositiveIntegerField(default=0, verbose_name="memory used (MB)")
+    disk_gb_used = models.PositiveIntegerField(default=0, verbose_name="local disk used (GB)")
+    cpu_allocation_ratio = models.FloatField(default=_default_cpu_ratio)
+    ram_allocation_ratio = models.FloatField(default=_default_ram_ratio)
+    disk_allocation_ratio = models.FloatField(default=1.0)
+    availability_zone = models.CharField(max_length=64, default="nova")
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=255, blank=True, default="")
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = HostQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_up(self, now: datetime | None = None) -> bool:
+        if self.last_heartbeat is None:
+            return False
+        now = now or timezone.now()
+        return self.last_heartbeat >= now - settings.ZENITH_HOST_DOWN_AFTER
+
+    @property
+    def state(self) -> str:
+        """``up`` while heartbeats arrive, ``down`` once none came for ``ZENITH_HOST_DOWN_AFTER``."""
+        return self.UP if self.is_up() else self.DOWN
+
+    @property
+    def vcpus_limit(self) -> float:
+        return self.vcpus * self.cpu_allocation_ratio
+
+    @property
+    def memory_mb_limit(self) -> float:
+        return self.memory_mb * self.ram_allocation_ratio
+
+    @property
+    def disk_gb_limit(self) -> float:
+        return self.disk_gb * self.disk_allocation_ratio

@@ -10,5 +10,9 @@ register_defaults(
         "compute:flavor:update": ADMIN,
         "compute:flavor:delete": ADMIN,
         "compute:flavor:access": ADMIN,
+        "compute:host:list": ADMIN,
+        "compute:host:show": ADMIN,
+        "compute:host:disable": ADMIN,
+        "compute:host:enable": ADMIN,
     }
 )

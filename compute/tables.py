@@ -1,8 +1,10 @@
 """Dashboard tables (django-tables2): sorting and pagination come with them."""
 
 import django_tables2 as tables
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
-from .models import Flavor
+from .models import Flavor, Host
 
 ATTRS = {"class": "table table-sm table-hover align-middle"}
 
@@ -34,3 +36,74 @@ class FlavorTable(tables.Table):
         )
         attrs = ATTRS
         row_attrs = {"data-name": lambda record: record.name}
+
+
+def usage_bar(used: float, total: float, label: str):
+    """A small progress bar: ``used`` of ``total`` (the allocation limit), with ``label`` under it."""
+    percent = min(100, round(100 * used / total)) if total else 0
+    colour = "bg-danger" if percent >= 90 else "bg-warning" if percent >= 70 else "bg-success"
+    return format_html(
+        '<div class="progress" style="min-width: 6rem; height: .5rem" role="progressbar" '
+        'aria-valuenow="{}" aria-valuemin="0" aria-valuemax="100"><div class="progress-bar {}" '
+        'style="width: {}%"></div></div><small class="text-secondary">{}</small>',
+        percent,
+        colour,
+        percent,
+        label,
+    )
+
+
+def _ratio(value: float) -> str:
+    return f"{value:g}"
+
+
+class HostTable(tables.Table):
+    state = tables.Column(empty_values=(), orderable=False, verbose_name="State")
+    enabled = tables.BooleanColumn()
+    vcpus = tables.Column(verbose_name="vCPUs")
+    memory_mb = tables.Column(verbose_name="RAM")
+    disk_gb = tables.Column(verbose_name="Local disk")
+    last_heartbeat = tables.DateTimeColumn(verbose_name="Last heartbeat", format="Y-m-d H:i:s")
+    actions = tables.TemplateColumn(
+        template_name="compute/_host_actions.html", orderable=False, verbose_name=""
+    )
+
+    class Meta:
+        model = Host
+        fields = ("name", "state", "enabled", "vcpus", "memory_mb", "disk_gb", "last_heartbeat")
+        attrs = ATTRS
+        row_attrs = {"data-name": lambda record: record.name}
+
+    def render_state(self, record):
+        colour = "text-bg-success" if record.state == Host.UP else "text-bg-danger"
+        return format_html('<span class="badge {}">{}</span>', colour, record.state)
+
+    def render_enabled(self, record, value):
+        if value:
+            return mark_safe('<span class="text-success">enabled</span>')
+        return format_html(
+            '<span class="text-danger">disabled</span><br><small class="text-secondary">{}</small>',
+            record.disabled_reason,
+        )
+
+    def render_vcpus(self, record):
+        limit = record.vcpus_limit
+        return usage_bar(
+            record.vcpus_used,
+            limit,
+            f"{record.vcpus_used} / {record.vcpus} × {_ratio(record.cpu_allocation_ratio)}",
+        )
+
+    def render_memory_mb(self, record):
+        return usage_bar(
+            record.memory_mb_used,
+            record.memory_mb_limit,
+            f"{record.memory_mb_used} / {record.memory_mb} MB × {_ratio(record.ram_allocation_ratio)}",
+        )
+
+    def render_disk_gb(self, record):
+        return usage_bar(
+            record.disk_gb_used,
+            record.disk_gb_limit,
+            f"{record.disk_gb_used} / {record.disk_gb} GB × {_ratio(record.disk_allocation_ratio)}",
+        )

@@ -22,6 +22,7 @@ MENU: list[NavItem] = [
         "Admin", "Role assignments", "identity:admin-roles", "identity:role_assignment:create", "shield-lock"
     ),
     NavItem("Admin", "Flavors", "compute:admin-flavors", "compute:flavor:create", "cpu"),
+    NavItem("Admin", "Hypervisors", "compute:admin-hosts", "compute:host:list", "hdd-rack"),
 ]
 
 

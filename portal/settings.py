@@ -214,6 +214,10 @@ ZENITH_OPERATION_MAX_SENDS = int(os.environ.get("ZENITH_OPERATION_MAX_SENDS", "5
 ZENITH_OPERATION_DEFAULT_DEADLINE = timedelta(
     seconds=int(os.environ.get("ZENITH_OPERATION_DEFAULT_DEADLINE", "600"))
 )
+# Hosts: a host with no heartbeat for this long is "down"; allocation ratios of new hosts.
+ZENITH_HOST_DOWN_AFTER = timedelta(seconds=float(os.environ.get("ZENITH_HOST_DOWN_AFTER", "60")))
+ZENITH_CPU_ALLOCATION_RATIO = float(os.environ.get("ZENITH_CPU_ALLOCATION_RATIO", "4.0"))
+ZENITH_RAM_ALLOCATION_RATIO = float(os.environ.get("ZENITH_RAM_ALLOCATION_RATIO", "1.0"))
 ZENITH_DEFAULT_QUOTAS = {
     "instances": 10,
     "cores": 20,

@@ -2,7 +2,7 @@
 
 import django_filters
 
-from ..models import Flavor
+from ..models import Flavor, Host
 
 
 class FlavorFilterSet(django_filters.FilterSet):
@@ -14,3 +14,11 @@ class FlavorFilterSet(django_filters.FilterSet):
     class Meta:
         model = Flavor
         fields = ["name", "is_public", "disabled", "min_vcpus", "min_ram_mb", "min_disk_gb"]
+
+
+class HostFilterSet(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Host
+        fields = ["name", "enabled", "availability_zone"]

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from ..models import Flavor, FlavorAccess
+from ..models import Flavor, FlavorAccess, Host
 
 
 class StrictCharField(serializers.CharField):
@@ -54,3 +54,40 @@ class FlavorAccessSerializer(serializers.ModelSerializer):
     class Meta:
         model = FlavorAccess
         fields = ["project", "project_name", "created"]
+
+
+class HostSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(
+        choices=[Host.UP, Host.DOWN],
+        read_only=True,
+        help_text="up while the agent heartbeats; down after ZENITH_HOST_DOWN_AFTER without one",
+    )
+
+    class Meta:
+        model = Host
+        fields = [
+            "id",
+            "name",
+            "state",
+            "enabled",
+            "disabled_reason",
+            "vcpus",
+            "vcpus_used",
+            "memory_mb",
+            "memory_mb_used",
+            "disk_gb",
+            "disk_gb_used",
+            "cpu_allocation_ratio",
+            "ram_allocation_ratio",
+            "availability_zone",
+            "hypervisor_type",
+            "hypervisor_version",
+            "last_heartbeat",
+        ]
+        read_only_fields = fields
+
+
+class HostDisableSerializer(serializers.Serializer):
+    reason = StrictCharField(
+        max_length=255, help_text="why no new instances go to this host (shown to admins)"
+    )

@@ -1,4 +1,4 @@
-"""Compute API: flavors and their per-project access."""
+"""Compute API: flavors and their per-project access; hosts (hypervisors) for admins."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,7 +12,7 @@ from identity.errors import InvalidInput, NotFound
 from identity.models import Project
 
 from .. import services
-from ..models import Flavor, FlavorAccess
+from ..models import Flavor, FlavorAccess, Host
 from . import filters, serializers
 
 
@@ -28,18 +28,11 @@ class FlavorViewSet(
     create, change (not the sizes), delete and share them."""
 
     model = Flavor
+    policy_prefix = "compute:flavor"
     serializer_class = serializers.FlavorSerializer
     filterset_class = filters.FlavorFilterSet
     ordering_fields = ["name", "vcpus", "ram_mb", "disk_gb", "created"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def list(self, request, *args, **kwargs):
-        policy.enforce(self.ctx, "compute:flavor:list")
-        return super().list(request, *args, **kwargs)
-
-    def retrieve(self, request, *args, **kwargs):
-        policy.enforce(self.ctx, "compute:flavor:show")
-        return super().retrieve(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         serializer.instance = services.create_flavor(self.ctx, **serializer.validated_data)
@@ -102,3 +95,33 @@ class FlavorViewSet(
             return Response(serializers.FlavorAccessSerializer(granted).data, status=status.HTTP_201_CREATED)
         services.remove_flavor_access(self.ctx, flavor, project)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Compute hosts (hypervisors), for cloud admins: capacity, usage, up/down, enabled.
+
+    Hosts register themselves through their agent's heartbeat; admins disable and enable them.
+    """
+
+    model = Host
+    policy_prefix = "compute:host"
+    serializer_class = serializers.HostSerializer
+    filterset_class = filters.HostFilterSet
+    ordering_fields = ["name", "vcpus", "memory_mb", "disk_gb", "last_heartbeat", "created"]
+
+    @extend_schema(request=serializers.HostDisableSerializer, responses=serializers.HostSerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request, pk=None):
+        """Stop scheduling new instances on the host, saying why."""
+        host = self.get_object()
+        body = serializers.HostDisableSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        host = services.disable_host(self.ctx, host, body.validated_data["reason"])
+        return Response(serializers.HostSerializer(host).data)
+
+    @extend_schema(request=None, responses=serializers.HostSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request, pk=None):
+        """Schedule new instances on the host again."""
+        host = services.enable_host(self.ctx, self.get_object())
+        return Response(serializers.HostSerializer(host).data)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from compute.models import Flavor
+from compute.models import Flavor, Host
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +31,25 @@ def flavors(cloud) -> Flavors:
         public=make_flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20),
         private=make_flavor("secret.big", vcpus=16, ram_mb=65536, disk_gb=500, is_public=False),
     )
+
+
+# What ``LibvirtDriver("test:///default").host_info()`` sends, as a dict (``asdict(HostInfo)``).
+TEST_HOST_INFO = {
+    "hostname": "localhost",
+    "vcpus": 16,
+    "memory_mb": 8192,
+    "disk_gb": 0,
+    "hypervisor_type": "TEST",
+    "hypervisor_version": 2,
+    "uri": "test:///default",
+    "arch": "i686",
+    "cpu_mhz": 1400,
+}
+
+
+def make_host(name: str, **fields) -> Host:
+    """A host row as its agent's first heartbeat would have created it (test setup)."""
+    from django.utils import timezone
+
+    defaults = {"vcpus": 16, "memory_mb": 65536, "disk_gb": 100, "last_heartbeat": timezone.now()}
+    return Host.objects.create(name=name, **{**defaults, **fields})

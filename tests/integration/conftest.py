@@ -166,8 +166,10 @@ class Plane:
         ]
         return self._launch("conductor", argv, "conductor")
 
-    def launch_agent(self, host: str) -> Worker:
+    def launch_agent(self, host: str, libvirt_uri: str | None = None) -> Worker:
         argv = [sys.executable, "manage.py", "agent", "--host", host]
+        if libvirt_uri is not None:
+            argv += ["--libvirt-uri", libvirt_uri]
         return self._launch(f"agent-{host}", argv, f"compute.{host}")
 
     def start(self, *launched: Worker) -> None:

@@ -2,9 +2,11 @@
 
 import os
 import time
+from dataclasses import asdict
 
 from celery import shared_task
 
+from . import heartbeat
 from .runtime import host_name
 
 
@@ -19,3 +21,10 @@ def ping(nonce: str = "") -> dict:
         "time": time.time(),
         "message": f"pong from {host_name()}",
     }
+
+
+@shared_task(name="workers.agent.tasks.report_host", acks_late=True)
+def report_host() -> dict:
+    """ "All hosts report now": send a heartbeat with fresh capacity, and answer with it."""
+    info = heartbeat.report(host_name())
+    return {"ok": True, "host": host_name(), "info": asdict(info), "message": f"{host_name()} reported"}

@@ -1,4 +1,4 @@
-"""``manage.py agent --host NAME``: run the Celery worker of one compute host."""
+"""``manage.py agent --host NAME [--libvirt-uri URI]``: run the Celery worker of one compute host."""
 
 import os
 
@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from workers import queues
-from workers.agent.runtime import HOST_ENV
+from workers.agent.runtime import DEFAULT_URI, HOST_ENV, URI_ENV
 
 
 class Command(BaseCommand):
@@ -14,15 +14,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--host", required=True, help="host name (used in queue names)")
+        parser.add_argument(
+            "--libvirt-uri",
+            default=DEFAULT_URI,
+            help=f"hypervisor connection (default {DEFAULT_URI}, libvirt's test driver)",
+        )
         parser.add_argument("--concurrency", type=int, default=4, help="threads working at once")
         parser.add_argument("--loglevel", default="INFO")
 
-    def handle(self, *args, host, concurrency, loglevel, **options):
+    def handle(self, *args, host, libvirt_uri, concurrency, loglevel, **options):
         from celery import current_app
         from kombu import Queue
         from kombu.common import Broadcast
 
         from identity.errors import InvalidInput
+        from workers.agent import heartbeat
         from workers.services import validate_host_name
 
         try:
@@ -30,11 +36,16 @@ class Command(BaseCommand):
         except InvalidInput as exc:
             raise CommandError(exc.message) from None
         os.environ[HOST_ENV] = host
+        os.environ[URI_ENV] = libvirt_uri
+        # Registers the host on start (capacity from libvirt), then heartbeats until shutdown.
+        heartbeat.install()
         task_queues = [Queue(name, routing_key=name) for name in queues.host_queues(host)]
         if queues.broker_has_fanout(settings.CELERY_BROKER_URL):
             task_queues.append(Broadcast(queues.BROADCAST))
         current_app.conf.task_queues = task_queues
-        self.stdout.write(f"agent for host {host}: queues {', '.join(q.name for q in task_queues)}")
+        self.stdout.write(
+            f"agent for host {host} ({libvirt_uri}): queues {', '.join(q.name for q in task_queues)}"
+        )
         # Threads, not prefork: a host's hypervisor connection (and libvirt's test driver state)
         # lives in this one process.
         current_app.worker_main(

@@ -1,0 +1,117 @@
+"""Hosts: registration and capacity through heartbeats, up/down by heartbeat age, disable/enable."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from compute import services, tasks
+from compute.models import Host
+from identity.errors import Conflict, InvalidInput, PolicyDenied
+
+from .conftest import TEST_HOST_INFO, make_host
+
+
+def test_first_heartbeat_registers_the_host_with_its_capacity(db, settings):
+    settings.ZENITH_CPU_ALLOCATION_RATIO = 8.0
+    host = services.record_heartbeat("sim-1", TEST_HOST_INFO)
+    assert (host.name, host.vcpus, host.memory_mb, host.disk_gb) == ("sim-1", 16, 8192, 0)
+    assert (host.hypervisor_type, host.hypervisor_version, host.uri) == ("TEST", 2, "test:///default")
+    assert (host.vcpus_used, host.memory_mb_used, host.disk_gb_used) == (0, 0, 0)
+    ratios = (host.cpu_allocation_ratio, host.ram_allocation_ratio, host.disk_allocation_ratio)
+    assert ratios == (8.0, 1.0, 1.0)
+    assert host.enabled and host.availability_zone == "nova"
+    assert host.state == "up"
+
+
+def test_default_allocation_ratios(db):
+    host = services.record_heartbeat("sim-1", TEST_HOST_INFO)
+    assert (host.cpu_allocation_ratio, host.ram_allocation_ratio) == (4.0, 1.0)
+    assert host.vcpus_limit == 64
+
+
+def test_heartbeat_refreshes_capacity_and_keeps_admin_and_scheduler_fields(cloud):
+    host = services.record_heartbeat("sim-1", TEST_HOST_INFO)
+    services.disable_host(cloud.ctx(cloud.admin), host, "maintenance")
+    Host.objects.filter(pk=host.pk).update(
+        vcpus_used=3, memory_mb_used=1024, disk_gb_used=5, cpu_allocation_ratio=2.0, availability_zone="az1"
+    )
+    later = timezone.now() + timedelta(seconds=30)
+    again = services.record_heartbeat("sim-1", {**TEST_HOST_INFO, "vcpus": 32, "memory_mb": 4096}, now=later)
+    assert again.pk == host.pk and Host.objects.count() == 1
+    assert (again.vcpus, again.memory_mb, again.last_heartbeat) == (32, 4096, later)
+    assert (again.enabled, again.disabled_reason) == (False, "maintenance")
+    assert (again.vcpus_used, again.memory_mb_used, again.disk_gb_used) == (3, 1024, 5)
+    assert (again.cpu_allocation_ratio, again.availability_zone) == (2.0, "az1")
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x" * 64, "host/1", None])
+def test_heartbeat_refuses_bad_host_names(db, name):
+    with pytest.raises(InvalidInput):
+        services.record_heartbeat(name, TEST_HOST_INFO)
+    assert not Host.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "info", [None, [], {**TEST_HOST_INFO, "vcpus": -1}, {**TEST_HOST_INFO, "memory_mb": "lots"}]
+)
+def test_heartbeat_refuses_bad_info(db, info):
+    with pytest.raises(InvalidInput):
+        services.record_heartbeat("sim-1", info)
+
+
+def test_conductor_task_records_the_heartbeat(db):
+    tasks.host_heartbeat.run(host="sim-9", info=TEST_HOST_INFO)
+    assert Host.objects.get(name="sim-9").vcpus == 16
+
+
+def test_up_and_down_by_heartbeat_age(db, settings):
+    settings.ZENITH_HOST_DOWN_AFTER = timedelta(seconds=60)
+    now = timezone.now()
+    fresh = make_host("fresh", last_heartbeat=now - timedelta(seconds=59))
+    stale = make_host("stale", last_heartbeat=now - timedelta(seconds=61))
+    never = make_host("never", last_heartbeat=None)
+    assert list(Host.objects.up(now)) == [fresh]
+    assert set(Host.objects.down(now)) == {stale, never}
+    assert (fresh.is_up(now), stale.is_up(now), never.is_up(now)) == (True, False, False)
+    assert (fresh.state, stale.state, never.state) == ("up", "down", "down")
+    # Later, the fresh one is down too; a shorter interval makes it down at once.
+    assert not Host.objects.up(now + timedelta(seconds=2)).exists()
+    settings.ZENITH_HOST_DOWN_AFTER = timedelta(seconds=10)
+    assert not Host.objects.up(now).exists() and fresh.state == "down"
+
+
+def test_visible_to_admins_only(cloud):
+    make_host("sim-1")
+    assert Host.objects.visible_to(cloud.ctx(cloud.admin)).count() == 1
+    assert Host.objects.visible_to(cloud.ctx(cloud.member)).count() == 0
+
+
+def test_disable_and_enable(cloud):
+    admin = cloud.ctx(cloud.admin)
+    host = make_host("sim-1")
+    host = services.disable_host(admin, host, "  bad DIMM  ")
+    assert (host.enabled, host.disabled_reason) == (False, "bad DIMM")
+    with pytest.raises(Conflict):
+        services.disable_host(admin, host, "again")
+    host = services.enable_host(admin, host)
+    assert (host.enabled, host.disabled_reason) == (True, "")
+    with pytest.raises(Conflict):
+        services.enable_host(admin, host)
+
+
+@pytest.mark.parametrize("reason", ["", "   ", None, "x" * 256])
+def test_disable_needs_a_reason(cloud, reason):
+    host = make_host("sim-1")
+    with pytest.raises(InvalidInput):
+        services.disable_host(cloud.ctx(cloud.admin), host, reason)
+    assert Host.objects.get(pk=host.pk).enabled
+
+
+def test_only_admins_disable_or_enable(cloud):
+    host = make_host("sim-1", enabled=False, disabled_reason="x")
+    for user in (cloud.member, cloud.reader):
+        with pytest.raises(PolicyDenied):
+            services.enable_host(cloud.ctx(user), host)
+        with pytest.raises(PolicyDenied):
+            services.disable_host(cloud.ctx(user), host, "no")

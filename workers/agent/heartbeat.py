@@ -1,0 +1,91 @@
+"""The agent's heartbeat: register the host with its capacity on start, then say "alive" periodically.
+
+The conductor task is sent by name (``compute.tasks.host_heartbeat``): the agent imports nothing of
+compute. ``install()`` (called by ``manage.py agent``) starts the loop on Celery's ``worker_ready``
+and stops it on ``worker_shutdown``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import asdict
+
+from celery import current_app
+from celery.signals import worker_ready, worker_shutdown
+
+from . import runtime
+from .drivers.base import HostInfo
+
+log = logging.getLogger(__name__)
+
+TASK = "compute.tasks.host_heartbeat"
+QUEUE = "conductor"
+INTERVAL_ENV = "ZENITH_HEARTBEAT_INTERVAL"
+DEFAULT_INTERVAL = 10.0
+
+_stop = threading.Event()
+_thread: threading.Thread | None = None
+
+
+def interval() -> float:
+    """Seconds between heartbeats (``ZENITH_HEARTBEAT_INTERVAL``, default 10)."""
+    try:
+        value = float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL))
+    except ValueError:
+        return DEFAULT_INTERVAL
+    return value if value > 0 else DEFAULT_INTERVAL
+
+
+def report(host: str, uri: str | None = None) -> HostInfo:
+    """Read the host's capacity from libvirt and send it to the conductor; returns what was sent."""
+    info = runtime.driver(uri).host_info()
+    current_app.send_task(TASK, kwargs={"host": host, "info": asdict(info)}, queue=QUEUE)
+    return info
+
+
+def _loop(host: str, uri: str, every: float, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            report(host, uri)
+        except Exception:  # libvirt or the broker unavailable for a moment: try again next time
+            log.exception("heartbeat of host %s failed", host)
+        stop.wait(every)
+
+
+def start(host: str | None = None, uri: str | None = None, every: float | None = None) -> threading.Thread:
+    """Report now, then every ``every`` seconds, from a daemon thread, until ``stop()``."""
+    global _thread
+    stop()
+    _stop.clear()
+    _thread = threading.Thread(
+        target=_loop,
+        args=(host or runtime.host_name(), uri or runtime.libvirt_uri(), every or interval(), _stop),
+        name="zenith-heartbeat",
+        daemon=True,
+    )
+    _thread.start()
+    return _thread
+
+
+def stop(timeout: float = 5.0) -> None:
+    global _thread
+    _stop.set()
+    if _thread is not None and _thread is not threading.current_thread():
+        _thread.join(timeout)
+    _thread = None
+
+
+def _on_worker_ready(sender=None, **_kwargs) -> None:
+    start()
+
+
+def _on_worker_shutdown(sender=None, **_kwargs) -> None:
+    stop()
+
+
+def install() -> None:
+    """Heartbeat from this worker process (only an agent calls this; the conductor has no host)."""
+    worker_ready.connect(_on_worker_ready, weak=False, dispatch_uid="zenith-agent-heartbeat-start")
+    worker_shutdown.connect(_on_worker_shutdown, weak=False, dispatch_uid="zenith-agent-heartbeat-stop")
