@@ -1,4 +1,4 @@
-"""Compute resources: flavors and hosts (and, later, images, instances)."""
+"""Compute resources: flavors, hosts, images, instances and their action log."""
 
 import uuid
 from datetime import datetime
@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .scoping import FlavorQuerySet, HostQuerySet
+from .scoping import FlavorQuerySet, HostQuerySet, ImageQuerySet, InstanceQuerySet
 
 
 class Flavor(models.Model):
@@ -128,3 +128,228 @@ class Host(models.Model):
     @property
     def disk_gb_limit(self) -> float:
         return self.disk_gb * self.disk_allocation_ratio
+
+
+class Image(models.Model):
+    """A bootable disk image (what Glance keeps): its bytes in Django's storage, its metadata here.
+
+    ``status`` goes queued (created, no bytes) -> saving (upload under way) -> active (bytes stored,
+    size and sha256 recorded); a failed upload ends ``killed``. ``properties`` are free-form
+    str -> str, including ``kernel_id``/``ramdisk_id`` (ids of aki/ari images) for direct kernel boot.
+    """
+
+    QUEUED = "queued"
+    SAVING = "saving"
+    ACTIVE = "active"
+    KILLED = "killed"
+    DELETED = "deleted"
+    STATUSES = [(s, s) for s in (QUEUED, SAVING, ACTIVE, KILLED, DELETED)]
+    PUBLIC = "public"
+    PRIVATE = "private"
+    SHARED = "shared"
+    VISIBILITIES = [(v, v) for v in (PUBLIC, PRIVATE, SHARED)]
+    DISK_FORMATS = [(f, f) for f in ("qcow2", "raw", "iso", "aki", "ari")]
+    CONTAINER_FORMATS = [(f, f) for f in ("bare", "aki", "ari")]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    project = models.ForeignKey(
+        "identity.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="images"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="images"
+    )
+    status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED)
+    visibility = models.CharField(max_length=16, choices=VISIBILITIES, default=PRIVATE)
+    disk_format = models.CharField(max_length=16, choices=DISK_FORMATS, default="qcow2")
+    container_format = models.CharField(max_length=16, choices=CONTAINER_FORMATS, default="bare")
+    size = models.BigIntegerField(null=True, blank=True, help_text="bytes, once uploaded")
+    checksum = models.CharField(max_length=64, blank=True, default="", help_text="sha256, hex")
+    min_disk = models.PositiveIntegerField(default=0, help_text="GB of root disk needed to boot it")
+    min_ram = models.PositiveIntegerField(default=0, help_text="MB of RAM needed to boot it")
+    protected = models.BooleanField(default=False, help_text="cannot be deleted while set")
+    properties = models.JSONField(default=dict, blank=True)
+    file = models.FileField(upload_to="images/", blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "created"]
+        indexes = [models.Index(fields=["visibility", "status"], name="image_visibility")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImageMember(models.Model):
+    """An object grant: ``project`` may see and boot the shared image ``image``."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="members")
+    project = models.ForeignKey("identity.Project", on_delete=models.CASCADE, related_name="image_grants")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created"]
+        constraints = [models.UniqueConstraint(fields=["image", "project"], name="unique_image_member")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} may use image {self.image_id}"
+
+
+class Instance(models.Model):
+    """A virtual machine. Nova's three states: ``vm_state`` (stable), ``task_state`` (the action in
+    progress, "" when none) and ``power_state`` (what the hypervisor last said); ``status`` is derived.
+
+    Sizes are copied from the flavor at launch (what the scheduler claimed on ``host``).
+    """
+
+    # vm_state
+    BUILDING = "building"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    ERROR = "error"
+    DELETED = "deleted"
+    VM_STATES = [(s, s) for s in (BUILDING, ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR, DELETED)]
+    # task_state
+    SCHEDULING = "scheduling"
+    SPAWNING = "spawning"
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    PAUSING = "pausing"
+    UNPAUSING = "unpausing"
+    SUSPENDING = "suspending"
+    RESUMING = "resuming"
+    DELETING = "deleting"
+    TASK_STATES = [
+        (s, s)
+        for s in (
+            SCHEDULING,
+            SPAWNING,
+            REBOOTING,
+            REBOOTING_HARD,
+            POWERING_OFF,
+            POWERING_ON,
+            PAUSING,
+            UNPAUSING,
+            SUSPENDING,
+            RESUMING,
+            DELETING,
+        )
+    ]
+    # power_state (the driver's values)
+    POWER_STATES = [(s, s) for s in ("nostate", "running", "paused", "shutdown", "crashed", "suspended")]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    project = models.ForeignKey("identity.Project", on_delete=models.CASCADE, related_name="instances")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
+    )
+    flavor = models.ForeignKey(Flavor, on_delete=models.PROTECT, related_name="instances")
+    image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.PROTECT, related_name="instances"
+    )
+    vcpus = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    disk_gb = models.PositiveIntegerField()
+    key_name = models.CharField(max_length=255, blank=True, default="")
+    key_data = models.TextField(blank=True, default="", help_text="the key pair's public key at launch")
+    user_data = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    availability_zone = models.CharField(max_length=64, blank=True, default="")
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances")
+    vm_state = models.CharField(max_length=16, choices=VM_STATES, default=BUILDING)
+    task_state = models.CharField(max_length=16, choices=TASK_STATES, blank=True, default=SCHEDULING)
+    power_state = models.CharField(max_length=16, choices=POWER_STATES, default="nostate")
+    locked = models.BooleanField(default=False)
+    locked_by = models.CharField(max_length=8, blank=True, default="", help_text="owner or admin")
+    fault = models.JSONField(null=True, blank=True, help_text="{code, message, details} of the last failure")
+    operation = models.ForeignKey(
+        "workers.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    attempted_hosts = models.JSONField(default=list, blank=True, help_text="hosts a spawn was tried on")
+    launched_at = models.DateTimeField(null=True, blank=True)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+    power_synced_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = InstanceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            models.Index(fields=["project", "vm_state", "-created"], name="instance_project"),
+            models.Index(fields=["host", "vm_state"], name="instance_host"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_instance_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def domain_name(self) -> str:
+        """The libvirt domain's name on its host."""
+        return f"zenith-{self.id}"
+
+    @property
+    def status(self) -> str:
+        """Nova's status: BUILD, ACTIVE, REBOOT, HARD_REBOOT, SHUTOFF, PAUSED, SUSPENDED, ERROR, DELETED."""
+        if self.vm_state == self.ACTIVE:
+            if self.task_state == self.REBOOTING:
+                return "REBOOT"
+            if self.task_state == self.REBOOTING_HARD:
+                return "HARD_REBOOT"
+            return "ACTIVE"
+        return {
+            self.BUILDING: "BUILD",
+            self.STOPPED: "SHUTOFF",
+            self.PAUSED: "PAUSED",
+            self.SUSPENDED: "SUSPENDED",
+            self.ERROR: "ERROR",
+            self.DELETED: "DELETED",
+        }[self.vm_state]
+
+    @property
+    def transitional(self) -> bool:
+        """True while an action is in progress (the dashboard polls such rows)."""
+        return bool(self.task_state) or self.vm_state == self.BUILDING
+
+
+class InstanceAction(models.Model):
+    """The action log of an instance: who asked for what, when, and how it ended."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+
+    id = models.BigAutoField(primary_key=True)
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="actions")
+    action = models.CharField(max_length=32)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    operation = models.ForeignKey(
+        "workers.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    start_time = models.DateTimeField(default=timezone.now)
+    finish_time = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=16, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-start_time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.instance_id}"

@@ -44,3 +44,36 @@ class HostQuerySet(ScopedQuerySet):
     def down(self, now: datetime | None = None):
         now = now or timezone.now()
         return self.exclude(last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER)
+
+
+class ImageQuerySet(ScopedQuerySet):
+    """Glance's visibility: public images for all, private ones for their project, shared ones for
+    the projects they were shared with (ImageMember grants). Cloud admins see every image."""
+
+    def visible_to(self, ctx: Context):
+        if ctx.is_admin:
+            return self.exclude(status="deleted")
+        if ctx.user is None or ctx.project is None:
+            return self.none()
+        from .models import ImageMember
+
+        shared = ImageMember.objects.filter(project_id=ctx.project.pk).values("image_id")
+        return self.exclude(status="deleted").filter(
+            Q(visibility="public") | Q(project_id=ctx.project.pk) | Q(visibility="shared", pk__in=shared)
+        )
+
+
+class InstanceQuerySet(ScopedQuerySet):
+    """Instances belong to a project; deleted ones stay as rows (for the action log) but are hidden."""
+
+    def live(self):
+        return self.exclude(vm_state="deleted")
+
+    def visible_to(self, ctx: Context):
+        if ctx.project is None:
+            return self.none()
+        return self.live().filter(project_id=ctx.project.pk)
+
+    def across_projects(self, ctx: Context):
+        """Every project's instances, for cloud admins' panels; nothing for anyone else."""
+        return self.live() if ctx.is_admin else self.none()

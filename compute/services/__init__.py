@@ -1,0 +1,9 @@
+"""Every compute state change, one module per resource: flavors, hosts, images, instances.
+
+Each function takes the caller's Context first, checks policy, validates, and writes in one
+transaction. Views (dashboard and API) and conductor tasks only parse input and call these.
+"""
+
+from .flavors import *  # noqa: F403
+from .flavors import SEEDED_FLAVORS, SIZE_FIELDS  # noqa: F401
+from .hosts import *  # noqa: F403
