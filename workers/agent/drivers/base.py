@@ -84,10 +84,16 @@ class DomainSpec:
     vnc_listen: str = "127.0.0.1"
     arch: str | None = None  # None: the hypervisor's default
     boot: str = "hd"
+    # Direct kernel boot (an AMI with its AKI/ARI): paths on the host, passed as <os><kernel> etc.
+    kernel: str | None = None
+    ramdisk: str | None = None
+    cmdline: str | None = None  # e.g. "console=ttyS0"; only with ``kernel``
 
 
 ByteSource = str | PathLike | Iterable[bytes]
 Progress = Callable[[int], None]
+# callback(domain_uuid, instance_id or None, power_state (one of POWER_STATES), event name)
+LifecycleCallback = Callable[[str, str | None, str, str], None]
 
 
 class ComputeDriver(ABC):
@@ -117,7 +123,7 @@ class ComputeDriver(ABC):
     def stop(self, name: str, timeout: float = 60.0, force: bool = False) -> str: ...
 
     @abstractmethod
-    def reboot(self, name: str, hard: bool = False) -> str: ...
+    def reboot(self, name: str, hard: bool = False, timeout: float | None = None) -> str: ...
 
     @abstractmethod
     def pause(self, name: str) -> str: ...
@@ -139,6 +145,10 @@ class ComputeDriver(ABC):
 
     @abstractmethod
     def list_domains(self) -> list[dict]: ...
+
+    def listen_events(self, callback: LifecycleCallback) -> int:
+        """Call ``callback`` on every lifecycle event of the host's domains; a listener id."""
+        raise NotSupported(f"{type(self).__name__} reports no lifecycle events")
 
     def console_log(self, path: str, lines: int = 100) -> str:
         """The last ``lines`` lines of the serial log file the guest writes; "" when there is none."""

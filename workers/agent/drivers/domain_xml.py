@@ -44,7 +44,15 @@ def domain_xml(spec: DomainSpec, domain_type: str) -> str:
     _sub(dom, "vcpu", str(spec.vcpus))
     os_el = _sub(dom, "os")
     _sub(os_el, "type", "hvm", arch=spec.arch)
-    _sub(os_el, "boot", dev=spec.boot)
+    if spec.kernel:
+        # Direct kernel boot: the firmware loads these instead of a boot sector.
+        _sub(os_el, "kernel", spec.kernel)
+        if spec.ramdisk:
+            _sub(os_el, "initrd", spec.ramdisk)
+        if spec.cmdline:
+            _sub(os_el, "cmdline", spec.cmdline)
+    else:
+        _sub(os_el, "boot", dev=spec.boot)
     features = _sub(dom, "features")
     _sub(features, "acpi")
     _sub(features, "apic")

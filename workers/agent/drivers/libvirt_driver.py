@@ -3,12 +3,20 @@
 URIs: ``test:///default`` (libvirt's in-memory test driver, no daemon), ``test:///abs/host.xml``,
 ``qemu:///system``, ``qemu+ssh://...``. What the connected driver cannot do raises
 ``NotSupported`` with libvirt's own message; it is never reported as success.
+
+Events: libvirt's default event loop implementation is registered when this module is imported
+(it must be, before the first connection is opened) and run by one daemon thread per process,
+started by the first ``LibvirtDriver``. Lifecycle events (``listen_events``) and the soft reboot's
+wait for the guest to reset (``reboot_with_fallback``) go through it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
+import platform
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -31,15 +39,20 @@ from workers.agent.drivers.base import (
     DomainSpec,
     DriverError,
     HostInfo,
+    LifecycleCallback,
     NotSupported,
     Progress,
 )
+
+log = logging.getLogger(__name__)
 
 # libvirt prints every error on stderr by default; we raise them instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 DEFAULT_POOL_PATH = "/var/lib/zenith/images"
 CHUNK = 1024 * 1024
+# How long a soft reboot waits for the guest to reset before pressing reset (Nova waits 120 s).
+SOFT_REBOOT_TIMEOUT = 120.0
 
 _STATE = {
     libvirt.VIR_DOMAIN_NOSTATE: NOSTATE,
@@ -58,6 +71,89 @@ def libvirt_state_to_power_state(state: int, has_managed_save: bool = False) -> 
     if state == libvirt.VIR_DOMAIN_SHUTOFF and has_managed_save:
         return SUSPENDED
     return _STATE.get(state, NOSTATE)
+
+
+_EVENT_NAMES = {
+    libvirt.VIR_DOMAIN_EVENT_DEFINED: "defined",
+    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: "undefined",
+    libvirt.VIR_DOMAIN_EVENT_STARTED: "started",
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: "suspended",
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: "resumed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: "stopped",
+    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: "shutdown",
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: "pmsuspended",
+    libvirt.VIR_DOMAIN_EVENT_CRASHED: "crashed",
+}
+
+
+def lifecycle_power_state(event: int, detail: int) -> str | None:
+    """The power state a lifecycle event leaves the domain in; None when it says nothing about it.
+
+    "defined" changes no state, and "shutdown" (the guest finished its shutdown) is followed either
+    by "stopped" or, during an ACPI reboot, by a reset and "resumed": neither is reported.
+    """
+    if event in (libvirt.VIR_DOMAIN_EVENT_STARTED, libvirt.VIR_DOMAIN_EVENT_RESUMED):
+        return RUNNING
+    if event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED:
+        return PAUSED
+    if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+        if detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_SAVED:
+            return SUSPENDED  # managedSave
+        if detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED:
+            return CRASHED
+        return SHUTDOWN
+    if event == libvirt.VIR_DOMAIN_EVENT_CRASHED:
+        return CRASHED
+    if event == libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED:
+        return SUSPENDED
+    if event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
+        return NOSTATE
+    return None
+
+
+# -- the event loop: registered before any connection is opened, run by one thread per process --
+
+libvirt.virEventRegisterDefaultImpl()
+_event_loop_lock = threading.Lock()
+_event_loop_pid: int | None = None
+
+
+def _run_event_loop() -> None:
+    while True:
+        try:
+            libvirt.virEventRunDefaultImpl()
+        except Exception:  # one bad callback must not end event delivery for the process
+            log.exception("libvirt event loop iteration failed")
+            time.sleep(0.1)
+
+
+def ensure_event_loop() -> None:
+    """Run libvirt's default event loop in a daemon thread of this process (again after a fork)."""
+    global _event_loop_pid
+    with _event_loop_lock:
+        if _event_loop_pid == os.getpid():
+            return
+        threading.Thread(target=_run_event_loop, name="libvirt-events", daemon=True).start()
+        _event_loop_pid = os.getpid()
+
+
+def kvm_usable(device: str = "/dev/kvm", cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether local guests can use KVM: /dev/kvm is read-writable and, on x86, the CPU has
+    hardware virtualisation (vmx/svm). Some nested clouds expose a /dev/kvm without it (the
+    kvm_pvm module): QEMU starts there but the guest never boots, so that counts as unusable."""
+    if not os.access(device, os.R_OK | os.W_OK):
+        return False
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"vmx", "svm"})
+    except OSError:
+        return False
+    return False
 
 
 def translate(exc: libvirt.libvirtError) -> DriverError:
@@ -99,6 +195,11 @@ class LibvirtDriver(ComputeDriver):
         self._conn: libvirt.virConnect | None = None
         self._lock = threading.Lock()
         self._resolved_type: str | None = None
+        self._listeners: dict[int, LifecycleCallback] = {}
+        self._listener_ids = itertools.count(1)
+        self._lifecycle_cb: int | None = None  # libvirt's id of our callback on ``_conn``
+        self._instance_ids: dict[str, str | None] = {}  # domain uuid -> instance id, for events
+        ensure_event_loop()
 
     # -- connection ------------------------------------------------------------------------
 
@@ -113,13 +214,21 @@ class LibvirtDriver(ComputeDriver):
                 except libvirt.libvirtError:
                     pass
                 self._conn = None
+                self._lifecycle_cb = None
             with _errors():
                 self._conn = libvirt.open(self.uri)
+                if self._listeners:
+                    self._register_lifecycle(self._conn)
             return self._conn
 
     def close(self) -> None:
+        """Close the connection; listeners stay and are registered again if it is reopened."""
         with self._lock:
             if self._conn is not None:
+                if self._lifecycle_cb is not None:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        self._conn.domainEventDeregisterAny(self._lifecycle_cb)
+                    self._lifecycle_cb = None
                 with contextlib.suppress(libvirt.libvirtError):
                     self._conn.close()
                 self._conn = None
@@ -142,10 +251,75 @@ class LibvirtDriver(ComputeDriver):
                 if driver == "test":
                     self._resolved_type = "test"
                 else:
-                    remote = bool(urlparse(self.uri).netloc)  # /dev/kvm is on the other machine
-                    kvm_usable = remote or os.access("/dev/kvm", os.R_OK | os.W_OK)
-                    self._resolved_type = dx.choose_domain_type(caps, kvm_usable)
+                    # A remote URI: /dev/kvm is on the other machine, trust its capabilities.
+                    usable = self._is_remote() or kvm_usable()
+                    self._resolved_type = dx.choose_domain_type(caps, usable)
         return self._resolved_type
+
+    def _is_remote(self) -> bool:
+        return bool(urlparse(self.uri).netloc)
+
+    # -- lifecycle events ------------------------------------------------------------------
+
+    def listen_events(self, callback: LifecycleCallback) -> int:
+        """Call ``callback(domain_uuid, instance_id, power_state, event)`` for each lifecycle event.
+
+        ``power_state`` is one of base.POWER_STATES (see ``lifecycle_power_state``); ``event`` is
+        libvirt's event name: "started", "suspended", "resumed", "stopped", "crashed",
+        "pmsuspended" or "undefined" ("defined" and "shutdown" are not reported: they change no
+        power state). ``instance_id`` comes from the domain's <metadata>, None for foreign domains.
+        The callback runs in the libvirt event thread: keep it short (hand the work to a queue);
+        its exceptions are logged, never raised. Every call adds a listener; the returned id
+        removes it (``unlisten_events``). Listeners survive a reconnection of the driver.
+        """
+        ensure_event_loop()
+        conn = self.conn
+        with self._lock:
+            listener_id = next(self._listener_ids)
+            self._listeners[listener_id] = callback
+            if self._lifecycle_cb is None and self._conn is conn:
+                with _errors():
+                    self._register_lifecycle(conn)
+        return listener_id
+
+    def unlisten_events(self, listener_id: int) -> None:
+        with self._lock:
+            self._listeners.pop(listener_id, None)
+            if not self._listeners and self._conn is not None and self._lifecycle_cb is not None:
+                with contextlib.suppress(libvirt.libvirtError):
+                    self._conn.domainEventDeregisterAny(self._lifecycle_cb)
+                self._lifecycle_cb = None
+
+    def _register_lifecycle(self, conn: libvirt.virConnect) -> None:
+        self._lifecycle_cb = conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+        )
+
+    def _instance_id_of(self, dom: libvirt.virDomain, uuid: str) -> str | None:
+        if uuid not in self._instance_ids:
+            try:
+                self._instance_ids[uuid] = dx.instance_id_from_xml(dom.XMLDesc(0))
+            except libvirt.libvirtError:
+                return None  # already gone (an "undefined" event of a domain we never saw)
+        return self._instance_ids[uuid]
+
+    def _on_lifecycle(self, _conn, dom: libvirt.virDomain, event: int, detail: int, _opaque) -> None:
+        try:
+            power_state = lifecycle_power_state(event, detail)
+            if power_state is None:
+                return
+            uuid = dom.UUIDString()
+            instance_id = self._instance_id_of(dom, uuid)
+            if event == libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
+                self._instance_ids.pop(uuid, None)
+            name = _EVENT_NAMES.get(event, str(event))
+            for callback in list(self._listeners.values()):
+                try:
+                    callback(uuid, instance_id, power_state, name)
+                except Exception:
+                    log.exception("lifecycle listener failed on %s %s", uuid, name)
+        except Exception:
+            log.exception("could not handle a lifecycle event")
 
     # -- host ------------------------------------------------------------------------------
 
@@ -184,7 +358,12 @@ class LibvirtDriver(ComputeDriver):
                 pool = self.conn.storagePoolDefineXML(dx.pool_xml(self.pool_name, self.pool_path), 0)
                 pool.build(0)
             if not pool.isActive():
-                pool.create(0)
+                try:
+                    pool.create(0)
+                except libvirt.libvirtError:
+                    # Its directory is gone (a libvirtd that outlived a checkout): make it again.
+                    pool.build(0)
+                    pool.create(0)
             if not pool.autostart():
                 pool.setAutostart(1)
             return pool
@@ -312,7 +491,10 @@ class LibvirtDriver(ComputeDriver):
             except libvirt.libvirtError as exc:
                 if not _is_missing(exc, libvirt.VIR_ERR_NO_DOMAIN):
                     raise
+                if spec.console_log and self.resolved_domain_type() != "test" and not self._is_remote():
+                    _prepare_console_log(spec.console_log)
                 xml = dx.domain_xml(spec, self.resolved_domain_type())
+                self._instance_ids[spec.uuid.lower()] = spec.instance_id or spec.uuid
                 dom = self.conn.defineXML(xml)
                 created = True
             if dom.name() != spec.name:
@@ -349,8 +531,14 @@ class LibvirtDriver(ComputeDriver):
                 dom.destroy()
             return self._power_state(dom)
 
-    def reboot(self, name: str, hard: bool = False) -> str:
-        """Soft: ACPI reboot inside the guest; hard: reset, like the reset button."""
+    def reboot(self, name: str, hard: bool = False, timeout: float | None = None) -> str:
+        """Soft: ACPI reboot inside the guest; hard: reset, like the reset button. The power state.
+
+        A soft reboot with ``timeout`` is ``reboot_with_fallback``: reset when the guest has not
+        rebooted within ``timeout`` seconds. Without it, the ACPI request is sent and not followed.
+        """
+        if not hard and timeout is not None:
+            return self.reboot_with_fallback(name, timeout)["power_state"]
         with _errors():
             dom = self._lookup(name)
             if hard:
@@ -358,6 +546,71 @@ class LibvirtDriver(ComputeDriver):
             else:
                 dom.reboot(0)
             return self._power_state(dom)
+
+    def reboot_with_fallback(self, name: str, timeout: float = SOFT_REBOOT_TIMEOUT) -> dict:
+        """ACPI reboot; if the guest has not reset within ``timeout`` seconds, reset it.
+
+        Returns ``{"method": "acpi" | "reset", "power_state": str, "seconds": float}``. The guest
+        counts as rebooted when libvirt reports VIR_DOMAIN_EVENT_ID_REBOOT (QEMU reset the
+        machine: on an ACPI reboot libvirt presses the power button and resets the guest when it
+        powers off) or the domain stops and starts again. The request itself failing (no ACPI in
+        the guest) goes straight to reset. The test driver reboots at once and emits no event:
+        there the ACPI request is the whole reboot. A domain that is not running is an error.
+        With a reset fallback, libvirt may still turn a later power-off of the guest into a
+        reboot (its pending ACPI reboot is not cancelled by the reset).
+        """
+        started = time.monotonic()
+        with _errors():
+            dom = self._lookup(name)
+            if dom.state(0)[0] not in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED):
+                raise DriverError(f"domain {name!r} is not running: nothing to reboot")
+            if self.resolved_domain_type() == "test":
+                dom.reboot(0)
+                return self._reboot_result("acpi", dom, started)
+            conn = self.conn
+            rebooted = threading.Event()
+            stopped = threading.Event()
+
+            def on_reboot(_conn, _dom, _opaque) -> None:
+                rebooted.set()
+
+            def on_lifecycle(_conn, _dom, event: int, _detail: int, _opaque) -> None:
+                if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+                    stopped.set()
+                elif event == libvirt.VIR_DOMAIN_EVENT_STARTED and stopped.is_set():
+                    rebooted.set()
+
+            callbacks = [
+                conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, on_reboot, None),
+                conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_lifecycle, None),
+            ]
+            try:
+                try:
+                    dom.reboot(0)
+                except libvirt.libvirtError as exc:
+                    if _is_missing(exc, libvirt.VIR_ERR_NO_DOMAIN):
+                        raise
+                    log.warning("ACPI reboot of %s refused (%s): resetting", name, exc)
+                else:
+                    if rebooted.wait(timeout):
+                        return self._reboot_result("acpi", dom, started)
+                    log.warning("%s did not reboot %.0f s after the ACPI request: resetting", name, timeout)
+                if not dom.isActive():  # it powered off meanwhile: boot it
+                    dom.create()
+                else:
+                    dom.reset(0)
+                return self._reboot_result("reset", dom, started)
+            finally:
+                for cb in callbacks:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        conn.domainEventDeregisterAny(cb)
+
+    def _reboot_result(self, method: str, dom: libvirt.virDomain, started: float) -> dict:
+        return {
+            "method": method,
+            "power_state": self._power_state(dom),
+            "seconds": round(time.monotonic() - started, 3),
+        }
 
     def pause(self, name: str) -> str:
         """Freeze the vCPUs (libvirt's suspend). Idempotent."""
@@ -437,6 +690,7 @@ class LibvirtDriver(ComputeDriver):
                     if _is_missing(exc, libvirt.VIR_ERR_NO_DOMAIN):
                         continue  # deleted while we listed
                     raise
+                self._instance_ids[dom.UUIDString()] = instance_id
                 result.append(
                     {
                         "name": dom.name(),
@@ -451,6 +705,18 @@ class LibvirtDriver(ComputeDriver):
         """The definition libvirt stores for a domain (dumpxml)."""
         with _errors():
             return self._lookup(name).XMLDesc(0)
+
+
+def _prepare_console_log(path: str) -> None:
+    """Create the serial log file before QEMU does, so it belongs to the agent and stays readable
+    (group/other read) whatever user QEMU runs as; libvirt appends to it (append="on")."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        if os.fstat(fd).st_uid == os.getuid():
+            os.fchmod(fd, 0o644)
+    finally:
+        os.close(fd)
 
 
 def _chunks(source: ByteSource) -> Iterable[bytes]:

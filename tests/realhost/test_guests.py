@@ -1,0 +1,153 @@
+"""The agent's libvirt driver against real QEMU guests on qemu:///system (software emulation here).
+
+Each guest is the tiny Debian-kernel + busybox guest of tests/guest/build.sh, booted directly from
+its kernel and initramfs over a copy-on-write overlay of root.qcow2 in the driver's pool. It prints
+"ZENITH GUEST READY" on its serial console at the end of every boot, which is how these tests see
+that a boot happened.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import threading
+import time
+
+import pytest
+
+from tests.realhost.conftest import MARKER, POWEROFF, record_timing, wait_for, wait_for_console
+from workers.agent.drivers import DomainNotFound
+
+pytestmark = pytest.mark.realhost
+
+
+def test_auto_domain_type_is_qemu_without_usable_kvm(driver):
+    from workers.agent.drivers.libvirt_driver import kvm_usable
+
+    assert driver.resolved_domain_type() == ("kvm" if kvm_usable() else "qemu")
+    info = driver.host_info()
+    assert info.hypervisor_type == "QEMU"
+    assert info.disk_gb > 0  # the pool is there
+
+
+def test_guest_lifecycle(driver, guests, realhost):
+    spec = guests.spec()
+    disk = spec.disks[0].path
+    started = time.monotonic()
+    result = driver.spawn(spec)
+    assert result["state"] == "running" and result["created"]
+    assert result["domain_type"] == driver.resolved_domain_type()
+    record_timing("spawn call", time.monotonic() - started)
+    record_timing("spawn to marker", wait_for_console(driver, spec, MARKER, 1))
+    console = driver.console_log(spec.console_log, 2000)
+    assert "ZENITH DISK vda 1073741824" in console  # the 1 GiB overlay, through virtio-blk
+    assert stat.S_IMODE(os.stat(spec.console_log).st_mode) & 0o044 == 0o044  # readable by the portal's user
+    xml = driver.domain_xml(spec.name)
+    assert f"<kernel>{realhost.kernel}</kernel>" in xml and f"<initrd>{realhost.ramdisk}</initrd>" in xml
+
+    # Idempotent spawn: the same domain, not a second one.
+    assert driver.spawn(spec)["created"] is False
+
+    # Soft reboot: ACPI, seen by libvirt's reboot event; the guest boots again.
+    reboot = driver.reboot_with_fallback(spec.name, timeout=60)
+    assert reboot["method"] == "acpi" and reboot["power_state"] == "running"
+    record_timing("soft reboot (acpi) until reset", reboot["seconds"])
+    record_timing("soft reboot to marker", wait_for_console(driver, spec, MARKER, 2))
+
+    assert driver.pause(spec.name) == "paused"
+    assert driver.power_state(spec.name) == "paused"
+    assert driver.unpause(spec.name) == "running"
+
+    started = time.monotonic()
+    assert driver.suspend(spec.name) == "suspended"
+    record_timing("suspend (managedSave 192 MiB)", time.monotonic() - started)
+    started = time.monotonic()
+    assert driver.resume(spec.name) == "running"
+    record_timing("resume (restore)", time.monotonic() - started)
+
+    # The restored guest is alive: a hard reset boots it again.
+    assert driver.reboot(spec.name, hard=True) == "running"
+    wait_for_console(driver, spec, MARKER, 3)
+
+    # stop: ACPI shutdown, which this guest obeys (it says so), no destroy needed.
+    started = time.monotonic()
+    assert driver.stop(spec.name, timeout=60) == "shutdown"
+    record_timing("stop (acpi shutdown)", time.monotonic() - started)
+    assert driver.console_log(spec.console_log, 2000).count(POWEROFF) == 2  # the soft reboot's, and this
+
+    assert driver.start(spec.name) == "running"
+    wait_for_console(driver, spec, MARKER, 4)
+
+    done = driver.destroy_and_undefine(spec.name)
+    assert done["deleted"] and done["disks_deleted"] == [disk]
+    with pytest.raises(DomainNotFound):
+        driver.power_state(spec.name)
+    assert not os.path.exists(disk)
+    assert os.path.exists(realhost.root_disk)  # the base image is never deleted
+
+
+def test_two_guests_events_and_fallbacks(driver, guests):
+    """Two guests at once: one obeys ACPI, the other ignores it (no acpid)."""
+    obeys = guests.spec()
+    ignores = guests.spec(extra_cmdline="zenith.noacpid")
+    events: queue.Queue = queue.Queue()
+    listener = driver.listen_events(lambda *event: events.put(event))
+    try:
+        results = {}
+        threads = [
+            threading.Thread(target=lambda s=s: results.__setitem__(s.name, driver.spawn(s)))
+            for s in (obeys, ignores)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert {r["state"] for r in results.values()} == {"running"}
+        for spec in (obeys, ignores):
+            record_timing("two guests: spawn to marker", wait_for_console(driver, spec, MARKER, 1))
+
+        seen: list[tuple] = []
+
+        def got(uuid: str, power_state: str, event: str):
+            def check():
+                while True:
+                    try:
+                        seen.append(events.get_nowait())
+                    except queue.Empty:
+                        break
+                return any(e[0] == uuid and e[2:] == (power_state, event) for e in seen)
+
+            return check
+
+        for spec in (obeys, ignores):
+            wait_for(got(spec.uuid, "running", "started"), 10, f"the started event of {spec.name}")
+        assert {e[1] for e in seen if e[0] == obeys.uuid} == {obeys.instance_id}
+
+        # The guest powers itself off (ACPI from outside, as "virsh shutdown" does): the listener
+        # hears it stop, and the driver reports it shut down; the other guest runs on.
+        driver.conn.lookupByName(obeys.name).shutdown()
+        wait_for(got(obeys.uuid, "shutdown", "stopped"), 60, f"the stopped event of {obeys.name}")
+        assert driver.power_state(obeys.name) == "shutdown"
+        assert driver.power_state(ignores.name) == "running"
+
+        # Soft reboot of a guest that ignores ACPI: reset after the timeout, and it boots again.
+        reboot = driver.reboot_with_fallback(ignores.name, timeout=3)
+        assert reboot["method"] == "reset" and reboot["power_state"] == "running"
+        assert 3 <= reboot["seconds"] < 30
+        wait_for_console(driver, ignores, MARKER, 2)
+
+        # stop of a guest that ignores ACPI: destroyed after the timeout.
+        started = time.monotonic()
+        assert driver.stop(ignores.name, timeout=3) == "shutdown"
+        assert 3 <= time.monotonic() - started < 30
+        assert POWEROFF not in driver.console_log(ignores.console_log, 2000)
+        wait_for(got(ignores.uuid, "shutdown", "stopped"), 10, f"the stopped event of {ignores.name}")
+
+        for spec in (obeys, ignores):
+            driver.destroy_and_undefine(spec.name)
+            wait_for(got(spec.uuid, "nostate", "undefined"), 10, f"the undefined event of {spec.name}")
+        names = {d["name"] for d in driver.list_domains()}
+        assert not names & {obeys.name, ignores.name}
+    finally:
+        driver.unlisten_events(listener)
