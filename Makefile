@@ -14,7 +14,7 @@ APT_PACKAGES_BUILD := libvirt-dev pkg-config
 APT_PACKAGES_TEST := chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install assets apt-install system-deps lint check-migrations test-embedded test-services clean
+.PHONY: run test install assets apt-install system-deps realhost lint check-migrations test-embedded test-services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,17 +49,33 @@ apt-install:
 system-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES_BUILD) $(APT_PACKAGES_TEST)"
 
+# A real libvirt/QEMU host and the test guest for tests/realhost; where that is impossible the
+# reason is printed and those tests report themselves skipped.
+realhost:
+	@workers/agent/realhost.sh setup && tests/guest/build.sh >/dev/null || echo "=== no real libvirt/QEMU host (reason above): tests/realhost will be skipped"
+
+# `make run REAL_HOST=1` adds real-1: this machine's libvirtd with QEMU, and the zenith-guest image.
+REAL_HOST ?=
+PROCESSES := web conductor sim-1 sim-2
+ifeq ($(REAL_HOST),1)
+PROCESSES += real-1
+endif
+
 run: install
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_flavors
+	$(BIN)/python manage.py seed_images
+	@if [ "$(REAL_HOST)" = 1 ]; then \
+	  workers/agent/realhost.sh setup && tests/guest/build.sh && $(BIN)/python manage.py register_guest_image; \
+	fi
 	@echo
 	@echo "  Zenith is starting on http://127.0.0.1:$(PORT)/"
 	@echo "  Log in as admin, demo or viewer with the password printed above (ZENITH_DEMO_PASSWORD)."
 	@echo "  API docs: http://127.0.0.1:$(PORT)/api/docs/   Stop with Ctrl-C."
 	@echo
-	ZENITH_PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	ZENITH_PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
 
 lint: install
 	$(BIN)/ruff check .
@@ -70,7 +86,7 @@ check-migrations: install
 	ZENITH_VAR_DIR=var/check $(BIN)/python manage.py check --fail-level WARNING
 	ZENITH_VAR_DIR=var/check $(BIN)/python manage.py makemigrations --check --dry-run
 
-test-embedded: install system-deps
+test-embedded: install system-deps realhost
 	@echo "=== test suite on embedded defaults (SQLite, filesystem broker)"
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u CELERY_RESULT_BACKEND ZENITH_VAR_DIR=var/test-embedded \
 	  $(BIN)/pytest $(PYTEST_ARGS)

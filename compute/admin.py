@@ -1,8 +1,9 @@
-"""Django admin for compute: flavors (with their project access inline), flavor access and hosts."""
+"""Django admin for compute: flavors (with their project access inline), flavor access, hosts, images
+and their members."""
 
 from django.contrib import admin
 
-from .models import Flavor, FlavorAccess, Host
+from .models import Flavor, FlavorAccess, Host, Image, ImageMember
 
 
 class FlavorAccessInline(admin.TabularInline):
@@ -44,3 +45,29 @@ class HostAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "availability_zone", "hypervisor_type"]
     search_fields = ["name", "uri", "id"]
     readonly_fields = ["created", "updated", "last_heartbeat"]
+
+
+class ImageMemberInline(admin.TabularInline):
+    model = ImageMember
+    extra = 0
+    autocomplete_fields = ["project"]
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "visibility", "disk_format", "size", "project", "protected", "created"]
+    list_filter = ["status", "visibility", "disk_format", "protected"]
+    search_fields = ["name", "id", "checksum", "project__name"]
+    list_select_related = ["project"]
+    readonly_fields = ["size", "checksum", "file", "created", "updated"]
+    autocomplete_fields = ["project", "owner"]
+    inlines = [ImageMemberInline]
+
+
+@admin.register(ImageMember)
+class ImageMemberAdmin(admin.ModelAdmin):
+    list_display = ["image", "project", "created"]
+    list_filter = ["project"]
+    search_fields = ["image__name", "project__name"]
+    list_select_related = ["image", "project"]
+    autocomplete_fields = ["image", "project"]

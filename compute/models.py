@@ -95,6 +95,10 @@ class Host(models.Model):
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=255, blank=True, default="")
     last_heartbeat = models.DateTimeField(null=True, blank=True)
+    domains = models.JSONField(
+        default=list, blank=True, help_text="the domains libvirt last listed on the host (power sync)"
+    )
+    domains_reported_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

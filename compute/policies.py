@@ -1,6 +1,6 @@
 """Compute's default policy rules."""
 
-from identity.policy import ADMIN, register_defaults
+from identity.policy import ADMIN, MEMBER, READER, register_defaults
 
 register_defaults(
     {
@@ -14,5 +14,34 @@ register_defaults(
         "compute:host:show": ADMIN,
         "compute:host:disable": ADMIN,
         "compute:host:enable": ADMIN,
+        "compute:host:explain": ADMIN,
+        "compute:host:report": ADMIN,
+        "compute:image:list": READER,
+        "compute:image:show": READER,
+        "compute:image:download": READER,
+        "compute:image:create": MEMBER,
+        "compute:image:upload": MEMBER,
+        "compute:image:update": MEMBER,
+        "compute:image:delete": MEMBER,
+        "compute:image:member": MEMBER,
+        "compute:image:publicize": ADMIN,
+        "compute:instance:list": READER,
+        "compute:instance:show": READER,
+        "compute:instance:list_all": ADMIN,
+        "compute:instance:create": MEMBER,
+        "compute:instance:delete": MEMBER,
+        "compute:instance:reboot": MEMBER,
+        "compute:instance:stop": MEMBER,
+        "compute:instance:start": MEMBER,
+        "compute:instance:pause": MEMBER,
+        "compute:instance:unpause": MEMBER,
+        "compute:instance:suspend": MEMBER,
+        "compute:instance:resume": MEMBER,
+        "compute:instance:lock": MEMBER,
+        "compute:instance:unlock": MEMBER,
+        "compute:instance:console": MEMBER,
+        "compute:instance:actions": READER,
+        "compute:instance:show_host": ADMIN,
+        "compute:instance:drift": ADMIN,
     }
 )

@@ -16,7 +16,9 @@ from .models import KeyPair, Project, Quota, QuotaLock, User
 UNLIMITED = -1
 MAX_LIMIT = 2**31 - 1  # Quota.limit is a 32-bit integer column
 UsageCounter = Callable[[Project, "User | None"], int]
+GroupCounter = Callable[[Project, "User | None"], Mapping[str, int]]
 _counters: dict[str, UsageCounter] = {}
+_group_counters: dict[str, GroupCounter] = {}
 
 
 def resources() -> list[str]:
@@ -31,6 +33,31 @@ def register_usage_counter(resource: str, counter: UsageCounter) -> None:
     _counters[resource] = counter
 
 
+def register_usage_counters(names: list[str], counter: GroupCounter) -> None:
+    """Tell quotas how to count several resources at once (one query, e.g. an aggregate):
+    ``counter(project, user)`` returns ``{resource: in_use}`` for each of ``names``."""
+    for resource in names:
+        if resource not in settings.ZENITH_DEFAULT_QUOTAS:
+            raise ValueError(f"unknown quota resource {resource}")
+        _counters.pop(resource, None)
+        _group_counters[resource] = counter
+
+
+def _count(names, project: Project, user: User | None) -> dict[str, int]:
+    """In-use counts of ``names``: each counter runs once, a group counter once for its whole group."""
+    groups: dict[GroupCounter, Mapping[str, int]] = {}
+    result = {}
+    for res in names:
+        if res in _group_counters:
+            counter = _group_counters[res]
+            if counter not in groups:
+                groups[counter] = counter(project, user)
+            result[res] = groups[counter][res]
+        else:
+            result[res] = _counters[res](project, user) if res in _counters else 0
+    return result
+
+
 def limits(project: Project) -> dict[str, int]:
     """The project's limit per resource: admin-set rows over the defaults (one query)."""
     result = dict(settings.ZENITH_DEFAULT_QUOTAS)
@@ -40,7 +67,7 @@ def limits(project: Project) -> dict[str, int]:
 
 def usage(project: Project, user: User | None = None) -> dict[str, int]:
     """Resources in use; resources no app counts yet are 0 (one query per registered counter)."""
-    return {res: (_counters[res](project, user) if res in _counters else 0) for res in resources()}
+    return _count(resources(), project, user)
 
 
 def summary(project: Project, user: User | None = None) -> list[dict]:
@@ -66,10 +93,11 @@ def enforce(project: Project, deltas: Mapping[str, int], user: User | None = Non
     QuotaLock.objects.select_for_update().get(project=project)
     lim = limits(project)
     over = []
-    for res, delta in deltas.items():
-        if delta <= 0 or lim[res] == UNLIMITED:
-            continue
-        in_use = _counters[res](project, user) if res in _counters else 0
+    checked = [res for res, delta in deltas.items() if delta > 0 and lim[res] != UNLIMITED]
+    counts = _count(checked, project, user)
+    for res in checked:
+        delta = deltas[res]
+        in_use = counts[res]
         if in_use + delta > lim[res]:
             over.append(f"{res} (limit {lim[res]}, in use {in_use}, requested {delta})")
     if over:

@@ -14,6 +14,8 @@ class NavItem:
 
 MENU: list[NavItem] = [
     NavItem("Project", "Overview", "overview", "authenticated", "speedometer2"),
+    NavItem("Project", "Instances", "compute:instances", "compute:instance:list", "pc-display"),
+    NavItem("Project", "Images", "compute:images", "compute:image:list", "image"),
     NavItem("Project", "Key pairs", "identity:keypairs", "identity:keypair:list", "key"),
     NavItem("Project", "Operations", "operations", "workers:operation:list", "activity"),
     NavItem("Admin", "Projects", "identity:admin-projects", "identity:project:create", "folder"),
@@ -23,6 +25,15 @@ MENU: list[NavItem] = [
     ),
     NavItem("Admin", "Flavors", "compute:admin-flavors", "compute:flavor:create", "cpu"),
     NavItem("Admin", "Hypervisors", "compute:admin-hosts", "compute:host:list", "hdd-rack"),
+    NavItem(
+        "Admin",
+        "All instances",
+        "compute:admin-instances",
+        "compute:instance:list_all",
+        "pc-display-horizontal",
+    ),
+    NavItem("Admin", "Scheduler", "compute:admin-explain", "compute:host:explain", "signpost-split"),
+    NavItem("Admin", "Drift", "compute:admin-drift", "compute:instance:drift", "exclamation-diamond"),
 ]
 
 

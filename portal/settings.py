@@ -218,6 +218,14 @@ ZENITH_OPERATION_DEFAULT_DEADLINE = timedelta(
 ZENITH_HOST_DOWN_AFTER = timedelta(seconds=float(os.environ.get("ZENITH_HOST_DOWN_AFTER", "60")))
 ZENITH_CPU_ALLOCATION_RATIO = float(os.environ.get("ZENITH_CPU_ALLOCATION_RATIO", "4.0"))
 ZENITH_RAM_ALLOCATION_RATIO = float(os.environ.get("ZENITH_RAM_ALLOCATION_RATIO", "1.0"))
+# Scheduler: "spread" (most free RAM first) or "pack" (least first); hosts tried per instance.
+ZENITH_SCHEDULER_WEIGHER = os.environ.get("ZENITH_SCHEDULER_WEIGHER", "spread")
+ZENITH_SCHEDULER_MAX_ATTEMPTS = int(os.environ.get("ZENITH_SCHEDULER_MAX_ATTEMPTS", "3"))
+# Images: compute hosts download image bytes from this portal address with signed URLs valid this long.
+ZENITH_PORTAL_URL = os.environ.get("ZENITH_PORTAL_URL") or (
+    f"http://127.0.0.1:{os.environ.get('ZENITH_PORT') or '8000'}"
+)
+ZENITH_IMAGE_URL_TTL = int(os.environ.get("ZENITH_IMAGE_URL_TTL", "3600"))
 ZENITH_DEFAULT_QUOTAS = {
     "instances": 10,
     "cores": 20,

@@ -57,6 +57,7 @@ def _is_uuid(value) -> bool:
 
 class OperationTable(tables.Table):
     kind = tables.Column()
+    project = tables.Column(accessor="project__name", verbose_name="Project", default="—")
     state = tables.TemplateColumn(template_name="portal/_operation_state.html")
     progress = tables.TemplateColumn(template_name="portal/_operation_progress.html", orderable=False)
     message = tables.Column(orderable=False)
@@ -64,20 +65,24 @@ class OperationTable(tables.Table):
 
     class Meta:
         model = Operation
-        fields = ("kind", "state", "progress", "message", "created")
+        fields = ("kind", "project", "state", "progress", "message", "created")
         attrs = {"class": "table table-sm table-hover align-middle"}
         order_by = "-created"
 
 
 @login_required
 def operations(request):
-    """The project's asynchronous operations, newest first."""
+    """The project's asynchronous operations, newest first; cloud admins may see every project's."""
     ctx = request.zenith
     if not policy.check(ctx, "workers:operation:list"):
         return render(request, "portal/forbidden.html", status=403)
-    table = OperationTable(Operation.objects.visible_to(ctx))
+    all_projects = ctx.is_admin and request.GET.get("all") == "1"
+    if all_projects:
+        table = OperationTable(Operation.objects.across_projects(ctx).select_related("project"))
+    else:
+        table = OperationTable(Operation.objects.visible_to(ctx), exclude=("project",))
     tables.RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    return render(request, "portal/operations.html", {"table": table})
+    return render(request, "portal/operations.html", {"table": table, "all_projects": all_projects})
 
 
 def home(request):

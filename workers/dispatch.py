@@ -101,3 +101,26 @@ def send_to_all_hosts(task: str, hosts: list[str], *, kwargs: dict) -> int:
     for host in hosts:
         current_app.send_task(task, kwargs=kwargs, queue=queues.compute_queue(host))
     return len(hosts)
+
+
+def call_host(task: str, host: str, *, kwargs: dict, timeout: float, queue_kind: str = "compute") -> dict:
+    """Ask a host's agent and wait for its answer through the result backend (DESIGN.md section 4:
+    only for the few synchronous reads, such as a console log). A host that does not answer within
+    ``timeout`` seconds is reported as unavailable, never waited on forever."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from identity.errors import ServiceUnavailable
+
+    try:
+        async_result = send_to_host(task, host, kwargs=kwargs, queue_kind=queue_kind)
+    except Exception as exc:
+        log.exception("could not publish %s to host %s", task, host)
+        raise ServiceUnavailable(f"The message broker is unavailable: {exc}") from None
+    try:
+        answer = async_result.get(timeout=timeout, propagate=False, interval=0.05)
+    except CeleryTimeout:
+        async_result.forget() if hasattr(async_result, "forget") else None
+        raise ServiceUnavailable(f"Host {host} did not answer within {timeout:g} s.") from None
+    if isinstance(answer, Exception):
+        raise ServiceUnavailable(f"Host {host} failed to answer: {answer}")
+    return answer if isinstance(answer, dict) else {"ok": False, "error": f"unexpected answer {answer!r}"}

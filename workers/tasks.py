@@ -45,10 +45,20 @@ def host_task_done(result: dict, *, operation_id: str) -> None:
 @shared_task(name="workers.tasks.host_task_crashed", ignore_result=True)
 def host_task_crashed(task_id: str, *, operation_id: str) -> None:
     """Errback of a host task that raised (a bug on the host side): fail the operation with the reason."""
+    services.fail(operation_id, f"The host task crashed: {failure_reason(task_id)}")
+
+
+def failure_reason(task_id: str) -> str:
+    """What a failed task raised, from the result backend (for errbacks, which get only its id)."""
     from celery.result import AsyncResult
 
     try:
-        reason = repr(AsyncResult(task_id).result)
+        return repr(AsyncResult(task_id).result)
     except Exception:  # result backend unavailable: still fail with what we know
-        reason = "unknown error"
-    services.fail(operation_id, f"The host task crashed: {reason}")
+        return "unknown error"
+
+
+@shared_task(name="workers.tasks.operation_progress", ignore_result=True)
+def operation_progress(operation_id: str, percent: int, message: str = "") -> None:
+    """A host reports how far its part of an operation got (image bytes fetched, ...)."""
+    services.report_progress(operation_id, percent, message)

@@ -1,8 +1,9 @@
 """Compute API: flavors and their per-project access; hosts (hypervisors) for admins."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, status
+from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -118,6 +119,16 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         body.is_valid(raise_exception=True)
         host = services.disable_host(self.ctx, host, body.validated_data["reason"])
         return Response(serializers.HostSerializer(host).data)
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer("HostReportRequested", {"messages_sent": drf_serializers.IntegerField()}),
+    )
+    @action(detail=False, methods=["post"])
+    def report(self, request):
+        """All hosts report now: every agent sends a fresh heartbeat with its capacity (202)."""
+        sent = services.request_host_reports(self.ctx)
+        return Response({"messages_sent": sent}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses=serializers.HostSerializer)
     @action(detail=True, methods=["post"])

@@ -7,3 +7,5 @@ transaction. Views (dashboard and API) and conductor tasks only parse input and 
 from .flavors import *  # noqa: F403
 from .flavors import SEEDED_FLAVORS, SIZE_FIELDS  # noqa: F401
 from .hosts import *  # noqa: F403
+from .images import *  # noqa: F403
+from .instances import *  # noqa: F403

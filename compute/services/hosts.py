@@ -91,3 +91,15 @@ def enable_host(ctx: Context, host: Host) -> Host:
     host.disabled_reason = ""
     host.save(update_fields=["enabled", "disabled_reason", "updated"])
     return host
+
+
+def request_host_reports(ctx: Context) -> int:
+    """ "All hosts report now": every registered host's agent sends a fresh heartbeat (capacity) at
+    once, instead of at its next interval. Returns the number of messages sent."""
+    policy.enforce(ctx, "compute:host:report")
+    from workers import dispatch
+
+    names = list(Host.objects.order_by("name").values_list("name", flat=True))
+    if not names:
+        return 0
+    return dispatch.send_to_all_hosts("workers.agent.tasks.report_host", names, kwargs={})

@@ -7,6 +7,7 @@ and stops it on ``worker_shutdown``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -21,12 +22,15 @@ from .drivers.base import HostInfo
 log = logging.getLogger(__name__)
 
 TASK = "compute.tasks.host_heartbeat"
+SYNC_TASK = "compute.tasks.power_sync"
+EVENT_TASK = "compute.tasks.power_event"
 QUEUE = "conductor"
 INTERVAL_ENV = "ZENITH_HEARTBEAT_INTERVAL"
 DEFAULT_INTERVAL = 10.0
 
 _stop = threading.Event()
 _thread: threading.Thread | None = None
+_listener: tuple[object, int] | None = None  # (driver, listener id) of the lifecycle events
 
 
 def interval() -> float:
@@ -45,13 +49,47 @@ def report(host: str, uri: str | None = None) -> HostInfo:
     return info
 
 
+def sync(host: str, uri: str | None = None) -> int:
+    """Send the conductor every domain libvirt lists here (power sync and the drift view)."""
+    domains = runtime.driver(uri).list_domains()
+    current_app.send_task(SYNC_TASK, kwargs={"host": host, "domains": domains}, queue=QUEUE)
+    return len(domains)
+
+
 def _loop(host: str, uri: str, every: float, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             report(host, uri)
+            sync(host, uri)
         except Exception:  # libvirt or the broker unavailable for a moment: try again next time
             log.exception("heartbeat of host %s failed", host)
         stop.wait(every)
+
+
+def _listen(host: str, uri: str) -> None:
+    """Forward libvirt's lifecycle events (a guest powering itself off, ...) to the conductor."""
+    drv = runtime.driver(uri)
+    listen = getattr(drv, "listen_events", None)
+    if listen is None:
+        return
+
+    def forward(domain_uuid: str, instance_id: str | None, power_state: str, event: str) -> None:
+        if not instance_id:
+            return
+        try:
+            current_app.send_task(
+                EVENT_TASK,
+                kwargs={"host": host, "instance_id": instance_id, "power_state": power_state, "event": event},
+                queue=QUEUE,
+            )
+        except Exception:  # the periodic sync catches what an event could not carry
+            log.exception("could not forward a lifecycle event of %s", domain_uuid)
+
+    global _listener
+    try:
+        _listener = (drv, listen(forward))
+    except Exception:
+        log.exception("lifecycle events unavailable on %s; relying on the periodic sync", uri)
 
 
 def start(host: str | None = None, uri: str | None = None, every: float | None = None) -> threading.Thread:
@@ -59,6 +97,7 @@ def start(host: str | None = None, uri: str | None = None, every: float | None =
     global _thread
     stop()
     _stop.clear()
+    _listen(host or runtime.host_name(), uri or runtime.libvirt_uri())
     _thread = threading.Thread(
         target=_loop,
         args=(host or runtime.host_name(), uri or runtime.libvirt_uri(), every or interval(), _stop),
@@ -70,8 +109,13 @@ def start(host: str | None = None, uri: str | None = None, every: float | None =
 
 
 def stop(timeout: float = 5.0) -> None:
-    global _thread
+    global _thread, _listener
     _stop.set()
+    if _listener is not None:
+        drv, listener_id = _listener
+        with contextlib.suppress(Exception):
+            drv.unlisten_events(listener_id)
+        _listener = None
     if _thread is not None and _thread is not threading.current_thread():
         _thread.join(timeout)
     _thread = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,6 +14,9 @@ if TYPE_CHECKING:
 HOST_ENV = "ZENITH_AGENT_HOST"
 URI_ENV = "ZENITH_LIBVIRT_URI"
 DEFAULT_URI = "test:///default"
+VAR_ENV = "ZENITH_VAR_DIR"
+POOL_ENV = "ZENITH_LIBVIRT_POOL_PATH"
+DOMAIN_TYPE_ENV = "ZENITH_DOMAIN_TYPE"
 
 _driver: LibvirtDriver | None = None
 _driver_lock = threading.Lock()
@@ -24,6 +28,25 @@ def host_name() -> str:
 
 def libvirt_uri() -> str:
     return os.environ.get(URI_ENV) or DEFAULT_URI
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get(VAR_ENV) or "var").resolve()
+
+
+def host_dir() -> Path:
+    """This host's working directory: ``$ZENITH_VAR_DIR/agent/<host>`` (image cache, console logs)."""
+    return var_dir() / "agent" / host_name()
+
+
+def console_log_path(instance_id: str) -> str:
+    """Where a guest's serial console is logged on this host."""
+    return str(host_dir() / "console" / f"{instance_id}.log")
+
+
+def pool_path() -> str:
+    """The directory of the agent's libvirt ``dir`` pool (``ZENITH_LIBVIRT_POOL_PATH``)."""
+    return os.environ.get(POOL_ENV) or str(host_dir() / "pool")
 
 
 def driver(uri: str | None = None) -> LibvirtDriver:
@@ -39,5 +62,7 @@ def driver(uri: str | None = None) -> LibvirtDriver:
 
             if _driver is not None:
                 _driver.close()
-            _driver = LibvirtDriver(uri)
+            _driver = LibvirtDriver(
+                uri, domain_type=os.environ.get(DOMAIN_TYPE_ENV) or "auto", pool_path=pool_path()
+            )
         return _driver

@@ -1,13 +1,30 @@
-"""Host-side tasks, consumed from ``compute.<host>``, ``storage.<host>``, ``network.<host>``."""
+"""Host-side tasks, consumed from ``compute.<host>``, ``storage.<host>``, ``network.<host>``.
 
+They take plain data and answer ``{"ok": bool, ...}``: a hypervisor error is an answer the conductor
+records (``ok: false`` with libvirt's message), not an exception. Every task is idempotent: a
+redelivered spawn finds its disk and domain, a repeated delete finds nothing to delete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
 import os
 import time
 from dataclasses import asdict
+from pathlib import Path
 
-from celery import shared_task
+from celery import current_app, shared_task
 
-from . import heartbeat
+from . import heartbeat, images, runtime
+from .drivers.base import DiskSpec, DomainNotFound, DomainSpec, DriverError
 from .runtime import host_name
+
+log = logging.getLogger(__name__)
+
+CONDUCTOR = "conductor"
+MiB = 1024 * 1024
+STOP_TIMEOUT_ENV = "ZENITH_STOP_TIMEOUT"
 
 
 @shared_task(name="workers.agent.tasks.ping", acks_late=True)
@@ -28,3 +45,185 @@ def report_host() -> dict:
     """ "All hosts report now": send a heartbeat with fresh capacity, and answer with it."""
     info = heartbeat.report(host_name())
     return {"ok": True, "host": host_name(), "info": asdict(info), "message": f"{host_name()} reported"}
+
+
+class Progress:
+    """Reports an operation's progress to the conductor, at most every 0.2 s (and always at 100)."""
+
+    def __init__(self, operation_id: str, every: float = 0.2):
+        self.operation_id = operation_id
+        self.every = every
+        self._last = 0.0
+        self._percent = -1
+
+    def __call__(self, percent: int, message: str = "", force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and (percent <= self._percent or now - self._last < self.every):
+            return
+        self._last, self._percent = now, percent
+        with contextlib.suppress(Exception):  # progress is best effort; the result is what counts
+            current_app.send_task(
+                "workers.tasks.operation_progress",
+                kwargs={"operation_id": self.operation_id, "percent": percent, "message": message},
+                queue=CONDUCTOR,
+            )
+
+
+def _fetch(spec: dict, progress=None) -> str:
+    return images.fetch_image(
+        spec["url"],
+        spec["checksum"],
+        spec["size"],
+        images.cache_dir_for(str(runtime.var_dir()), host_name()),
+        progress=progress,
+    )
+
+
+@shared_task(name="workers.agent.tasks.spawn_instance", acks_late=True)
+def spawn_instance(operation_id: str, instance: dict, image: dict) -> dict:
+    """Fetch the image (cached), create the copy-on-write root disk, define and start the domain."""
+    host = host_name()
+    progress = Progress(operation_id)
+    domain = instance["domain"]
+    disk_name = f"{domain}-disk"
+    drv = runtime.driver()
+    try:
+        mib = max(1, image["size"] // MiB)
+
+        def on_bytes(done: int, total: int) -> None:
+            progress(
+                10 + int(70 * done / max(total, 1)),
+                f"fetching image {image['name']}: {done // MiB}/{mib} MiB",
+            )
+
+        progress(12, f"fetching image {image['name']}", force=True)
+        base = _fetch(image, on_bytes)
+        boot: dict = {}
+        if image.get("kernel"):
+            boot["kernel"] = _fetch(image["kernel"])
+            if image.get("ramdisk"):
+                boot["ramdisk"] = _fetch(image["ramdisk"])
+            boot["cmdline"] = image.get("cmdline") or "console=ttyS0"
+        progress(82, "creating the root disk", force=True)
+        disk = drv.create_disk_from_image(
+            disk_name,
+            base,
+            instance["disk_gb"],
+            backing_format="qcow2" if image["disk_format"] == "qcow2" else "raw",
+        )
+        console = runtime.console_log_path(instance["id"])
+        Path(console).parent.mkdir(parents=True, exist_ok=True)
+        progress(90, "starting the domain", force=True)
+        info = drv.spawn(
+            DomainSpec(
+                name=domain,
+                uuid=instance["id"],
+                vcpus=instance["vcpus"],
+                memory_mb=instance["memory_mb"],
+                disks=[DiskSpec(path=disk)],
+                console_log=console,
+                **boot,
+            )
+        )
+    except (DriverError, images.ImageFetchError, OSError, KeyError) as exc:
+        log.warning("spawn of %s on %s failed: %s", domain, host, exc)
+        with contextlib.suppress(Exception):  # leave nothing half-made for the next host to trip on
+            drv.destroy_and_undefine(domain)
+            drv.delete_volume(disk_name)
+        return {"ok": False, "host": host, "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "ok": True,
+        "host": host,
+        "power_state": info["state"],
+        "domain_type": info["domain_type"],
+        "message": f"{domain} running on {host}",
+    }
+
+
+def _stop_timeout() -> float:
+    try:
+        return float(os.environ.get(STOP_TIMEOUT_ENV, "60"))
+    except ValueError:
+        return 60.0
+
+
+def _hard_reboot(drv, domain: str) -> None:
+    """Nova's hard reboot: whatever the state, the guest ends up freshly booted."""
+    state = drv.power_state(domain)
+    if state == "running":
+        drv.reboot(domain, hard=True)
+        return
+    if state == "paused":
+        drv.unpause(domain)
+        drv.reboot(domain, hard=True)
+        return
+    drv.start(domain)
+
+
+@shared_task(name="workers.agent.tasks.instance_action", acks_late=True)
+def instance_action(action: str, domain: str, instance_id: str = "") -> dict:
+    """One lifecycle action on a domain; answers with the power state libvirt reports after it."""
+    host = host_name()
+    drv = runtime.driver()
+    try:
+        if action == "delete":
+            done = drv.destroy_and_undefine(domain)
+            drv.delete_volume(f"{domain}-disk")
+            if instance_id:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(runtime.console_log_path(instance_id))
+            return {"ok": True, "host": host, "message": f"{domain} deleted from {host}", **done}
+        if action == "reboot":
+            reboot = getattr(drv, "reboot_with_fallback", None)
+            if reboot is not None:
+                reboot(domain)
+            else:
+                drv.reboot(domain)
+        elif action == "reboot_hard":
+            _hard_reboot(drv, domain)
+        elif action == "stop":
+            drv.stop(domain, timeout=_stop_timeout())
+        elif action in ("start", "pause", "unpause", "suspend", "resume"):
+            getattr(drv, action)(domain)
+        else:
+            return {"ok": False, "host": host, "error": f"unknown action {action!r}"}
+        return {"ok": True, "host": host, "power_state": drv.power_state(domain), "message": f"{action} done"}
+    except DomainNotFound:
+        return {
+            "ok": False,
+            "host": host,
+            "power_state": "nostate",
+            "error": f"no domain {domain} on host {host}",
+        }
+    except DriverError as exc:
+        power = ""
+        with contextlib.suppress(DriverError):
+            power = drv.power_state(domain)
+        return {"ok": False, "host": host, "power_state": power, "error": str(exc)}
+
+
+@shared_task(name="workers.agent.tasks.console_log", acks_late=True)
+def console_log(domain: str, instance_id: str, lines: int = 100) -> dict:
+    """The tail of the guest's serial console log. libvirt's test driver runs no guest, so there is
+    none to read there: that is said, not faked."""
+    host = host_name()
+    drv = runtime.driver()
+    try:
+        simulated = drv.resolved_domain_type() == "test"
+    except DriverError as exc:
+        return {"ok": False, "host": host, "error": str(exc)}
+    if simulated:
+        return {
+            "ok": True,
+            "host": host,
+            "output": "",
+            "supported": False,
+            "message": f"{host} is a simulated host (libvirt's test driver): it runs no guest, so there is "
+            "no console output.",
+        }
+    return {
+        "ok": True,
+        "host": host,
+        "output": drv.console_log(runtime.console_log_path(instance_id), lines),
+        "supported": True,
+    }

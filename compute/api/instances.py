@@ -1,0 +1,292 @@
+"""Compute API: instances (DESIGN.md section 10) and the scheduler's explain for admins."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from identity import policy
+from identity.api.base import ScopedViewSet
+from identity.errors import InvalidInput
+
+from .. import services
+from ..models import Flavor, Instance, InstanceAction
+from .serializers import StrictCharField
+
+
+class OperationSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    state = serializers.CharField()
+    progress = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class FlavorSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Flavor
+        fields = ["id", "name", "vcpus", "ram_mb", "disk_gb"]
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text="Nova's status, derived from the three states")
+    flavor = FlavorSummarySerializer(read_only=True)
+    image = serializers.SerializerMethodField()
+    addresses = serializers.SerializerMethodField(
+        help_text="network name -> addresses (none without networking)"
+    )
+    operation = OperationSummarySerializer(read_only=True, allow_null=True, help_text="the latest operation")
+    host = serializers.SerializerMethodField(help_text="compute host (cloud admins only)")
+    created = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = Instance
+        fields = [
+            "id",
+            "name",
+            "status",
+            "vm_state",
+            "task_state",
+            "power_state",
+            "flavor",
+            "image",
+            "addresses",
+            "key_name",
+            "metadata",
+            "availability_zone",
+            "locked",
+            "created",
+            "updated",
+            "launched_at",
+            "fault",
+            "operation",
+            "host",
+            "project",
+        ]
+        read_only_fields = fields
+
+    def get_image(self, obj) -> dict | None:
+        return {"id": str(obj.image_id), "name": obj.image.name} if obj.image_id else None
+
+    def get_addresses(self, obj) -> dict:
+        return {}
+
+    def get_host(self, obj) -> str | None:
+        ctx = self.context.get("ctx")
+        if ctx is None or not ctx.can("compute:instance:show_host") or obj.host_id is None:
+            return None
+        return obj.host.name
+
+
+class InstanceCreateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=255)
+    flavor = StrictCharField(help_text="flavor id or name")
+    image = StrictCharField(help_text="image id or name")
+    key_name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=255)
+    user_data = StrictCharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
+    metadata = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
+    availability_zone = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=64)
+    networks = serializers.JSONField(required=False, help_text="network ids (needs networking)")
+    security_groups = serializers.JSONField(required=False, help_text="security group names")
+
+
+class RebootSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["soft", "hard"], default="soft")
+
+
+class InstanceActionSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username", default=None, read_only=True)
+
+    class Meta:
+        model = InstanceAction
+        fields = [
+            "id",
+            "action",
+            "user",
+            "request_id",
+            "operation",
+            "start_time",
+            "finish_time",
+            "result",
+            "message",
+        ]
+        read_only_fields = fields
+
+
+class ConsoleLogSerializer(serializers.Serializer):
+    output = serializers.CharField()
+    supported = serializers.BooleanField(help_text="false on a simulated host, which runs no guest")
+    message = serializers.CharField()
+
+
+def instance_queryset(qs):
+    """What every instance row shows, fetched in the same fixed number of queries."""
+    return qs.select_related("flavor", "image", "operation", "host")
+
+
+class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Instances of the current project. Create and every action answer 202 with the operation that
+    carries them out; an action the state does not allow answers 409 naming the state."""
+
+    model = Instance
+    policy_prefix = "compute:instance"
+    serializer_class = InstanceSerializer
+    ordering_fields = ["name", "created", "vm_state", "launched_at"]
+    filterset_fields = {"name": ["exact", "icontains"], "vm_state": ["exact"], "task_state": ["exact"]}
+
+    def scope_queryset(self, queryset):
+        return instance_queryset(queryset)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["ctx"] = self.ctx
+        return context
+
+    def _accepted(self, instance) -> Response:
+        instance = instance_queryset(Instance.objects.filter(pk=instance.pk)).get()
+        return Response(self.get_serializer(instance).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=InstanceCreateSerializer,
+        responses={202: InstanceSerializer, 200: InstanceSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="a retried POST with the same key answers with the same instance (200)",
+            )
+        ],
+    )
+    def create(self, request):
+        """Launch an instance: 202 with the instance (status BUILD) and its operation."""
+        body = InstanceCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance, created = services.create_instance(
+            self.ctx, idempotency_key=request.headers.get("Idempotency-Key"), **body.validated_data
+        )
+        response = self._accepted(instance)
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return response
+
+    @extend_schema(request=None, responses={202: InstanceSerializer})
+    def destroy(self, request, pk=None):
+        """Delete: 202; the instance shows task_state deleting until its host removed the domain."""
+        return self._accepted(services.delete_instance(self.ctx, self.get_object()))
+
+    def _run(self, name: str):
+        return self._accepted(services.instance_action(self.ctx, self.get_object(), name))
+
+    @extend_schema(request=RebootSerializer, responses={202: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def reboot(self, request, pk=None):
+        """Soft (ACPI, the default) or hard (reset) reboot."""
+        body = RebootSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        return self._run("reboot_hard" if body.validated_data["type"] == "hard" else "reboot")
+
+    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        """Shut the guest down (ACPI, then power off after a timeout)."""
+        return self._run("stop")
+
+    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        """Boot a stopped instance."""
+        return self._run("start")
+
+    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Freeze the guest's vCPUs (it stays in memory)."""
+        return self._run("pause")
+
+    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def unpause(self, request, pk=None):
+        """Thaw a paused guest."""
+        return self._run("unpause")
+
+    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        """Save the guest's memory to disk and stop it."""
+        return self._run("suspend")
+
+    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Restore a suspended guest."""
+        return self._run("resume")
+
+    @extend_schema(request=None, responses={200: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def lock(self, request, pk=None):
+        """Refuse every action by non-admins until unlocked."""
+        services.lock_instance(self.ctx, self.get_object())
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(request=None, responses={200: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def unlock(self, request, pk=None):
+        """Allow actions again."""
+        services.unlock_instance(self.ctx, self.get_object())
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("lines", OpenApiTypes.INT, OpenApiParameter.QUERY, description="default 100")
+        ],
+        responses=ConsoleLogSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="console-log", filter_backends=[], pagination_class=None)
+    def console_log(self, request, pk=None):
+        """The last lines of the guest's serial console, read by its host (503 when the host is down)."""
+        raw = request.query_params.get("lines", "100")
+        try:
+            lines = int(raw)
+        except ValueError:
+            raise InvalidInput("lines must be a whole number.") from None
+        return Response(services.console_log(self.ctx, self.get_object(), lines))
+
+    @extend_schema(responses=InstanceActionSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def actions(self, request, pk=None):
+        """The action log: who asked for what, when, and how it ended."""
+        instance = self.get_object()
+        policy.enforce(self.ctx, "compute:instance:actions")
+        rows = InstanceAction.objects.filter(instance=instance).select_related("user")
+        return Response(InstanceActionSerializer(rows, many=True).data)
+
+
+class SchedulerExplainSerializer(serializers.Serializer):
+    flavor = StrictCharField(help_text="flavor id or name")
+    availability_zone = StrictCharField(required=False, allow_blank=True, default="")
+    hypervisor_type = StrictCharField(required=False, allow_blank=True, default="")
+
+
+@extend_schema(
+    request=SchedulerExplainSerializer,
+    responses=inline_serializer(
+        "SchedulerExplain",
+        {
+            "weigher": serializers.CharField(),
+            "hosts": serializers.ListField(child=serializers.DictField()),
+        },
+    ),
+)
+class SchedulerExplainViewSet(ScopedViewSet):
+    """Admins: a dry run of the scheduler for a flavor: per host, pass or why it fails, best first."""
+
+    model = Flavor
+
+    def create(self, request):
+        body = SchedulerExplainSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(services.explain_scheduling(self.ctx, **body.validated_data))

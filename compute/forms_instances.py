@@ -1,0 +1,85 @@
+"""Dashboard forms for instances. They parse input; compute.services decides what is valid."""
+
+import uuid
+
+from django import forms
+
+# Which wizard step each field is on (a re-rendered form opens the first step with an error).
+STEPS = [
+    ("details", "Details", ("name",)),
+    ("source", "Source", ("image",)),
+    ("flavor", "Flavor", ("flavor",)),
+    ("keypair", "Key pair", ("key_name",)),
+    ("configuration", "Configuration", ("user_data", "metadata")),
+]
+
+
+class LaunchForm(forms.Form):
+    """The launch wizard: one form whose fields are spread over the steps in ``STEPS``."""
+
+    name = forms.CharField(
+        max_length=255, label="Instance name", error_messages={"required": "Give the instance a name."}
+    )
+    image = forms.CharField(error_messages={"required": "Choose an image to boot from (step Source)."})
+    flavor = forms.CharField(error_messages={"required": "Choose a flavor (step Flavor)."})
+    key_name = forms.CharField(required=False, max_length=255, label="Key pair")
+    user_data = forms.CharField(
+        required=False,
+        strip=False,
+        label="User data",
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "#cloud-config"}),
+        help_text="Handed to the guest's cloud-init (at most 64 KiB).",
+    )
+    metadata = forms.CharField(
+        required=False,
+        label="Metadata",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "role=web"}),
+        help_text="One key=value per line.",
+    )
+    idempotency_key = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A fresh key whenever the form is drawn: submitting it twice (a double click, a reload of the
+        # POST) launches one instance; a corrected form after a refusal is a new request.
+        self.new_idempotency_key = str(uuid.uuid4())
+
+    def clean_metadata(self) -> dict[str, str]:
+        items = {}
+        for number, line in enumerate(self.cleaned_data["metadata"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"Metadata line {number} is not key=value.")
+            items[key.strip()] = value.strip()
+        return items
+
+    def first_step_with_errors(self) -> str | None:
+        for step, _label, fields in STEPS:
+            if any(self.errors.get(f) for f in fields):
+                return step
+        return None
+
+
+class InstanceFilterForm(forms.Form):
+    """The instances table's filter: name contains, status."""
+
+    q = forms.CharField(required=False, max_length=255, label="Name")
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "any status")]
+        + [(s, s) for s in ("ACTIVE", "BUILD", "SHUTOFF", "PAUSED", "SUSPENDED", "ERROR")],
+    )
+
+
+class ExplainForm(forms.Form):
+    """The scheduler dry run: a flavor, and optionally a zone and a hypervisor type."""
+
+    flavor = forms.ChoiceField(choices=())
+    availability_zone = forms.CharField(required=False, max_length=64, label="Availability zone")
+    hypervisor_type = forms.CharField(required=False, max_length=32, label="Hypervisor type")
+
+    def __init__(self, *args, flavors=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["flavor"].choices = [(str(f.pk), f.name) for f in flavors]

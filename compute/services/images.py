@@ -1,0 +1,660 @@
+"""Images (what Glance does): create, upload (streamed), download, update, soft delete, sharing with
+named projects, the checks and boot spec an instance launch needs, and the seeded demo image.
+
+Bytes live in Django's default storage under ``images/<id>``; a compute host fetches them over HTTP
+from the portal with a signed, expiring URL (``image_fetch_url``) and keeps them in its cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import struct
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from identity import policy
+from identity.context import Context
+from identity.errors import Conflict, InvalidInput, NotFound, PolicyDenied, ServiceUnavailable, ZenithError
+from identity.models import Project
+from identity.quotas import MAX_LIMIT as MAX_INT
+
+from ..models import Image, ImageMember
+
+__all__ = [
+    "DISK_FORMATS",
+    "CONTAINER_FORMATS",
+    "DEMO_IMAGE_NAME",
+    "create_image",
+    "upload_image_data",
+    "open_image_data",
+    "update_image",
+    "delete_image",
+    "list_image_members",
+    "add_image_member",
+    "remove_image_member",
+    "seed_images",
+    "check_image_bootable",
+    "image_boot_spec",
+    "image_fetch_url",
+    "read_image_token",
+    "open_signed_image_data",
+    "demo_qcow2",
+]
+
+log = logging.getLogger(__name__)
+
+DISK_FORMATS = tuple(value for value, _ in Image.DISK_FORMATS)
+CONTAINER_FORMATS = tuple(value for value, _ in Image.CONTAINER_FORMATS)
+VISIBILITIES = (Image.PUBLIC, Image.PRIVATE, Image.SHARED)
+KERNEL_FORMATS = ("aki", "ari")
+MAX_NAME = 255
+MAX_PROPERTIES = 128
+MAX_PROPERTY_KEY = 255
+MAX_PROPERTY_VALUE = 4096
+UPDATABLE = ("name", "visibility", "min_disk", "min_ram", "protected", "properties")
+# Properties that name other images, and the disk format the named image must have.
+BOOT_PROPERTIES = {"kernel_id": "aki", "ramdisk_id": "ari"}
+TOKEN_SALT = "zenith.compute.image-data"
+DEMO_IMAGE_NAME = "zenith-demo"
+_PROPERTY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _clean_name(value: Any) -> str:
+    name = value.strip() if isinstance(value, str) else ""
+    if not name or len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
+        raise InvalidInput(f"Image name must be 1-{MAX_NAME} printable characters.")
+    return name
+
+
+def _clean_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise InvalidInput(f"{what} must be one of {', '.join(choices)}.")
+    return value
+
+
+def _clean_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise InvalidInput(f"{what} must be a whole number from 0 to {MAX_INT}.")
+    return value
+
+
+def _clean_bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{what} must be true or false.")
+    return value
+
+
+def _clean_formats(disk_format: Any, container_format: Any) -> tuple[str, str]:
+    disk_format = _clean_choice(disk_format, DISK_FORMATS, "Disk format")
+    container_format = _clean_choice(container_format, CONTAINER_FORMATS, "Container format")
+    if disk_format in KERNEL_FORMATS and container_format != disk_format:
+        raise InvalidInput(f"A {disk_format} image must have container format {disk_format}.")
+    if container_format in KERNEL_FORMATS and disk_format != container_format:
+        raise InvalidInput(f"Container format {container_format} is for {container_format} disk images only.")
+    return disk_format, container_format
+
+
+def _clean_properties(ctx: Context, value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("Properties must be an object of string keys to string values.")
+    if len(value) > MAX_PROPERTIES:
+        raise InvalidInput(f"An image has at most {MAX_PROPERTIES} properties.")
+    for key, item in value.items():
+        if not isinstance(key, str) or not _PROPERTY_KEY_RE.match(key) or len(key) > MAX_PROPERTY_KEY:
+            raise InvalidInput(
+                f"Property names must be 1-{MAX_PROPERTY_KEY} letters, digits, '_', '.', ':' or '-'."
+            )
+        if not isinstance(item, str) or len(item) > MAX_PROPERTY_VALUE:
+            raise InvalidInput(
+                f"Property {key!r} must have a string value of at most {MAX_PROPERTY_VALUE} characters."
+            )
+    properties = dict(value)
+    for key, wanted in BOOT_PROPERTIES.items():
+        if properties.get(key):
+            properties[key] = _clean_boot_image(ctx, key, properties[key], wanted)
+    return properties
+
+
+def _clean_boot_image(ctx: Context, key: str, value: str, wanted: str) -> str:
+    """``kernel_id``/``ramdisk_id`` must name an active aki/ari image the caller can see."""
+    try:
+        image = Image.objects.get_visible(ctx, pk=value)
+    except NotFound:
+        raise InvalidInput(f"{key} {value!r} names no image you can see.") from None
+    if image.disk_format != wanted:
+        raise InvalidInput(f"{key} must name an {wanted} image; {image.name} is {image.disk_format}.")
+    if image.status != Image.ACTIVE:
+        raise InvalidInput(f"{key} names image {image.name}, which is {image.status}, not active.")
+    return str(image.pk)
+
+
+def _require_owner(ctx: Context, image: Image) -> None:
+    """Only the owning project's members (or cloud admins) change an image others can merely see."""
+    if ctx.is_admin:
+        return
+    if image.project_id is None or image.project_id != ctx.project_id:
+        raise PolicyDenied(f"Image {image.name} belongs to another project: you can use it, not change it.")
+
+
+def _locked(image: Image) -> Image:
+    try:
+        return Image.objects.select_for_update().exclude(status=Image.DELETED).get(pk=image.pk)
+    except Image.DoesNotExist:
+        raise NotFound("No such image.") from None
+
+
+# --- create -------------------------------------------------------------------------------------
+
+
+def create_image(
+    ctx: Context,
+    *,
+    name: str,
+    disk_format: str,
+    container_format: str = "bare",
+    visibility: str = Image.PRIVATE,
+    min_disk: int = 0,
+    min_ram: int = 0,
+    protected: bool = False,
+    properties: dict[str, str] | None = None,
+) -> Image:
+    """Register an image in the caller's project, ``queued`` until its bytes are uploaded.
+
+    Public images are offered to every project, so only cloud admins publish them.
+    """
+    policy.enforce(ctx, "compute:image:create")
+    visibility = _clean_choice(visibility, VISIBILITIES, "Visibility")
+    if visibility == Image.PUBLIC:
+        policy.enforce(ctx, "compute:image:publicize")
+    disk_format, container_format = _clean_formats(disk_format, container_format)
+    image = Image(
+        name=_clean_name(name),
+        project=ctx.project,
+        owner=ctx.user,
+        status=Image.QUEUED,
+        visibility=visibility,
+        disk_format=disk_format,
+        container_format=container_format,
+        min_disk=_clean_int(min_disk, "Minimum disk (GB)"),
+        min_ram=_clean_int(min_ram, "Minimum RAM (MB)"),
+        protected=_clean_bool(protected, "Protected"),
+        properties=_clean_properties(ctx, properties),
+    )
+    image.save(force_insert=True)
+    return image
+
+
+# --- upload -------------------------------------------------------------------------------------
+
+
+class _SourceError(Exception):
+    """The uploader's side failed (client went away, unreadable body), not the storage."""
+
+
+class _HashingStream(File):
+    """A read-once File over an iterable of byte chunks: whatever the storage reads (``chunks()`` or
+    ``read()``) is counted and hashed on the way through, so the upload is never held in memory."""
+
+    def __init__(self, chunks: Iterable[bytes], name: str, limit: int | None):
+        super().__init__(None, name=name)
+        self._source: Iterator[bytes] = iter(chunks)
+        self._buffer = b""
+        self._limit = limit
+        self.sha256 = hashlib.sha256()
+        self.count = 0
+
+    def _next_chunk(self) -> bytes:
+        while True:
+            try:
+                chunk = next(self._source)
+            except StopIteration:
+                return b""
+            except Exception as exc:
+                raise _SourceError(str(exc) or type(exc).__name__) from exc
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise _SourceError("upload chunks must be bytes")
+            if chunk:
+                chunk = bytes(chunk)
+                self.count += len(chunk)
+                if self._limit is not None and self.count > self._limit:
+                    raise InvalidInput(
+                        f"More data arrived than the {self._limit} bytes announced.", code="size_mismatch"
+                    )
+                self.sha256.update(chunk)
+                return chunk
+
+    def chunks(self, chunk_size=None):
+        if self._buffer:
+            data, self._buffer = self._buffer, b""
+            yield data
+        while chunk := self._next_chunk():
+            yield chunk
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            return b"".join(self.chunks())
+        while len(self._buffer) < size:
+            chunk = self._next_chunk()
+            if not chunk:
+                break
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def seekable(self):
+        return False
+
+    def close(self):
+        pass
+
+    @property
+    def closed(self):
+        return False
+
+
+def _storage_name(image: Image) -> str:
+    return f"images/{image.pk}"
+
+
+def _remove_bytes(name: str) -> None:
+    if not name:
+        return
+    try:
+        default_storage.delete(name)
+    except Exception:  # a leftover file costs disk, not correctness: log it and carry on
+        log.exception("could not remove image data %s from storage", name)
+
+
+def _kill(image: Image, name: str, reason: str) -> None:
+    Image.objects.filter(pk=image.pk, status=Image.SAVING).update(status=Image.KILLED)
+    image.status = Image.KILLED
+    _remove_bytes(name)
+    log.warning("upload of image %s failed and it is now killed: %s", image.pk, reason)
+
+
+def upload_image_data(
+    ctx: Context, image: Image, chunks: Iterable[bytes], expected_size: int | None = None
+) -> Image:
+    """Store an image's bytes, streamed chunk by chunk to storage while its size and sha256 are computed.
+
+    queued -> saving -> active. Data can be uploaded once: any other status answers 409. If the upload
+    fails (the client goes away, the size differs from ``expected_size``, the storage refuses), the
+    image ends ``killed`` and no partial bytes are kept.
+    """
+    policy.enforce(ctx, "compute:image:upload")
+    _require_owner(ctx, image)
+    if expected_size is not None:
+        expected_size = _clean_int(expected_size, "Image size")
+    if not Image.objects.filter(pk=image.pk, status=Image.QUEUED).update(status=Image.SAVING):
+        current = Image.objects.filter(pk=image.pk).values_list("status", flat=True).first()
+        if current in (None, Image.DELETED):
+            raise NotFound("No such image.")
+        raise Conflict(
+            f"Image {image.name} is {current}: data can be uploaded only once, to a queued image.",
+            code="invalid_state",
+        )
+    image.status = Image.SAVING
+    name = _storage_name(image)
+    stream = _HashingStream(chunks, name=name, limit=expected_size)
+    try:
+        if default_storage.exists(name):  # left over by a crash mid-upload: never served, safe to drop
+            default_storage.delete(name)
+        saved = default_storage.save(name, stream)
+    except ZenithError as exc:
+        _kill(image, name, exc.message)
+        raise type(exc)(f"{exc.message} Image {image.name} is now killed.", code=exc.code) from None
+    except _SourceError as exc:
+        _kill(image, name, str(exc))
+        raise InvalidInput(
+            f"The upload of image {image.name} was interrupted ({exc}); the image is now killed.",
+            code="upload_interrupted",
+        ) from None
+    except Exception as exc:
+        _kill(image, name, repr(exc))
+        log.exception("storage failed while saving image %s", image.pk)
+        raise ServiceUnavailable(
+            f"The image store could not save image {image.name}; the image is now killed.",
+            code="storage_error",
+        ) from None
+    size, checksum = stream.count, stream.sha256.hexdigest()
+    problem = None
+    if size == 0:
+        problem = "The upload was empty."
+    elif expected_size is not None and size != expected_size:
+        problem = f"The upload ended after {size} of the {expected_size} bytes announced."
+    if problem:
+        _kill(image, saved, problem)
+        raise InvalidInput(f"{problem} Image {image.name} is now killed.", code="size_mismatch")
+    with transaction.atomic():
+        current = Image.objects.select_for_update().get(pk=image.pk)
+        if current.status == Image.SAVING:
+            current.file.name = saved
+            current.size = size
+            current.checksum = checksum
+            current.status = Image.ACTIVE
+            current.save(update_fields=["file", "size", "checksum", "status", "updated"])
+    if current.status != Image.ACTIVE:  # deleted while the bytes were arriving
+        _remove_bytes(saved)
+        raise Conflict(f"Image {image.name} was {current.status} during the upload.", code="invalid_state")
+    return current
+
+
+# --- download -----------------------------------------------------------------------------------
+
+
+def _open_bytes(image: Image):
+    if image.status != Image.ACTIVE:
+        raise Conflict(
+            f"Image {image.name} is {image.status}: it has no data to download.", code="invalid_state"
+        )
+    try:
+        return default_storage.open(image.file.name, "rb")
+    except (OSError, ValueError):
+        log.exception("image %s is active but its data %r cannot be opened", image.pk, image.file.name)
+        raise ServiceUnavailable(
+            f"The data of image {image.name} cannot be read from the image store.", code="storage_error"
+        ) from None
+
+
+def open_image_data(ctx: Context, image: Image):
+    """An open, read-only binary file of an active image's bytes (the caller streams and closes it)."""
+    policy.enforce(ctx, "compute:image:download")
+    return _open_bytes(image)
+
+
+# --- update and delete --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def update_image(ctx: Context, image: Image, **fields: Any) -> Image:
+    """Change an image's name, visibility, minimum disk and RAM, protection or properties (replaced
+    as a whole). Its formats and bytes never change once uploaded; make a new image instead."""
+    policy.enforce(ctx, "compute:image:update")
+    unknown = set(fields) - set(UPDATABLE)
+    if unknown:
+        raise InvalidInput(f"These image fields cannot be changed: {', '.join(sorted(unknown))}.")
+    _require_owner(ctx, image)
+    image = _locked(image)
+    changed = []
+    if fields.get("name") is not None:
+        image.name = _clean_name(fields["name"])
+        changed.append("name")
+    if fields.get("visibility") is not None:
+        visibility = _clean_choice(fields["visibility"], VISIBILITIES, "Visibility")
+        if visibility != image.visibility and Image.PUBLIC in (visibility, image.visibility):
+            policy.enforce(ctx, "compute:image:publicize")
+        if visibility != Image.PUBLIC and image.project_id is None:
+            raise InvalidInput(f"Image {image.name} belongs to no project: it can only be public.")
+        image.visibility = visibility
+        changed.append("visibility")
+    for field, what in (("min_disk", "Minimum disk (GB)"), ("min_ram", "Minimum RAM (MB)")):
+        if fields.get(field) is not None:
+            setattr(image, field, _clean_int(fields[field], what))
+            changed.append(field)
+    if fields.get("protected") is not None:
+        image.protected = _clean_bool(fields["protected"], "Protected")
+        changed.append("protected")
+    if fields.get("properties") is not None:
+        properties = _clean_properties(ctx, fields["properties"])
+        if str(image.pk) in (properties.get("kernel_id"), properties.get("ramdisk_id")):
+            raise InvalidInput("An image cannot be its own kernel or ramdisk.")
+        image.properties = properties
+        changed.append("properties")
+    if changed:
+        image.save(update_fields=[*changed, "updated"])
+    return image
+
+
+@transaction.atomic
+def delete_image(ctx: Context, image: Image) -> None:
+    """Delete an image: its bytes leave the store, its row stays (as ``deleted``) for the instances
+    launched from it. A protected image must be unprotected first."""
+    policy.enforce(ctx, "compute:image:delete")
+    _require_owner(ctx, image)
+    image = _locked(image)
+    if image.protected:
+        raise Conflict(f"Image {image.name} is protected: unprotect it before deleting it.", code="protected")
+    name = image.file.name
+    image.status = Image.DELETED
+    image.file.name = ""
+    image.save(update_fields=["status", "file", "updated"])
+    transaction.on_commit(lambda: _remove_bytes(name))
+
+
+# --- sharing with named projects ----------------------------------------------------------------
+
+
+def _require_shared(image: Image) -> None:
+    if image.visibility != Image.SHARED:
+        raise Conflict(
+            f"Image {image.name} is {image.visibility}: make it shared before sharing it with projects.",
+            code="not_shared",
+        )
+
+
+def list_image_members(ctx: Context, image: Image):
+    """The projects a shared image is shared with (for its owning project and cloud admins)."""
+    policy.enforce(ctx, "compute:image:show")
+    _require_owner(ctx, image)
+    return ImageMember.objects.filter(image=image).select_related("project")
+
+
+@transaction.atomic
+def add_image_member(ctx: Context, image: Image, project: Project) -> ImageMember:
+    """Let ``project`` see and boot the shared image ``image`` (an object grant)."""
+    policy.enforce(ctx, "compute:image:member")
+    _require_owner(ctx, image)
+    image = _locked(image)
+    _require_shared(image)
+    if project.pk == image.project_id:
+        raise InvalidInput(f"Project {project.name} owns image {image.name} already.")
+    if ImageMember.objects.filter(image=image, project=project).exists():
+        raise Conflict(f"Image {image.name} is already shared with project {project.name}.")
+    try:
+        with transaction.atomic():
+            return ImageMember.objects.create(image=image, project=project)
+    except IntegrityError:
+        raise Conflict(f"Image {image.name} is already shared with project {project.name}.") from None
+
+
+@transaction.atomic
+def remove_image_member(ctx: Context, image: Image, project: Project) -> None:
+    """Stop sharing ``image`` with ``project`` (its running instances keep running)."""
+    policy.enforce(ctx, "compute:image:member")
+    _require_owner(ctx, image)
+    image = _locked(image)
+    _require_shared(image)
+    deleted, _ = ImageMember.objects.filter(image=image, project=project).delete()
+    if not deleted:
+        raise NotFound(f"Image {image.name} is not shared with project {project.name}.")
+
+
+# --- launch support -----------------------------------------------------------------------------
+
+
+def _boot_images(image: Image) -> dict[str, Image | None]:
+    """The images ``kernel_id``/``ramdisk_id`` name ({} entries None when unset); one query."""
+    properties = image.properties or {}
+    wanted = {key: properties.get(key) for key in BOOT_PROPERTIES if properties.get(key)}
+    if not wanted:
+        return dict.fromkeys(BOOT_PROPERTIES)
+    ids = []
+    for key, value in wanted.items():
+        try:
+            ids.append(uuid.UUID(str(value)))
+        except ValueError:
+            raise InvalidInput(f"Image {image.name} has a malformed {key} ({value!r}).") from None
+    found = {str(row.pk): row for row in Image.objects.filter(pk__in=ids)}
+    result: dict[str, Image | None] = dict.fromkeys(BOOT_PROPERTIES)
+    for key, value in wanted.items():
+        row = found.get(str(uuid.UUID(str(value))))
+        if row is None or row.status != Image.ACTIVE:
+            state = "does not exist" if row is None else f"is {row.status}"
+            raise InvalidInput(f"The {key} of image {image.name} ({value}) {state}: it cannot boot.")
+        if row.disk_format != BOOT_PROPERTIES[key]:
+            raise InvalidInput(
+                f"The {key} of image {image.name} must be an {BOOT_PROPERTIES[key]} image; "
+                f"{row.name} is {row.disk_format}."
+            )
+        result[key] = row
+    return result
+
+
+def check_image_bootable(image: Image, flavor) -> None:
+    """Raise InvalidInput unless an instance of ``flavor`` can boot from ``image``: the image is active,
+    a disk (not a kernel or ramdisk), fits the flavor's root disk and RAM, and its kernel and ramdisk
+    (for direct kernel boot) exist and are active."""
+    if image.status != Image.ACTIVE:
+        raise InvalidInput(f"Image {image.name} is {image.status}, not active: it cannot boot.")
+    if image.disk_format in KERNEL_FORMATS:
+        raise InvalidInput(
+            f"Image {image.name} is a {image.disk_format} (kernel or ramdisk) image: boot a disk image "
+            "that names it as its kernel_id or ramdisk_id instead."
+        )
+    if flavor.disk_gb > 0 and image.min_disk > flavor.disk_gb:
+        raise InvalidInput(
+            f"Image {image.name} needs a root disk of at least {image.min_disk} GB; "
+            f"flavor {flavor.name} has {flavor.disk_gb} GB."
+        )
+    if image.min_ram > flavor.ram_mb:
+        raise InvalidInput(
+            f"Image {image.name} needs at least {image.min_ram} MB of RAM; flavor {flavor.name} has "
+            f"{flavor.ram_mb} MB."
+        )
+    _boot_images(image)
+
+
+def image_fetch_url(image: Image) -> str:
+    """An absolute URL from which a compute host downloads ``image``'s bytes without credentials:
+    it carries a signed token (image id and checksum) valid for ``ZENITH_IMAGE_URL_TTL`` seconds."""
+    token = signing.dumps({"i": str(image.pk), "c": image.checksum}, salt=TOKEN_SALT, compress=False)
+    return settings.ZENITH_PORTAL_URL.rstrip("/") + reverse("image-data", kwargs={"token": token})
+
+
+def read_image_token(token: str) -> tuple[str, str]:
+    """The (image id, checksum) a fetch URL's token was signed for; PolicyDenied when it was tampered
+    with or has expired."""
+    try:
+        data = signing.loads(token, salt=TOKEN_SALT, max_age=settings.ZENITH_IMAGE_URL_TTL)
+    except signing.SignatureExpired:
+        raise PolicyDenied("This image URL has expired: ask for a new one.", code="url_expired") from None
+    except signing.BadSignature:
+        raise PolicyDenied("This image URL is not valid.", code="bad_signature") from None
+    if not isinstance(data, dict) or not isinstance(data.get("i"), str) or not isinstance(data.get("c"), str):
+        raise PolicyDenied("This image URL is not valid.", code="bad_signature")
+    return data["i"], data["c"]
+
+
+def open_signed_image_data(token: str) -> tuple[Image, Any]:
+    """The image a signed fetch URL names and its open bytes (for the host-facing download view)."""
+    image_id, checksum = read_image_token(token)
+    try:
+        image = Image.objects.get(pk=image_id)
+    except (Image.DoesNotExist, ValueError, ValidationError):
+        raise NotFound("No such image.") from None
+    if image.status == Image.DELETED or image.checksum != checksum:
+        raise NotFound(f"Image {image_id} is no longer available.")
+    return image, _open_bytes(image)
+
+
+def _spec(image: Image) -> dict:
+    return {
+        "id": str(image.pk),
+        "name": image.name,
+        "url": image_fetch_url(image),
+        "checksum": image.checksum,
+        "size": image.size,
+        "disk_format": image.disk_format,
+    }
+
+
+def image_boot_spec(image: Image) -> dict:
+    """What a host agent needs to boot ``image`` (JSON-serialisable): id, name, signed fetch url,
+    sha256 checksum, size, disk format, and the same for its kernel and ramdisk (None when unset)."""
+    boot = _boot_images(image)
+    return {
+        **_spec(image),
+        "kernel": _spec(boot["kernel_id"]) if boot["kernel_id"] else None,
+        "ramdisk": _spec(boot["ramdisk_id"]) if boot["ramdisk_id"] else None,
+    }
+
+
+# --- seeding ------------------------------------------------------------------------------------
+
+
+def demo_qcow2(virtual_size: int = 1 << 30, cluster_bits: int = 16) -> bytes:
+    """A valid, empty qcow2 (version 2) disk of ``virtual_size`` bytes, as ``qemu-img create`` lays it
+    out: header, refcount table, one refcount block, then the L1 table (all entries unallocated)."""
+    cluster = 1 << cluster_bits
+    l2_coverage = (cluster // 8) * cluster  # an L2 table holds cluster/8 entries of one cluster each
+    l1_size = -(-virtual_size // l2_coverage)
+    refcount_table, refcount_block, l1_table = cluster, 2 * cluster, 3 * cluster
+    header = struct.pack(
+        ">4sIQIIQIIQQIIQ",
+        b"QFI\xfb",
+        2,  # version
+        0,  # backing_file_offset
+        0,  # backing_file_size
+        cluster_bits,
+        virtual_size,
+        0,  # crypt_method
+        l1_size,
+        l1_table,
+        refcount_table,
+        1,  # refcount_table_clusters
+        0,  # nb_snapshots
+        0,  # snapshots_offset
+    )
+    used_clusters = 3 + -(-l1_size * 8 // cluster)
+    data = bytearray(l1_table + l1_size * 8)
+    data[: len(header)] = header
+    struct.pack_into(">Q", data, refcount_table, refcount_block)
+    for index in range(used_clusters):  # version 2 refcounts are 16 bits
+        struct.pack_into(">H", data, refcount_block + 2 * index, 1)
+    return bytes(data)
+
+
+@transaction.atomic
+def seed_images() -> list[Image]:
+    """Make sure the public demo image ``zenith-demo`` (an empty 1 GiB qcow2) exists with its bytes
+    (idempotent). Returns the images it created or repaired."""
+    data = demo_qcow2()
+    checksum = hashlib.sha256(data).hexdigest()
+    image = (
+        Image.objects.select_for_update()
+        .filter(name=DEMO_IMAGE_NAME, project=None, status=Image.ACTIVE)
+        .first()
+    )
+    if image is not None and image.checksum == checksum and default_storage.exists(image.file.name):
+        return []
+    if image is None:
+        image = Image(
+            name=DEMO_IMAGE_NAME,
+            visibility=Image.PUBLIC,
+            disk_format="qcow2",
+            container_format="bare",
+            min_disk=1,
+            properties={"description": "An empty 1 GiB qcow2 disk for trying Zenith out."},
+        )
+    name = _storage_name(image)
+    _remove_bytes(name)
+    image.file.name = default_storage.save(name, ContentFile(data))
+    image.size, image.checksum, image.status = len(data), checksum, Image.ACTIVE
+    image.save()
+    return [image]

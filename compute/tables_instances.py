@@ -1,0 +1,223 @@
+"""Dashboard tables and buttons for instances: the project's list, the admins' list across projects.
+
+A row whose instance is transitional (building, or an action running) polls its own URL every two
+seconds with htmx and swaps itself; the partial it gets back stops polling once the state is stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import django_tables2 as tables
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+
+from . import services
+from .models import Instance
+
+ATTRS = {"class": "table table-sm table-hover align-middle", "id": "instances-table"}
+POLL_EVERY = "every 2s"
+
+STATUS_COLOURS = {
+    "ACTIVE": "text-bg-success",
+    "BUILD": "text-bg-info",
+    "REBOOT": "text-bg-info",
+    "HARD_REBOOT": "text-bg-info",
+    "SHUTOFF": "text-bg-secondary",
+    "PAUSED": "text-bg-warning",
+    "SUSPENDED": "text-bg-warning",
+    "ERROR": "text-bg-danger",
+    "DELETED": "text-bg-dark",
+}
+# The dashboard's status filter: Nova's status -> the vm_state rows it covers.
+STATUS_FILTER = {
+    "ACTIVE": "active",
+    "BUILD": "building",
+    "SHUTOFF": "stopped",
+    "PAUSED": "paused",
+    "SUSPENDED": "suspended",
+    "ERROR": "error",
+}
+
+
+@dataclass(frozen=True)
+class Button:
+    """One instance action as a dashboard button; ``confirm`` (with ``{name}``) asks before posting."""
+
+    action: str
+    label: str
+    icon: str
+    style: str
+    confirm: str = ""
+
+    @property
+    def policy(self) -> str:
+        return (
+            "compute:instance:reboot"
+            if self.action.startswith("reboot")
+            else f"compute:instance:{self.action}"
+        )
+
+
+BUTTONS = [
+    Button("start", "Start", "play-fill", "success"),
+    Button("stop", "Stop", "stop-fill", "warning", "Stop instance {name}? Its guest is shut down."),
+    Button("reboot", "Reboot", "arrow-clockwise", "secondary", "Reboot instance {name}?"),
+    Button(
+        "reboot_hard",
+        "Hard reboot",
+        "lightning-charge",
+        "warning",
+        "Hard reboot instance {name}? Like pressing reset: what the guest has not written to disk is lost.",
+    ),
+    Button("pause", "Pause", "pause-fill", "secondary"),
+    Button("unpause", "Unpause", "play", "secondary"),
+    Button(
+        "suspend", "Suspend", "moon", "secondary", "Suspend instance {name}? Its memory is saved to disk."
+    ),
+    Button("resume", "Resume", "sunrise", "secondary"),
+    Button(
+        "delete",
+        "Delete",
+        "trash",
+        "danger",
+        "Delete instance {name}? Its disks are destroyed: this cannot be undone.",
+    ),
+]
+LOCK = Button("lock", "Lock", "lock", "secondary")
+UNLOCK = Button("unlock", "Unlock", "unlock", "secondary")
+ACTIONS = {b.action: b for b in (*BUTTONS, LOCK, UNLOCK)}
+
+
+def instance_buttons(ctx, instance: Instance) -> list[dict]:
+    """The buttons to show for ``instance``: what its state allows and the caller's role may do.
+
+    A locked instance offers non-admins only Unlock (the services refuse the rest anyway).
+    """
+    allowed = set(services.allowed_actions(instance))
+    locked_out = instance.locked and not ctx.is_admin
+    shown = [] if locked_out else [b for b in BUTTONS if b.action in allowed]
+    if instance.vm_state != Instance.DELETED and instance.task_state != Instance.DELETING:
+        if not instance.locked:
+            shown.append(LOCK)
+        elif ctx.is_admin or instance.locked_by != "admin":
+            shown.append(UNLOCK)
+    return [
+        {
+            "action": b.action,
+            "label": b.label,
+            "icon": b.icon,
+            "style": b.style,
+            "confirm": b.confirm.format(name=instance.name),
+        }
+        for b in shown
+        if ctx.can(b.policy)
+    ]
+
+
+def _polling(value):
+    """A row attribute present only while the record is transitional (None drops the attribute)."""
+    return lambda record, table: (
+        (value(record, table) if callable(value) else value) if record.transitional else None
+    )
+
+
+def _poll_url(record, table) -> str:
+    return reverse("compute:instance-row", args=[record.pk]) + table.poll_query
+
+
+# The row's id, and htmx polling while (only while) the instance is transitional.
+ROW_ATTRS = {
+    "id": lambda record: f"instance-{record.pk}",
+    "data-name": lambda record: record.name,
+    "data-status": lambda record: record.status,
+    "hx-get": _polling(_poll_url),
+    "hx-trigger": _polling(POLL_EVERY),
+    "hx-swap": _polling("outerHTML"),
+    "data-polling": _polling("true"),
+}
+
+
+class InstanceTable(tables.Table):
+    """The current project's instances."""
+
+    name = tables.Column(linkify=("compute:instance", {"pk": tables.A("pk")}))
+    status = tables.Column(empty_values=(), order_by=("vm_state", "task_state"))
+    task = tables.Column(empty_values=(), accessor="task_state", verbose_name="Task")
+    addresses = tables.Column(empty_values=(), orderable=False, verbose_name="IP addresses")
+    flavor = tables.Column(accessor="flavor__name", verbose_name="Flavor")
+    image = tables.Column(accessor="image__name", verbose_name="Image", default="—")
+    created = tables.Column(verbose_name="Age")
+    actions = tables.Column(empty_values=(), orderable=False, verbose_name="")
+
+    poll_query = ""  # added to the row's polling URL: which table the partial is a row of
+    back = "list"  # where an action posted from a row returns
+
+    class Meta:
+        model = Instance
+        fields = ("name", "status", "task", "addresses", "flavor", "image", "created")
+        attrs = ATTRS
+        row_attrs = ROW_ATTRS
+        order_by = "-created"
+        empty_text = "No instances yet."
+
+    def __init__(self, data, *, ctx, **kwargs):
+        super().__init__(data, **kwargs)
+        self.ctx = ctx
+
+    def render_status(self, record):
+        return render_to_string(
+            "compute/_instance_status.html",
+            {"instance": record, "colour": STATUS_COLOURS.get(record.status, "text-bg-dark")},
+        )
+
+    def render_task(self, record):
+        return render_to_string("compute/_instance_task.html", {"instance": record})
+
+    def render_addresses(self, record):
+        # Fixed IPs come with networking; until then an instance has none to show.
+        return format_html(
+            '<span class="text-secondary" title="{}">—</span>', "no networks in this cloud yet"
+        )
+
+    def render_flavor(self, record):
+        return format_html(
+            '{}<br><small class="text-secondary">{} vCPU · {} MB · {} GB</small>',
+            record.flavor.name,
+            record.vcpus,
+            record.memory_mb,
+            record.disk_gb,
+        )
+
+    def render_created(self, record):
+        return format_html(
+            '<span title="{}">{}</span>', record.created.isoformat(), timesince(record.created)
+        )
+
+    def render_actions(self, record):
+        return render_to_string(
+            "compute/_instance_actions.html",
+            {
+                "instance": record,
+                "buttons": instance_buttons(self.ctx, record),
+                "compact": True,
+                "back": self.back,
+            },
+            request=getattr(self, "request", None),
+        )
+
+
+class AdminInstanceTable(InstanceTable):
+    """Every project's instances, with the project and the host (cloud admins)."""
+
+    project = tables.Column(accessor="project__name", verbose_name="Project")
+    host = tables.Column(accessor="host__name", verbose_name="Host", default="—")
+
+    poll_query = "?admin=1"
+    back = "admin"
+
+    class Meta(InstanceTable.Meta):
+        fields = ("name", "project", "host", "status", "task", "flavor", "image", "created")
+        sequence = ("name", "project", "host", "status", "task", "addresses", "flavor", "image", "created")

@@ -1,0 +1,360 @@
+"""Dashboard: instances (the table, the launch wizard, the detail page with console log and action
+log, every action as a POST) and the admins' panels over them (all instances, drift, scheduler).
+
+Views parse, call compute.services through ``call_service`` and render: a refusal becomes a form error
+or a message, never a 500. No view talks to a hypervisor except the console log, which asks the host
+through the service (with its timeout) only when the user opens it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from identity import quotas
+from identity.dashboard import call_service, forbidden_unless, paginated
+from identity.models import KeyPair
+
+from . import services
+from .forms_instances import STEPS, ExplainForm, InstanceFilterForm, LaunchForm
+from .models import Flavor, Image, Instance, InstanceAction
+from .tables_instances import ACTIONS, STATUS_COLOURS, STATUS_FILTER, AdminInstanceTable, InstanceTable
+from .tables_instances import instance_buttons as buttons_for
+
+ROW_RELATED = ("flavor", "image", "operation", "host")
+ACTION_LOG_ROWS = 50
+ACTION_MESSAGES = {
+    "reboot": "Rebooting instance {}.",
+    "reboot_hard": "Hard rebooting instance {}.",
+    "stop": "Stopping instance {}.",
+    "start": "Starting instance {}.",
+    "pause": "Pausing instance {}.",
+    "unpause": "Unpausing instance {}.",
+    "suspend": "Suspending instance {}.",
+    "resume": "Resuming instance {}.",
+    "delete": "Deleting instance {}.",
+    "lock": "Instance {} is locked.",
+    "unlock": "Instance {} is unlocked.",
+}
+
+
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _not_found(request):
+    return render(request, "portal/404.html", status=404)
+
+
+def _find_instance(request, pk) -> Instance | None:
+    """The caller's project's instance; for cloud admins, any project's (the admin panels link here)."""
+    ctx = request.zenith
+    instance = Instance.objects.visible_to(ctx).select_related(*ROW_RELATED).filter(pk=pk).first()
+    if instance is None and ctx.is_admin:
+        instance = (
+            Instance.objects.across_projects(ctx)
+            .select_related(*ROW_RELATED, "project")
+            .filter(pk=pk)
+            .first()
+        )
+    return instance
+
+
+def _filtered(queryset, filters: InstanceFilterForm):
+    if not filters.is_valid():
+        return queryset
+    if q := filters.cleaned_data["q"].strip():
+        queryset = queryset.filter(name__icontains=q)
+    if status := filters.cleaned_data["status"]:
+        queryset = queryset.filter(vm_state=STATUS_FILTER[status])
+    return queryset
+
+
+# --- the project's instances -----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def instances(request):
+    """The project's instances: status, task (with the running operation's progress), flavor, age."""
+    if (denied := forbidden_unless(request, "compute:instance:list")) is not None:
+        return denied
+    ctx = request.zenith
+    filters = InstanceFilterForm(request.GET)
+    queryset = _filtered(Instance.objects.visible_to(ctx).select_related(*ROW_RELATED), filters)
+    table = paginated(request, InstanceTable(queryset, ctx=ctx))
+    return render(request, "compute/instances.html", {"table": table, "filters": filters})
+
+
+@login_required
+@require_GET
+def instance_row(request, pk):
+    """One table row (htmx polls it while the instance is transitional); empty once it is deleted,
+    which removes the row."""
+    if (denied := forbidden_unless(request, "compute:instance:list")) is not None:
+        return denied
+    ctx = request.zenith
+    admin = request.GET.get("admin") == "1" and ctx.is_admin
+    scope = Instance.objects.across_projects(ctx) if admin else Instance.objects.visible_to(ctx)
+    instance = scope.select_related(*ROW_RELATED, "project").filter(pk=pk).first()
+    if instance is None:
+        owned = (
+            Instance.objects.filter(pk=pk) if admin else Instance.objects.filter(pk=pk, project=ctx.project)
+        )
+        if ctx.project is not None and owned.filter(vm_state=Instance.DELETED).exists():
+            return HttpResponse("")
+        return _not_found(request)
+    table = (AdminInstanceTable if admin else InstanceTable)([instance], ctx=ctx)
+    table.request = request
+    return render(request, "compute/_instance_row.html", {"table": table})
+
+
+# --- the launch wizard ------------------------------------------------------------------------------
+
+
+@dataclass
+class FlavorChoice:
+    """A flavor as the wizard shows it: sizes, what quota is left after launching it, hosts that fit."""
+
+    flavor: Flavor
+    hosts: int
+    after: list[tuple[str, int | None]] = field(default_factory=list)  # (unit, left); None: unlimited
+    over_quota: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageChoice:
+    image: Image
+    too_small: list[str] = field(default_factory=list)  # names of flavors it cannot boot on
+
+
+QUOTA_NEEDS = (("instances", "instances", None), ("cores", "vCPUs", "vcpus"), ("ram", "MB of RAM", "ram_mb"))
+
+
+def _too_small(image: Image, flavor: Flavor) -> bool:
+    return (flavor.disk_gb > 0 and image.min_disk > flavor.disk_gb) or image.min_ram > flavor.ram_mb
+
+
+def _launch_context(request, form: LaunchForm) -> dict:
+    ctx = request.zenith
+    flavors = list(Flavor.objects.visible_to(ctx).filter(disabled=False))
+    images = list(
+        Image.objects.visible_to(ctx).filter(status=Image.ACTIVE).exclude(disk_format__in=["aki", "ari"])
+    )
+    keypairs = list(KeyPair.objects.visible_to(ctx).order_by("name"))
+    quota = {row["resource"]: row for row in quotas.summary(ctx.project, ctx.user)} if ctx.project else {}
+    fitting = services.hosts_fitting(flavors)
+    flavor_choices = []
+    for flavor in flavors:
+        choice = FlavorChoice(flavor=flavor, hosts=fitting.get(flavor.pk, 0))
+        for resource, unit, size in QUOTA_NEEDS:
+            need = getattr(flavor, size) if size else 1
+            remaining = quota.get(resource, {}).get("remaining")
+            choice.after.append((unit, None if remaining is None else remaining - need))
+            if remaining is not None and remaining < need:
+                choice.over_quota.append(f"needs {need} {unit}, {remaining} left in the quota")
+        flavor_choices.append(choice)
+    image_choices = [
+        ImageChoice(image=image, too_small=[f.name for f in flavors if _too_small(image, f)])
+        for image in images
+    ]
+    data = form.data if form.is_bound else {}
+    return {
+        "form": form,
+        "steps": STEPS,
+        "active_step": (form.first_step_with_errors() if form.is_bound else None) or STEPS[0][0],
+        "flavors": flavor_choices,
+        "images": image_choices,
+        "keypairs": keypairs,
+        "quota": [quota[r] for r in ("instances", "cores", "ram") if r in quota],
+        "chosen": {
+            "image": data.get("image", images[0].pk if len(images) == 1 else ""),
+            "flavor": data.get("flavor", ""),
+            "key_name": data.get("key_name", keypairs[0].name if len(keypairs) == 1 else ""),
+        },
+    }
+
+
+@login_required
+def launch(request):
+    """The launch wizard (GET) and the launch itself (POST): one instance per idempotency key."""
+    if (denied := forbidden_unless(request, "compute:instance:create")) is not None:
+        return denied
+    ctx = request.zenith
+    form = LaunchForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        result = call_service(
+            request,
+            form,
+            lambda: services.create_instance(
+                ctx,
+                name=data["name"],
+                flavor=data["flavor"],
+                image=data["image"],
+                key_name=data["key_name"] or None,
+                user_data=data["user_data"] or None,
+                metadata=data["metadata"],
+                idempotency_key=data["idempotency_key"] or None,
+            ),
+        )
+        if result is not None:
+            instance, created = result
+            if created:
+                messages.success(request, f"Launching instance {instance.name}.")
+            else:
+                messages.info(request, f"Instance {instance.name} was already launched from this form.")
+            return redirect("compute:instances")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "compute/launch.html", _launch_context(request, form), status=status)
+
+
+# --- one instance -------------------------------------------------------------------------------------
+
+
+def _detail_context(request, instance: Instance) -> dict:
+    ctx = request.zenith
+    action_log = []
+    if ctx.can("compute:instance:actions"):
+        action_log = list(
+            InstanceAction.objects.filter(instance=instance).select_related("user")[:ACTION_LOG_ROWS]
+        )
+    return {
+        "instance": instance,
+        "colour": STATUS_COLOURS.get(instance.status, "text-bg-dark"),
+        "buttons": buttons_for(ctx, instance),
+        "action_log": action_log,
+        "back": "detail",
+    }
+
+
+@login_required
+@require_GET
+def instance_detail(request, pk):
+    """Overview, console log (fetched from the host when the tab is opened) and action log.
+
+    While the instance is transitional its summary polls ``?fragment=summary``, which answers the
+    summary and, out of band, the overview and the action log."""
+    if (denied := forbidden_unless(request, "compute:instance:show")) is not None:
+        return denied
+    instance = _find_instance(request, pk)
+    if instance is None:
+        if _is_htmx(request) and request.GET.get("fragment") == "summary":
+            response = HttpResponse("")
+            response["HX-Redirect"] = reverse("compute:instances")  # deleted while the page was open
+            return response
+        return _not_found(request)
+    context = _detail_context(request, instance)
+    if _is_htmx(request) and request.GET.get("fragment") == "summary":
+        return render(request, "compute/_instance_summary_fragment.html", {**context, "oob": True})
+    return render(request, "compute/instance_detail.html", context)
+
+
+class ConsoleForm(forms.Form):
+    lines = forms.IntegerField(min_value=1, max_value=services.MAX_CONSOLE_LINES, initial=100, required=False)
+
+
+@login_required
+@require_GET
+def instance_console(request, pk):
+    """The guest's serial console log, asked of its host; an htmx request gets the panel only."""
+    if (denied := forbidden_unless(request, "compute:instance:console")) is not None:
+        return denied
+    instance = _find_instance(request, pk)
+    if instance is None:
+        return _not_found(request)
+    form = ConsoleForm(request.GET)
+    log = None
+    if form.is_valid():
+        lines = form.cleaned_data["lines"] or 100
+        log = call_service(request, form, lambda: services.console_log(request.zenith, instance, lines))
+    context = {"instance": instance, "form": form, "log": log}
+    template = "compute/_instance_console.html" if _is_htmx(request) else "compute/instance_console.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def instance_action(request, pk, action):
+    """Start an action (or lock/unlock); the page it came from shows the instance polling."""
+    button = ACTIONS.get(action)
+    if button is None:
+        return _not_found(request)
+    if (denied := forbidden_unless(request, button.policy)) is not None:
+        return denied
+    ctx = request.zenith
+    instance = _find_instance(request, pk)
+    if instance is None:
+        return _not_found(request)
+    if action == "lock":
+        change = lambda: services.lock_instance(ctx, instance)  # noqa: E731
+    elif action == "unlock":
+        change = lambda: services.unlock_instance(ctx, instance)  # noqa: E731
+    else:
+        change = lambda: services.instance_action(ctx, instance, action)  # noqa: E731
+    call_service(request, None, change, ACTION_MESSAGES[action].format(instance.name))
+    back = request.POST.get("back")
+    if back == "admin" and ctx.is_admin:
+        return redirect("compute:admin-instances")
+    if back == "detail" and action != "delete":
+        return redirect("compute:instance", pk=instance.pk)
+    return redirect("compute:instances")
+
+
+# --- admin panels ------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def admin_instances(request):
+    """Every project's instances (cloud admins), with their project and host."""
+    if (denied := forbidden_unless(request, "compute:instance:list_all")) is not None:
+        return denied
+    ctx = request.zenith
+    filters = InstanceFilterForm(request.GET)
+    queryset = _filtered(
+        Instance.objects.across_projects(ctx).select_related(*ROW_RELATED, "project"), filters
+    )
+    table = paginated(request, AdminInstanceTable(queryset, ctx=ctx))
+    return render(request, "compute/admin_instances.html", {"table": table, "filters": filters})
+
+
+@login_required
+@require_GET
+def admin_drift(request):
+    """Domains on hosts that no instance row knows, and rows whose domain is gone."""
+    if (denied := forbidden_unless(request, "compute:instance:drift")) is not None:
+        return denied
+    report = call_service(request, None, lambda: services.drift(request.zenith))
+    return render(request, "compute/admin_drift.html", {"report": report})
+
+
+@login_required
+@require_GET
+def admin_explain(request):
+    """The scheduler's dry run for a flavor: every host, pass or the reasons it fails, best first."""
+    if (denied := forbidden_unless(request, "compute:host:explain")) is not None:
+        return denied
+    ctx = request.zenith
+    form = ExplainForm(request.GET or None, flavors=Flavor.objects.visible_to(ctx))
+    result = None
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        result = call_service(
+            request,
+            form,
+            lambda: services.explain_scheduling(
+                ctx,
+                flavor=data["flavor"],
+                availability_zone=data["availability_zone"],
+                hypervisor_type=data["hypervisor_type"],
+            ),
+        )
+    return render(request, "compute/admin_explain.html", {"form": form, "result": result})

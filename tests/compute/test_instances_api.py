@@ -1,0 +1,233 @@
+"""The instances API (DESIGN.md section 10): 202 with the operation, 409 naming the state, every
+role, cross-project 404s, bad input 400 (never 500), Idempotency-Key, fixed query counts."""
+
+import pytest
+
+from compute.models import Instance, InstanceAction
+from identity import quotas
+from tests.identity.test_query_counts import MANY, api_rows, assert_fixed_queries
+
+from .conftest import make_flavor, make_host
+from .instance_helpers import in_state, launch, make_image
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/compute/instances/"
+
+
+@pytest.fixture
+def setup(cloud):
+    make_flavor("m1.tiny", vcpus=1, ram_mb=512, disk_gb=1)
+    make_image()
+
+
+def body(**fields):
+    return {"name": "web-1", "flavor": "m1.tiny", "image": "cirros", **fields}
+
+
+class TestCreate:
+    def test_member_creates_and_gets_202_with_the_operation(self, setup, clients):
+        response = clients["member"].post(URL, body(metadata={"a": "b"}), format="json")
+        assert response.status_code == 202, response.content
+        data = response.json()
+        assert (
+            data["status"] == "BUILD"
+            and data["vm_state"] == "building"
+            and data["task_state"] == "scheduling"
+        )
+        assert data["flavor"]["name"] == "m1.tiny" and data["image"]["name"] == "cirros"
+        assert data["operation"]["kind"] == "instance.create" and data["operation"]["state"] == "pending"
+        assert data["host"] is None and data["addresses"] == {} and data["metadata"] == {"a": "b"}
+
+    @pytest.mark.parametrize("role, code", [("reader", 403), ("anonymous", 401)])
+    def test_reader_and_anonymous_cannot(self, setup, clients, role, code):
+        assert clients[role].post(URL, body(), format="json").status_code == code
+        assert not Instance.objects.exists()
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {},
+            body(name=""),
+            body(flavor="nope"),
+            body(image=123),
+            body(metadata=[1]),
+            body(metadata={"k": {"x": 1}}),
+            body(networks=["n1"]),
+            body(user_data=5),
+            body(name=["x"]),
+            body(flavor=None),
+            "not json",
+        ],
+    )
+    def test_bad_input_is_400_and_nothing_is_created(self, setup, clients, payload):
+        response = clients["member"].post(URL, payload, format="json")
+        assert response.status_code == 400, response.content
+        assert "message" in response.json()["error"]
+        assert not Instance.objects.exists()
+
+    def test_quota_exceeded_is_413(self, setup, clients, cloud):
+        quotas.set_limits(cloud.project, {"instances": 1})
+        assert clients["member"].post(URL, body(), format="json").status_code == 202
+        response = clients["member"].post(URL, body(name="b"), format="json")
+        assert response.status_code == 413
+        assert "instances (limit 1, in use 1, requested 1)" in response.json()["error"]["message"]
+
+    def test_idempotency_key(self, setup, clients):
+        headers = {"HTTP_IDEMPOTENCY_KEY": "abc"}
+        first = clients["member"].post(URL, body(), format="json", **headers)
+        again = clients["member"].post(URL, body(), format="json", **headers)
+        assert (first.status_code, again.status_code) == (202, 200)
+        assert first.json()["id"] == again.json()["id"]
+        clash = clients["member"].post(URL, body(name="other"), format="json", **headers)
+        assert clash.status_code == 409
+        assert Instance.objects.count() == 1
+
+
+class TestActions:
+    def test_actions_answer_202_and_409_naming_the_state(self, setup, clients, cloud):
+        instance = in_state(launch(cloud), "active")
+        response = clients["member"].post(f"{URL}{instance.pk}/stop/")
+        assert response.status_code == 202 and response.json()["task_state"] == "powering-off"
+        assert response.json()["operation"]["kind"] == "instance.stop"
+        busy = clients["member"].post(f"{URL}{instance.pk}/start/")
+        assert busy.status_code == 409 and "busy (powering-off)" in busy.json()["error"]["message"]
+        in_state(instance, "stopped")
+        wrong = clients["member"].post(f"{URL}{instance.pk}/pause/")
+        assert wrong.status_code == 409
+        assert "while it is stopped (status SHUTOFF)" in wrong.json()["error"]["message"]
+
+    @pytest.mark.parametrize("kind, task", [("soft", "rebooting"), ("hard", "rebooting_hard")])
+    def test_reboot_types(self, setup, clients, cloud, kind, task):
+        instance = in_state(launch(cloud), "active")
+        response = clients["member"].post(f"{URL}{instance.pk}/reboot/", {"type": kind}, format="json")
+        assert response.status_code == 202 and response.json()["task_state"] == task
+        assert response.json()["status"] == ("REBOOT" if kind == "soft" else "HARD_REBOOT")
+
+    def test_bad_reboot_type(self, setup, clients, cloud):
+        instance = in_state(launch(cloud), "active")
+        assert (
+            clients["member"].post(f"{URL}{instance.pk}/reboot/", {"type": "x"}, format="json").status_code
+            == 400
+        )
+
+    def test_delete_is_202(self, setup, clients, cloud):
+        instance = launch(cloud)
+        response = clients["member"].delete(f"{URL}{instance.pk}/")
+        assert response.status_code == 202 and response.json()["task_state"] == "deleting"
+
+    def test_lock_and_unlock(self, setup, clients, cloud):
+        instance = in_state(launch(cloud), "active")
+        assert clients["member"].post(f"{URL}{instance.pk}/lock/").json()["locked"] is True
+        assert clients["member"].post(f"{URL}{instance.pk}/stop/").status_code == 409
+        assert clients["member"].post(f"{URL}{instance.pk}/unlock/").json()["locked"] is False
+
+    def test_reader_sees_but_cannot_act(self, setup, clients, cloud):
+        instance = in_state(launch(cloud), "active")
+        assert clients["reader"].get(f"{URL}{instance.pk}/").status_code == 200
+        for action in ("stop", "reboot", "lock"):
+            assert clients["reader"].post(f"{URL}{instance.pk}/{action}/").status_code == 403
+        assert clients["reader"].delete(f"{URL}{instance.pk}/").status_code == 403
+
+    def test_another_project_gets_404_and_changes_nothing(self, setup, clients, cloud):
+        instance = in_state(launch(cloud), "active")
+        for method, path in [
+            ("get", ""),
+            ("delete", ""),
+            ("post", "stop/"),
+            ("post", "lock/"),
+            ("get", "console-log/"),
+            ("get", "actions/"),
+        ]:
+            response = getattr(clients["other"], method)(f"{URL}{instance.pk}/{path}")
+            assert response.status_code == 404, (method, path)
+        instance.refresh_from_db()
+        assert (instance.task_state, instance.locked) == ("", False)
+        assert clients["other"].get(URL).json()["count"] == 0
+
+    def test_action_log(self, setup, clients, cloud):
+        instance = in_state(launch(cloud), "active")
+        clients["member"].post(f"{URL}{instance.pk}/stop/")
+        log = clients["reader"].get(f"{URL}{instance.pk}/actions/").json()
+        assert [row["action"] for row in log] == ["stop", "create"]
+        assert log[0]["user"] == cloud.member.username and log[0]["result"] == ""
+
+    def test_console_log_of_a_building_instance_is_409(self, setup, clients, cloud):
+        instance = launch(cloud)
+        assert clients["member"].get(f"{URL}{instance.pk}/console-log/").status_code == 409
+
+    @pytest.mark.parametrize("lines", ["x", "0", "100001"])
+    def test_console_log_bad_lines_is_400(self, setup, clients, cloud, lines):
+        instance = in_state(launch(cloud), "active")
+        assert clients["member"].get(f"{URL}{instance.pk}/console-log/?lines={lines}").status_code == 400
+
+    def test_console_log_of_a_down_host_is_503(self, setup, clients, cloud):
+        host = make_host("gone", last_heartbeat=None)
+        instance = in_state(launch(cloud), "active", host=host)
+        response = clients["member"].get(f"{URL}{instance.pk}/console-log/")
+        assert response.status_code == 503 and "gone is down" in response.json()["error"]["message"]
+
+
+def test_admins_see_the_host(setup, clients, cloud):
+    instance = in_state(launch(cloud), "active", host=make_host("h1"))
+    assert clients["member"].get(f"{URL}{instance.pk}/").json()["host"] is None
+    admin_in_project = clients["admin"]
+    from tests.conftest import token_client
+    from tests.factories import grant
+
+    grant(cloud.admin, cloud.project, "admin")
+    admin_in_project = token_client(cloud.admin, cloud.project)
+    assert admin_in_project.get(f"{URL}{instance.pk}/").json()["host"] == "h1"
+
+
+def test_scheduler_explain_is_admin_only(setup, clients):
+    make_host("h1")
+    response = clients["admin"].post(
+        "/api/v1/compute/scheduler/explain/", {"flavor": "m1.tiny"}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["hosts"][0]["passed"] is True
+    assert (
+        clients["member"]
+        .post("/api/v1/compute/scheduler/explain/", {"flavor": "m1.tiny"}, format="json")
+        .status_code
+        == 403
+    )
+    assert (
+        clients["admin"]
+        .post("/api/v1/compute/scheduler/explain/", {"flavor": "zz"}, format="json")
+        .status_code
+        == 400
+    )
+
+
+API_LIST_QUERIES = 4  # token, caller's roles, COUNT, page (flavor, image, operation, host joined)
+API_DETAIL_QUERIES = 3  # token, caller's roles, the row
+
+
+def test_list_query_count_is_fixed(setup, clients, cloud, django_assert_num_queries):
+    quotas.set_limits(cloud.project, {"instances": -1, "cores": -1, "ram": -1})
+    host = make_host("h1")
+    in_state(launch(cloud, name="first"), "active", host=host)
+
+    def grow():
+        for n in range(MANY):
+            in_state(launch(cloud, name=f"vm{n}"), "active", host=host)
+
+    assert_fixed_queries(
+        django_assert_num_queries,
+        lambda: clients["member"].get(URL),
+        API_LIST_QUERIES,
+        grow=grow,
+        rows=api_rows,
+    )
+
+
+def test_detail_query_count(setup, clients, cloud, django_assert_num_queries):
+    instance = in_state(launch(cloud), "active")
+    clients["member"].get(f"{URL}{instance.pk}/")
+    with django_assert_num_queries(API_DETAIL_QUERIES):
+        assert clients["member"].get(f"{URL}{instance.pk}/").status_code == 200
+
+
+def test_action_log_rows(setup, clients, cloud):
+    instance = in_state(launch(cloud), "active")
+    assert InstanceAction.objects.filter(instance=instance).count() == 1

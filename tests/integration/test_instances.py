@@ -1,0 +1,184 @@
+"""Instances end to end through the API, a real conductor and real host agents (libvirt's test
+driver): launch -> ACTIVE with progress, every action, console log, delete; spread across hosts,
+rescheduling away from a broken host, and "no valid host" with reasons.
+
+The agents download the image from the portal (pytest-django's live server) with a signed URL, as in
+production. Runs on the embedded defaults and on PostgreSQL + Redis.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from compute import services
+from compute.models import Host, Image, Instance
+from identity import quotas
+from identity.context import system_context
+from tests.conftest import token_client
+from workers.models import Operation
+
+from .conftest import PLANE_KEY, ROOT, Plane, clear_broker
+from .test_async_plane import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+SIM_URI = f"test://{(ROOT / 'workers' / 'agent' / 'simhost.xml').resolve()}"
+HOSTS = ("host-a", "host-b")
+BROKEN = "aaa-broken"  # sorts first: the scheduler tries it first when free capacities tie
+IMAGE_BYTES = b"QFI\xfb" + b"\0" * 4092 + b"zenith integration image" * 2000
+URL = "/api/v1/compute/instances/"
+WAIT = 30.0
+
+
+@pytest.fixture(scope="module")
+def compute_plane(request, django_db_setup, live_server, tmp_path_factory):
+    """A conductor, two healthy agents and one whose image cache is broken (its spawns fail)."""
+    clear_broker()
+    # A regular file where the broken host's cache directory should be: every fetch fails there.
+    broken_dir = settings.VAR_DIR / "agent" / BROKEN
+    broken_dir.mkdir(parents=True, exist_ok=True)
+    (broken_dir / "images").unlink(missing_ok=True)
+    (broken_dir / "images").write_text("not a directory")
+    workers = Plane(tmp_path_factory.mktemp("worker-logs"))
+    workers.env.update(ZENITH_PORTAL_URL=live_server.url, ZENITH_HEARTBEAT_INTERVAL="1")
+    request.node.stash[PLANE_KEY] = workers
+    try:
+        launched = [workers.launch_conductor()] + [workers.launch_agent(h, SIM_URI) for h in (*HOSTS, BROKEN)]
+        workers.start(*launched)
+        yield workers
+    finally:
+        workers.stop()
+        (broken_dir / "images").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def world(cloud, compute_plane, live_server, settings):
+    settings.ZENITH_PORTAL_URL = live_server.url
+    services.seed_flavors()
+    wait_for(lambda: Host.objects.filter(name__in=(*HOSTS, BROKEN)).count() == 3, "3 hosts to register")
+    admin = cloud.ctx(cloud.admin)
+    image = services.create_image(admin, name="tiny", disk_format="qcow2", visibility="public")
+    services.upload_image_data(
+        admin, image, [IMAGE_BYTES[i : i + 65536] for i in range(0, len(IMAGE_BYTES), 65536)]
+    )
+    image.refresh_from_db()
+    assert image.status == Image.ACTIVE
+    return token_client(cloud.member, cloud.project)
+
+
+def disable(name: str) -> None:
+    services.disable_host(system_context(), Host.objects.get(name=name), "kept out of this test")
+
+
+def get(client, instance_id) -> dict:
+    response = client.get(f"{URL}{instance_id}/")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def wait_status(client, instance_id, status: str, plane: Plane, timeout: float = WAIT) -> dict:
+    def reached():
+        data = get(client, instance_id)
+        return data if data["status"] == status and not data["task_state"] else None
+
+    return wait_for(reached, lambda: f"{status}: now {get(client, instance_id)}\n{plane.logs()}", timeout)
+
+
+def act(client, instance_id, action, payload=None) -> dict:
+    response = client.post(f"{URL}{instance_id}/{action}/", payload or {}, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()
+
+
+def test_launch_every_action_and_delete(world, compute_plane):
+    disable(BROKEN)
+    client = world
+    response = client.post(URL, {"name": "it-1", "flavor": "m1.tiny", "image": "tiny"}, format="json")
+    assert response.status_code == 202, response.content
+    instance_id = response.json()["id"]
+    active = wait_status(client, instance_id, "ACTIVE", compute_plane)
+    assert active["power_state"] == "running" and active["launched_at"]
+    op = Operation.objects.get(pk=active["operation"]["id"])
+    assert (op.state, op.progress) == ("succeeded", 100)
+    instance = Instance.objects.select_related("host").get(pk=instance_id)
+    assert instance.host.name in HOSTS and instance.host.memory_mb_used == 512
+
+    log = client.get(f"{URL}{instance_id}/console-log/").json()
+    assert log["supported"] is False and "no console output" in log["message"]
+
+    for action, payload, status in [
+        ("reboot", {"type": "soft"}, "ACTIVE"),
+        ("reboot", {"type": "hard"}, "ACTIVE"),
+        ("pause", None, "PAUSED"),
+        ("unpause", None, "ACTIVE"),
+        ("suspend", None, "SUSPENDED"),
+        ("resume", None, "ACTIVE"),
+        ("stop", None, "SHUTOFF"),
+        ("start", None, "ACTIVE"),
+    ]:
+        act(client, instance_id, action, payload)
+        data = wait_status(client, instance_id, status, compute_plane)
+        assert Operation.objects.get(pk=data["operation"]["id"]).state == "succeeded", action
+    actions = [row["action"] for row in client.get(f"{URL}{instance_id}/actions/").json()]
+    assert actions == [
+        "start",
+        "stop",
+        "resume",
+        "suspend",
+        "unpause",
+        "pause",
+        "reboot_hard",
+        "reboot",
+        "create",
+    ]
+
+    response = client.delete(f"{URL}{instance_id}/")
+    assert response.status_code == 202
+    wait_for(
+        lambda: Instance.objects.get(pk=instance_id).vm_state == "deleted",
+        lambda: f"delete\n{compute_plane.logs()}",
+        WAIT,
+    )
+    assert client.get(f"{URL}{instance_id}/").status_code == 404
+    assert Host.objects.get(name=instance.host.name).memory_mb_used == 0
+    # The host's next report lists no domain for it any more.
+    wait_for(
+        lambda: (
+            all(d["instance_id"] != instance_id for d in Host.objects.get(name=instance.host.name).domains)
+            and Host.objects.get(name=instance.host.name).domains_reported_at is not None
+        ),
+        "the domain to be gone from the host",
+    )
+
+
+def test_spread_over_both_hosts(world, compute_plane):
+    disable(BROKEN)
+    ids = []
+    for n in range(4):
+        response = world.post(URL, {"name": f"s-{n}", "flavor": "m1.small", "image": "tiny"}, format="json")
+        assert response.status_code == 202, response.content
+        ids.append(response.json()["id"])
+    for instance_id in ids:
+        wait_status(world, instance_id, "ACTIVE", compute_plane)
+    placed = sorted(Instance.objects.filter(pk__in=ids).values_list("host__name", flat=True))
+    assert placed == ["host-a", "host-a", "host-b", "host-b"]
+
+
+def test_a_failed_spawn_is_rescheduled_on_another_host(world, compute_plane):
+    response = world.post(URL, {"name": "resched", "flavor": "m1.tiny", "image": "tiny"}, format="json")
+    instance_id = response.json()["id"]
+    wait_status(world, instance_id, "ACTIVE", compute_plane)
+    instance = Instance.objects.select_related("host").get(pk=instance_id)
+    assert instance.attempted_hosts[0] == BROKEN and instance.host.name in HOSTS
+    assert Host.objects.get(name=BROKEN).memory_mb_used == 0  # the failed claim was given back
+
+
+def test_no_valid_host_ends_in_error_with_reasons(world, compute_plane, cloud):
+    quotas.set_limits(cloud.project, {"ram": -1})
+    services.create_flavor(cloud.ctx(cloud.admin), name="huge", vcpus=8, ram_mb=10**6, disk_gb=1)
+    response = world.post(URL, {"name": "too-big", "flavor": "huge", "image": "tiny"}, format="json")
+    data = wait_status(world, response.json()["id"], "ERROR", compute_plane)
+    assert data["fault"]["code"] == "no_valid_host"
+    for host in (*HOSTS, BROKEN):
+        assert f"{host}: not enough RAM" in data["fault"]["message"]

@@ -1,0 +1,162 @@
+"""Real guests through the whole stack: the API, a real conductor and a real agent on this
+machine's libvirtd (QEMU, software emulation), next to a simulated host.
+
+Two guests at once: launch -> ACTIVE -> the guest's marker on its console log (read through the
+API) -> soft reboot -> the marker again -> stop -> SHUTOFF -> start -> a guest powered off from
+outside Zenith shows SHUTOFF (libvirt's lifecycle events) -> delete -> no domain and no disk left.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import libvirt
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from compute import services
+from compute.models import Host, Instance
+from identity import quotas
+from tests.conftest import token_client
+from tests.integration.conftest import PLANE_KEY, ROOT, Plane, clear_broker
+from tests.integration.test_async_plane import wait_for
+from tests.realhost.conftest import MARKER, URI
+
+pytestmark = [pytest.mark.realhost, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+REAL = "real-1"
+SIM = "sim-x"
+SIM_URI = f"test://{(ROOT / 'workers' / 'agent' / 'simhost.xml').resolve()}"
+API = "/api/v1/compute/instances/"
+BOOT = 120.0  # deadline per step that waits for a guest to boot (measured 3-10 s)
+
+
+@pytest.fixture(scope="module")
+def real_plane(request, realhost, django_db_setup, live_server, tmp_path_factory):
+    clear_broker()
+    workers = Plane(tmp_path_factory.mktemp("worker-logs"))
+    workers.env.update(
+        ZENITH_PORTAL_URL=live_server.url,
+        ZENITH_HEARTBEAT_INTERVAL="2",
+        ZENITH_LIBVIRT_POOL_PATH=str(settings.VAR_DIR / "realhost" / "agent-pool"),
+        ZENITH_STOP_TIMEOUT="30",
+    )
+    request.node.stash[PLANE_KEY] = workers
+    try:
+        launched = [
+            workers.launch_conductor(),
+            workers.launch_agent(REAL, URI),
+            workers.launch_agent(SIM, SIM_URI),
+        ]
+        workers.start(*launched)
+        yield workers
+    finally:
+        workers.stop()
+
+
+@pytest.fixture
+def client(cloud, real_plane, realhost, live_server, settings):
+    settings.ZENITH_PORTAL_URL = live_server.url
+    services.seed_flavors()
+    call_command("register_guest_image", dir=str(Path(realhost.kernel).parent), stdout=io.StringIO())
+    wait_for(
+        lambda: (
+            Host.objects.filter(name=REAL, hypervisor_type__iexact="qemu").exists()
+            and Host.objects.filter(name=SIM).exists()
+        ),
+        "the real and the simulated host to register",
+    )
+    quotas.set_limits(cloud.project, {"instances": -1, "cores": -1, "ram": -1})
+    return token_client(cloud.member, cloud.project)
+
+
+def get(client, instance_id) -> dict:
+    response = client.get(f"{API}{instance_id}/")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def wait_status(client, instance_id, status, plane: Plane, timeout: float = BOOT) -> dict:
+    def reached():
+        data = get(client, instance_id)
+        if data["status"] == "ERROR":
+            pytest.fail(f"instance went to ERROR: {data['fault']}\n{plane.logs()}")
+        return data if data["status"] == status and not data["task_state"] else None
+
+    return wait_for(reached, lambda: f"{status}: {get(client, instance_id)}\n{plane.logs()}", timeout)
+
+
+def console(client, instance_id) -> str:
+    response = client.get(f"{API}{instance_id}/console-log/?lines=500")
+    assert response.status_code == 200, response.content
+    assert response.json()["supported"] is True
+    return response.json()["output"]
+
+
+def wait_marker(client, instance_id, count: int) -> None:
+    wait_for(
+        lambda: console(client, instance_id).count(MARKER) >= count,
+        lambda: f"{MARKER!r} x{count} on {instance_id}:\n{console(client, instance_id)}",
+        BOOT,
+    )
+
+
+def act(client, instance_id, action, payload=None) -> None:
+    response = client.post(f"{API}{instance_id}/{action}/", payload or {}, format="json")
+    assert response.status_code == 202, response.content
+
+
+def test_two_real_guests_through_the_api(client, real_plane):
+    ids = []
+    for n in range(2):
+        response = client.post(
+            API, {"name": f"real-{n}", "flavor": "m1.tiny", "image": "zenith-guest"}, format="json"
+        )
+        assert response.status_code == 202, response.content
+        ids.append(response.json()["id"])
+    for instance_id in ids:
+        wait_status(client, instance_id, "ACTIVE", real_plane)
+        assert Instance.objects.get(pk=instance_id).host.name == REAL  # never the simulated host
+    for instance_id in ids:
+        wait_marker(client, instance_id, 1)
+
+    first, second = ids
+    act(client, first, "reboot", {"type": "soft"})
+    wait_status(client, first, "ACTIVE", real_plane)
+    wait_marker(client, first, 2)
+
+    act(client, first, "stop")
+    wait_status(client, first, "SHUTOFF", real_plane)
+    act(client, first, "start")
+    wait_status(client, first, "ACTIVE", real_plane)
+    wait_marker(client, first, 3)
+
+    # The second guest is powered off from outside Zenith (ACPI, as `virsh shutdown` does): the
+    # agent's lifecycle event listener reports it, and Zenith shows it SHUTOFF.
+    conn = libvirt.open(URI)
+    try:
+        conn.lookupByName(f"zenith-{second}").shutdown()
+    finally:
+        conn.close()
+    wait_status(client, second, "SHUTOFF", real_plane, timeout=60)
+
+    disks = {}
+    for instance_id in ids:
+        disks[instance_id] = f"zenith-{instance_id}-disk"
+        assert client.delete(f"{API}{instance_id}/").status_code == 202
+    for instance_id in ids:
+        wait_for(lambda i=instance_id: Instance.objects.get(pk=i).vm_state == "deleted", "delete", BOOT)
+    conn = libvirt.open(URI)
+    try:
+        names = {dom.name() for dom in conn.listAllDomains(0)}
+        volumes = {
+            vol for pool in conn.listAllStoragePools(0) if pool.isActive() for vol in pool.listVolumes()
+        }
+    finally:
+        conn.close()
+    for instance_id in ids:
+        assert f"zenith-{instance_id}" not in names
+        assert disks[instance_id] not in volumes
+    assert Host.objects.get(name=REAL).memory_mb_used == 0
