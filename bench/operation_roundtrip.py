@@ -37,42 +37,30 @@ def main() -> None:
     from workers.models import Operation
 
     call_command("migrate", verbosity=0)
-    python = sys.executable
-    env = dict(os.environ)
+    from workers import processes
+
+    env = processes.worker_environment(
+        os.environ,
+        database_url=processes.database_url(settings.DATABASES["default"]),
+        broker_url=settings.CELERY_BROKER_URL,
+        var_dir=settings.VAR_DIR,
+        broker_dir=settings.BROKER_DIR,
+        result_backend=settings.CELERY_RESULT_BACKEND,
+    )
+    commands = [
+        processes.conductor_argv(name="bench-conductor@%h", concurrency=4, loglevel="WARNING"),
+        processes.agent_argv("bench-host", loglevel="WARNING"),
+    ]
     procs = [
         subprocess.Popen(
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                "-Q",
-                "conductor",
-                "--pool=threads",
-                "-c",
-                "4",
-                "-n",
-                "bench-conductor@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=WARNING",
-            ],
+            argv,
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-        ),
-        subprocess.Popen(
-            [python, "manage.py", "agent", "--host", "bench-host", "--loglevel=WARNING"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        ),
+        )
+        for argv in commands
     ]
     ctx = system_context()
 

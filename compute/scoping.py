@@ -69,6 +69,18 @@ class InstanceQuerySet(ScopedQuerySet):
     def live(self):
         return self.exclude(vm_state="deleted")
 
+    def for_rows(self):
+        """What an instance row shows (API list, dashboard tables) in one query, without the large
+        columns no row shows: user data, key, operation payloads, image properties, host domains."""
+        return self.select_related("flavor", "image", "operation", "host").defer(
+            "user_data",
+            "key_data",
+            "operation__payload",
+            "operation__result",
+            "image__properties",
+            "host__domains",
+        )
+
     def visible_to(self, ctx: Context):
         if ctx.project is None:
             return self.none()

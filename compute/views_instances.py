@@ -88,7 +88,7 @@ def instances(request):
         return denied
     ctx = request.zenith
     filters = InstanceFilterForm(request.GET)
-    queryset = _filtered(Instance.objects.visible_to(ctx).select_related(*ROW_RELATED), filters)
+    queryset = _filtered(Instance.objects.visible_to(ctx).for_rows(), filters)
     table = paginated(request, InstanceTable(queryset, ctx=ctx))
     return render(request, "compute/instances.html", {"table": table, "filters": filters})
 
@@ -319,9 +319,7 @@ def admin_instances(request):
         return denied
     ctx = request.zenith
     filters = InstanceFilterForm(request.GET)
-    queryset = _filtered(
-        Instance.objects.across_projects(ctx).select_related(*ROW_RELATED, "project"), filters
-    )
+    queryset = _filtered(Instance.objects.across_projects(ctx).for_rows().select_related("project"), filters)
     table = paginated(request, AdminInstanceTable(queryset, ctx=ctx))
     return render(request, "compute/admin_instances.html", {"table": table, "filters": filters})
 

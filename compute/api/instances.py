@@ -75,10 +75,17 @@ class InstanceSerializer(serializers.ModelSerializer):
         return {}
 
     def get_host(self, obj) -> str | None:
-        ctx = self.context.get("ctx")
-        if ctx is None or not ctx.can("compute:instance:show_host") or obj.host_id is None:
+        if obj.host_id is None or not self._shows_host():
             return None
         return obj.host.name
+
+    def _shows_host(self) -> bool:
+        """Decided once per response, not per row (the policy check is the same for every row)."""
+        root = self.parent if self.parent is not None else self
+        if not hasattr(root, "_zenith_shows_host"):
+            ctx = self.context.get("ctx")
+            root._zenith_shows_host = ctx is not None and ctx.can("compute:instance:show_host")
+        return root._zenith_shows_host
 
 
 class InstanceCreateSerializer(serializers.Serializer):
@@ -124,7 +131,7 @@ class ConsoleLogSerializer(serializers.Serializer):
 
 def instance_queryset(qs):
     """What every instance row shows, fetched in the same fixed number of queries."""
-    return qs.select_related("flavor", "image", "operation", "host")
+    return qs.for_rows()
 
 
 class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):

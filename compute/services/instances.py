@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,7 +236,20 @@ def create_instance(
             quotas.enforce(
                 ctx.project, {"instances": 1, "cores": flavor_obj.vcpus, "ram": flavor_obj.ram_mb}, ctx.user
             )
+            # The Operation first, so the Instance is inserted with it: the fewer writes under the
+            # project's quota lock, the sooner the next create of this project may count.
+            instance_id = uuid.uuid4()
+            op = dispatch.enqueue(
+                ctx,
+                kind="instance.create",
+                task="compute.tasks.build_instance",
+                kwargs={"instance_id": str(instance_id)},
+                queue=queues.CONDUCTOR,
+                resource_type="instance",
+                resource_id=instance_id,
+            )
             instance = Instance.objects.create(
+                id=instance_id,
                 name=name,
                 project=ctx.project,
                 user=ctx.user,
@@ -252,17 +266,15 @@ def create_instance(
                 vm_state=I.BUILDING,
                 task_state=I.SCHEDULING,
                 idempotency_key=key,
+                operation=op,
             )
-            op = dispatch.enqueue(
-                ctx,
-                kind="instance.create",
-                task="compute.tasks.build_instance",
-                kwargs={"instance_id": str(instance.pk)},
-                queue=queues.CONDUCTOR,
-                resource_type="instance",
-                resource_id=instance.pk,
+            InstanceAction.objects.create(
+                instance=instance,
+                action="create",
+                user=ctx.user,
+                request_id=ctx.request_id[:64],
+                operation=op,
             )
-            _record_action(ctx, instance, "create", op)
     except IntegrityError:
         # The same Idempotency-Key raced us and won: answer with its instance.
         existing = _replay(ctx, key, name, flavor_obj, image_obj) if key else None

@@ -12,12 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from celery import current_app
@@ -25,8 +23,9 @@ from django.conf import settings
 from django.db import connection
 from kombu import pools as kombu_pools
 
+from workers import processes
+
 ROOT = Path(settings.BASE_DIR)
-BIN = Path(sys.executable).parent
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 POLL = 0.05
@@ -34,41 +33,22 @@ POLL = 0.05
 
 def worker_database_url() -> str:
     """A DATABASE_URL for the test database (call after pytest-django created it)."""
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        name = str(db["NAME"])
-        if name == ":memory:" or name.startswith("file:"):
-            pytest.fail("worker processes need a file-based SQLite test database (settings TEST NAME)")
-        return f"sqlite:///{Path(name).resolve()}"
-    if db["ENGINE"] == "django.db.backends.postgresql":
-        auth = quote(db.get("USER") or "", safe="")
-        if db.get("PASSWORD"):
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        host = db.get("HOST") or "localhost"
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{quote(db['NAME'], safe='')}"
-    pytest.fail(f"no worker DATABASE_URL for {db['ENGINE']}")
+    try:
+        return processes.database_url(connection.settings_dict)
+    except ValueError as exc:
+        pytest.fail(f"worker processes cannot open the test database: {exc}")
 
 
 def worker_environment() -> dict[str, str]:
     """The test process's environment, pointed at the test database and this run's var/broker dirs."""
-    env = dict(os.environ)
-    env.pop("ZENITH_AGENT_HOST", None)
-    env.update(
-        DATABASE_URL=worker_database_url(),
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        ZENITH_VAR_DIR=str(Path(settings.VAR_DIR).resolve()),
-        ZENITH_BROKER_DIR=str(Path(settings.BROKER_DIR).resolve()),
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        PYTHONUNBUFFERED="1",
+    return processes.worker_environment(
+        os.environ,
+        database_url=worker_database_url(),
+        broker_url=settings.CELERY_BROKER_URL,
+        var_dir=settings.VAR_DIR,
+        broker_dir=settings.BROKER_DIR,
+        result_backend=settings.CELERY_RESULT_BACKEND,
     )
-    backend = settings.CELERY_RESULT_BACKEND
-    if backend and backend.startswith("file://"):
-        # Relative to this process's working directory, like every other path here.
-        backend = f"file://{Path(backend.removeprefix('file://')).resolve()}"
-    if backend:
-        env["CELERY_RESULT_BACKEND"] = backend
-    return env
 
 
 def clear_broker() -> None:
@@ -146,31 +126,13 @@ class Plane:
         return worker
 
     def launch_conductor(self) -> Worker:
-        celery = BIN / "celery"
-        prefix = [str(celery)] if celery.exists() else [sys.executable, "-m", "celery"]
-        argv = [
-            *prefix,
-            "-A",
-            "portal",
-            "worker",
-            "-Q",
-            "conductor",
-            "--pool=threads",
-            "-c",
-            "4",
-            "-n",
-            "conductor-test@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-        ]
+        argv = processes.conductor_argv(name="conductor-test@%h", concurrency=4, loglevel="INFO")
         return self._launch("conductor", argv, "conductor")
 
     def launch_agent(self, host: str, libvirt_uri: str | None = None) -> Worker:
-        argv = [sys.executable, "manage.py", "agent", "--host", host]
-        if libvirt_uri is not None:
-            argv += ["--libvirt-uri", libvirt_uri]
-        return self._launch(f"agent-{host}", argv, f"compute.{host}")
+        return self._launch(
+            f"agent-{host}", processes.agent_argv(host, libvirt_uri=libvirt_uri), f"compute.{host}"
+        )
 
     def start(self, *launched: Worker) -> None:
         """Wait until every launched worker answered a real message on its own queue."""

@@ -8,6 +8,7 @@ outside Zenith shows SHUTOFF (libvirt's lifecycle events) -> delete -> no domain
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
@@ -108,8 +109,28 @@ def act(client, instance_id, action, payload=None) -> None:
     assert response.status_code == 202, response.content
 
 
-def test_two_real_guests_through_the_api(client, real_plane):
-    ids = []
+@pytest.fixture
+def launched():
+    """Instance ids this test launched: their domains and disks are removed even if it fails."""
+    ids: list[str] = []
+    yield ids
+    conn = libvirt.open(URI)
+    try:
+        for instance_id in ids:
+            with contextlib.suppress(libvirt.libvirtError):
+                dom = conn.lookupByName(f"zenith-{instance_id}")
+                with contextlib.suppress(libvirt.libvirtError):
+                    dom.destroy()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            for pool in conn.listAllStoragePools(0):
+                with contextlib.suppress(libvirt.libvirtError):
+                    pool.storageVolLookupByName(f"zenith-{instance_id}-disk").delete(0)
+    finally:
+        conn.close()
+
+
+def test_two_real_guests_through_the_api(client, real_plane, launched):
+    ids = launched
     for n in range(2):
         response = client.post(
             API, {"name": f"real-{n}", "flavor": "m1.tiny", "image": "zenith-guest"}, format="json"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+import time
 import uuid
 
 import pytest
@@ -38,7 +39,12 @@ def image_server():
             self.send_response(200)
             self.send_header("Content-Length", str(len(IMAGE)))
             self.end_headers()
-            self.wfile.write(IMAGE)
+            # Half, a pause (a slow network), the rest: long enough for progress to be reported.
+            half = len(IMAGE) // 2
+            self.wfile.write(IMAGE[:half])
+            self.wfile.flush()
+            time.sleep(0.5)
+            self.wfile.write(IMAGE[half:])
 
         def log_message(self, *args):
             pass
@@ -82,8 +88,11 @@ def test_spawn_fetches_once_creates_disk_and_domain_and_reports_progress(agent, 
     dom = domains(agent)[vm["domain"]]
     assert dom["instance_id"] == vm["id"] and dom["power_state"] == "running"
     assert any(v == f"{vm['domain']}-disk" for v in agent.ensure_pool().listVolumes())
-    progress = [t.kwargs["percent"] for t in sent if t.name == "workers.tasks.operation_progress"]
-    assert progress and progress == sorted(progress) and all(t.queue == "conductor" for t in sent)
+    progress = [t.kwargs for t in sent if t.name == "workers.tasks.operation_progress"]
+    assert progress, "a spawn that took over 0.2 s reported its progress"
+    percents = [p["percent"] for p in progress]
+    assert percents == sorted(percents) and all(t.queue == "conductor" for t in sent)
+    assert any("fetching image tiny" in p["message"] for p in progress)
     # Idempotent: a redelivered spawn finds the domain; a second instance reuses the cached image.
     assert tasks.spawn_instance("op-1", vm, spec(url))["ok"]
     assert tasks.spawn_instance("op-2", instance(), spec(url))["ok"]
