@@ -1,9 +1,10 @@
 """Django admin for compute: flavors (with their project access inline), flavor access, hosts, images
-and their members."""
+and their members, instances and their action log (read-only: an instance's state changes only
+through compute.services, which talk to its host)."""
 
 from django.contrib import admin
 
-from .models import Flavor, FlavorAccess, Host, Image, ImageMember
+from .models import Flavor, FlavorAccess, Host, Image, ImageMember, Instance, InstanceAction
 
 
 class FlavorAccessInline(admin.TabularInline):
@@ -71,3 +72,54 @@ class ImageMemberAdmin(admin.ModelAdmin):
     search_fields = ["image__name", "project__name"]
     list_select_related = ["image", "project"]
     autocomplete_fields = ["image", "project"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable and searchable; changed only through the services (and thereby the hosts)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class InstanceActionInline(admin.TabularInline):
+    model = InstanceAction
+    extra = 0
+    fields = ["action", "user", "start_time", "finish_time", "result", "message"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Instance)
+class InstanceAdmin(ReadOnlyAdmin):
+    list_display = [
+        "name",
+        "status",
+        "vm_state",
+        "task_state",
+        "power_state",
+        "project",
+        "host",
+        "flavor",
+        "created",
+    ]
+    list_filter = ["vm_state", "task_state", "power_state", "locked", "host"]
+    search_fields = ["name", "id", "project__name", "host__name"]
+    list_select_related = ["project", "host", "flavor"]
+    inlines = [InstanceActionInline]
+
+
+@admin.register(InstanceAction)
+class InstanceActionAdmin(ReadOnlyAdmin):
+    list_display = ["instance", "action", "user", "start_time", "finish_time", "result"]
+    list_filter = ["action", "result"]
+    search_fields = ["instance__name", "instance__id", "request_id", "user__username"]
+    list_select_related = ["instance", "user"]

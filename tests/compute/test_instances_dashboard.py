@@ -607,3 +607,21 @@ def test_launch_page_queries(setup, cloud, browse, django_assert_num_queries):
         grow=grow,
         rows=page_rows(b"<tr data-flavor="),
     )
+
+
+def test_django_admin_shows_instances_read_only(cloud, client):
+    from tests.compute.instance_helpers import in_state, launch, make_image
+
+    make_image()
+    instance = in_state(launch(cloud), "active")
+    cloud.admin.is_staff = cloud.admin.is_superuser = True  # the Django admin site is for staff
+    cloud.admin.save()
+    client.force_login(cloud.admin)
+    assert client.get("/django-admin/compute/instance/").status_code == 200
+    page = client.get(f"/django-admin/compute/instance/{instance.pk}/change/")
+    assert page.status_code == 200 and b"create" in page.content  # the action log inline
+    assert (
+        client.post(f"/django-admin/compute/instance/{instance.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert client.get("/django-admin/compute/instanceaction/").status_code == 200
