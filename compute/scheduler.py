@@ -12,6 +12,7 @@ admins' dry run; tests hold the two to the same answers.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -79,11 +80,21 @@ class NoValidHost(Exception):
         self.verdicts = verdicts
         super().__init__(self.summary())
 
-    def summary(self) -> str:
+    def summary(self, per_host: int = 20) -> str:
+        """Each rejected host with its reasons; past ``per_host`` hosts, how many failed for each
+        kind of reason, then the first ``per_host`` of them (a fault stays readable in a big cloud)."""
         if not self.verdicts:
             return "No valid host was found: no compute host is registered."
-        parts = [f"{v.host}: {'; '.join(v.reasons)}" for v in self.verdicts if not v.passed]
-        return "No valid host was found. " + " | ".join(parts)
+        rejected = [v for v in self.verdicts if not v.passed]
+        parts = [f"{v.host}: {'; '.join(v.reasons)}" for v in rejected[:per_host]]
+        if len(rejected) <= per_host:
+            return "No valid host was found. " + " | ".join(parts)
+        kinds = Counter(reason.split(":")[0].split(" (")[0] for v in rejected for reason in v.reasons)
+        counted = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        return (
+            f"No valid host was found among {len(self.verdicts)} hosts ({counted}). "
+            f"The first {per_host}: " + " | ".join(parts)
+        )
 
 
 def weigher() -> str:

@@ -43,6 +43,7 @@ MAX_IDEMPOTENCY_KEY = 255
 NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 CONSOLE_TIMEOUT = 10.0  # seconds a host has to answer a console-log request
 MAX_CONSOLE_LINES = 10_000
+MAX_FAULT_HOSTS = 50  # per-host verdicts kept in a no-valid-host fault (the message counts them all)
 
 
 @dataclass(frozen=True)
@@ -509,7 +510,7 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
         _error_instance(
             operation_id,
             instance_id,
-            _fault("no_valid_host", exc.summary(), [v.as_dict() for v in exc.verdicts]),
+            _fault("no_valid_host", exc.summary(), [v.as_dict() for v in exc.verdicts[:MAX_FAULT_HOSTS]]),
         )
         return None
     with transaction.atomic():
@@ -731,16 +732,24 @@ def sync_power_states(host_name: str, domains: list[dict], now=None) -> dict:
 
 
 def apply_power_state(instance_id, power: str, now=None) -> int:
-    """Record a power state the hypervisor reported (event or sync) for a stable instance."""
-    vm_state = POWER_TO_VM_STATE.get(power)
-    qs = Instance.objects.filter(pk=instance_id, task_state="").exclude(vm_state__in=(I.DELETED, I.BUILDING))
+    """Record a power state the hypervisor reported (event or sync) for a stable instance.
+
+    The vm_state follows (a guest that powered itself off is SHUTOFF), except for an instance in
+    ERROR: that stays ERROR, with the power state recorded, until someone acts on it (as in Nova).
+    """
     fields: dict[str, Any] = {"power_state": power, "power_synced_at": now or timezone.now()}
+    stable = Instance.objects.filter(pk=instance_id, task_state="").exclude(
+        vm_state__in=(I.DELETED, I.BUILDING)
+    )
+    changed = stable.filter(vm_state=I.ERROR).exclude(power_state=power).update(**fields)
+    vm_state = POWER_TO_VM_STATE.get(power)
+    others = stable.exclude(vm_state=I.ERROR)
     if vm_state is not None:
         fields["vm_state"] = vm_state
-        changed = qs.exclude(power_state=power, vm_state=vm_state)
+        others = others.exclude(power_state=power, vm_state=vm_state)
     else:
-        changed = qs.exclude(power_state=power)
-    return changed.update(**fields)
+        others = others.exclude(power_state=power)
+    return changed + others.update(**fields)
 
 
 def drift(ctx: Context) -> dict:

@@ -363,6 +363,14 @@ class TestPowerSync:
         assert instance.status == "SHUTOFF" and instance.power_state == "shutdown"
         assert busy.status == "REBOOT"  # an action in flight is not second-guessed
 
+    def test_an_instance_in_error_stays_in_error(self, cloud, image, tiny):
+        host = make_host("h1")
+        broken = in_state(launch(cloud, flavor=tiny), "error", host=host, power_state="shutdown")
+        domains = [{"name": broken.domain_name, "instance_id": str(broken.pk), "power_state": "running"}]
+        assert services.sync_power_states("h1", domains) == {"updated": 1}
+        broken.refresh_from_db()
+        assert (broken.status, broken.power_state) == ("ERROR", "running")
+
     def test_drift_lists_unknown_domains_and_missing_ones(self, cloud, image, tiny):
         host = make_host("h1")
         present = in_state(launch(cloud, flavor=tiny, name="present"), "active", host=host)

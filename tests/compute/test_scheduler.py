@@ -96,6 +96,18 @@ class TestClaim:
         assert "off: host is disabled (broken fan)" in text
         assert "tiny: not enough RAM: 256 MB free, 512 MB needed" in text
 
+    def test_a_big_cloud_gets_a_fault_that_counts_reasons(self):
+        for n in range(30):
+            make_host(f"h{n:02d}", memory_mb=256)
+        make_host("off", enabled=False, disabled_reason="x")
+        with pytest.raises(scheduler.NoValidHost) as caught:
+            scheduler.select_and_claim(TINY)
+        text = caught.value.summary()
+        assert text.startswith(
+            "No valid host was found among 31 hosts (30 not enough RAM, 1 host is disabled)"
+        )
+        assert text.count(" | ") == 19  # the first 20 hosts, one by one
+
     def test_no_hosts_at_all(self):
         with pytest.raises(scheduler.NoValidHost, match="no compute host is registered"):
             scheduler.select_and_claim(TINY)
