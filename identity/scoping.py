@@ -6,6 +6,7 @@ list or detail can return another project's row: it is simply not in the queryse
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
@@ -87,3 +88,12 @@ class RoleAssignmentQuerySet(ScopedQuerySet):
 class RoleQuerySet(ScopedQuerySet):
     def visible_to(self, ctx: Context):
         return self.all() if ctx.user is not None else self.none()
+
+
+def is_uuid(value) -> bool:
+    """Whether ``value`` reads as a UUID: a lookup by primary key would refuse anything else."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from identity import policy, quotas
 from identity.middleware import SESSION_PROJECT_KEY
 from identity.models import Project
+from identity.scoping import is_uuid
 from workers.models import Operation
 
 
@@ -31,7 +32,7 @@ def switch_project(request):
         Project.objects.filter(
             pk=request.POST.get("project") or None, role_assignments__user=request.user, enabled=True
         ).first()
-        if _is_uuid(request.POST.get("project"))
+        if is_uuid(request.POST.get("project"))
         else None
     )
     if project is None:
@@ -43,16 +44,6 @@ def switch_project(request):
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("overview")
     return HttpResponseRedirect(target)
-
-
-def _is_uuid(value) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 class OperationTable(tables.Table):

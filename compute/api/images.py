@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import django_filters
 from django.http import FileResponse
 from django.urls import re_path
@@ -20,6 +18,7 @@ from rest_framework.views import APIView
 from identity.api.base import ScopedViewSet
 from identity.errors import InvalidInput, NotFound
 from identity.models import Project
+from identity.scoping import is_uuid
 
 from .. import services
 from ..models import Image, ImageMember
@@ -235,7 +234,7 @@ class ImageViewSet(
 
     def _member_project(self, value: str) -> Project:
         """By id any project (ids are not guessable); by name only the projects the caller can see."""
-        project = Project.objects.filter(pk=value).first() if _is_uuid(value) else None
+        project = Project.objects.filter(pk=value).first() if is_uuid(value) else None
         if project is None:
             project = Project.objects.visible_to(self.ctx).filter(name=value).first()
         if project is None:
@@ -277,19 +276,11 @@ class ImageViewSet(
     def remove_member(self, request, pk=None, project_id=None):
         """Stop sharing the image with a project."""
         image = self.get_object()
-        project = Project.objects.filter(pk=project_id).first() if _is_uuid(project_id) else None
+        project = Project.objects.filter(pk=project_id).first() if is_uuid(project_id) else None
         if project is None:
             raise NotFound("No such project.")
         services.remove_image_member(self.ctx, image, project)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _body_chunks(request):

@@ -18,19 +18,20 @@ from playwright.sync_api import expect
 
 from compute import services
 from compute.models import Host, Image, Instance
-from tests.integration.conftest import PLANE_KEY, ROOT, Plane, _signal_group, clear_broker
+from tests.integration.conftest import PLANE_KEY, Plane, _signal_group, clear_broker, shut_down
 from tests.integration.test_async_plane import wait_for
+from workers import processes
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-SIM_URI = f"test://{(ROOT / 'workers' / 'agent' / 'simhost.xml').resolve()}"
+SIM_URI = processes.simulated_host_uri()
 HOSTS = ("host-a", "host-b")
 IMAGE_BYTES = b"QFI\xfb" + b"\0" * 4092 + b"zenith browser image" * 2000
 DEADLINE_MS = 30_000  # the longest any step may take to show (a launch is well under a second here)
 
 
 @pytest.fixture(scope="module")
-def compute_plane(request, django_db_setup, live_server, tmp_path_factory):
+def compute_plane(request, django_db_setup, django_db_blocker, live_server, tmp_path_factory):
     """A conductor and agents host-a and host-b (libvirt test driver), started once for the module."""
     clear_broker()
     workers = Plane(tmp_path_factory.mktemp("worker-logs"))
@@ -41,7 +42,7 @@ def compute_plane(request, django_db_setup, live_server, tmp_path_factory):
         workers.start(*launched)
         yield workers
     finally:
-        workers.stop()
+        shut_down(workers, django_db_blocker)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from compute.models import Host
 
-from .conftest import PLANE_KEY, ROOT, Plane, clear_broker
+from .conftest import PLANE_KEY, ROOT, Plane, clear_broker, shut_down
 from .test_async_plane import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -26,7 +26,7 @@ DOWN_AFTER = 3  # seconds without a heartbeat, in the test and the workers
 
 
 @pytest.fixture(scope="module")
-def hosts_plane(request, django_db_setup, tmp_path_factory):
+def hosts_plane(request, django_db_setup, django_db_blocker, tmp_path_factory):
     """A conductor and one agent on the 16-CPU, 64 GiB test host, heartbeating every second."""
     clear_broker()
     workers = Plane(tmp_path_factory.mktemp("worker-logs"))
@@ -39,7 +39,7 @@ def hosts_plane(request, django_db_setup, tmp_path_factory):
         workers.start(*launched)
         yield workers
     finally:
-        workers.stop()
+        shut_down(workers, django_db_blocker)
 
 
 @pytest.fixture
