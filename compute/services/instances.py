@@ -30,6 +30,7 @@ from workers.models import Operation
 
 from .. import scheduler
 from ..models import Flavor, Host, Image, Instance, InstanceAction
+from .images import check_image_bootable, image_boot_spec
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +213,6 @@ def create_instance(
     if flavor_obj.disabled:
         raise InvalidInput(f"Flavor {flavor_obj.name} is disabled: choose another.")
     image_obj: Image = _resolve(Image, ctx, image, "image")
-    from .images import check_image_bootable
-
     check_image_bootable(image_obj, flavor_obj)
     key_data = ""
     if key_name:
@@ -299,8 +298,10 @@ def _replay(ctx: Context, key: str, name: str, flavor: Flavor, image: Image) -> 
 
 
 def _record_action(ctx: Context, instance: Instance, action: str, op: Operation | None) -> None:
+    """The action log's row; an action without an operation (lock, unlock) is done at once."""
+    done = {} if op is not None else {"finish_time": timezone.now(), "result": InstanceAction.SUCCESS}
     InstanceAction.objects.create(
-        instance=instance, action=action, user=ctx.user, request_id=ctx.request_id[:64], operation=op
+        instance=instance, action=action, user=ctx.user, request_id=ctx.request_id[:64], operation=op, **done
     )
     if op is not None:
         Instance.objects.filter(pk=instance.pk).update(operation=op)
@@ -381,9 +382,6 @@ def lock_instance(ctx: Context, instance: Instance) -> Instance:
     instance.locked_by = "admin" if ctx.is_admin else "owner"
     instance.save(update_fields=["locked", "locked_by", "updated"])
     _record_action(ctx, instance, "lock", None)
-    InstanceAction.objects.filter(instance=instance, action="lock", finish_time__isnull=True).update(
-        finish_time=timezone.now(), result=InstanceAction.SUCCESS
-    )
     return instance
 
 
@@ -399,9 +397,6 @@ def unlock_instance(ctx: Context, instance: Instance) -> Instance:
     instance.locked_by = ""
     instance.save(update_fields=["locked", "locked_by", "updated"])
     _record_action(ctx, instance, "unlock", None)
-    InstanceAction.objects.filter(instance=instance, action="unlock", finish_time__isnull=True).update(
-        finish_time=timezone.now(), result=InstanceAction.SUCCESS
-    )
     return instance
 
 
@@ -551,8 +546,6 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
 
 
 def _boot_spec(image: Image) -> dict:
-    from .images import image_boot_spec
-
     spec = image_boot_spec(image)
     spec["cmdline"] = str((image.properties or {}).get("os_command_line", ""))
     return spec
