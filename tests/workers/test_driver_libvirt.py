@@ -73,9 +73,15 @@ def test_host_info_matches_libvirt(driver):
     assert info.disk_gb == pool_capacity // GiB > 0
 
 
-def test_host_info_without_pool_reports_no_disk():
-    with LibvirtDriver(TEST_URI, pool_name=f"absent-{uuid.uuid4().hex[:8]}") as d:
-        assert d.host_info().disk_gb == 0
+def test_host_info_on_a_new_host_makes_its_pool_and_reports_its_disk():
+    """A host whose pool does not exist yet (a new machine) must not report 0 GB: no launch would fit
+    it, so it would never get the first spawn that used to create the pool."""
+    name = f"absent-{uuid.uuid4().hex[:8]}"
+    with LibvirtDriver(TEST_URI, pool_name=name, pool_path=f"/zenith-test/{name}") as d:
+        info = d.host_info()
+        pool = d.conn.storagePoolLookupByName(name)
+        assert pool.isActive() and pool.autostart()
+        assert info.disk_gb == pool.info()[1] // GiB > 0
 
 
 def test_host_file_sets_cpus_memory_and_pool():

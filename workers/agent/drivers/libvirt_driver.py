@@ -327,12 +327,9 @@ class LibvirtDriver(ComputeDriver):
         with _errors():
             conn = self.conn
             model, memory_mb, cpus, mhz, *_ = conn.getInfo()
-            disk_bytes = 0
-            try:
-                disk_bytes = conn.storagePoolLookupByName(self.pool_name).info()[1]
-            except libvirt.libvirtError as exc:
-                if not _is_missing(exc, libvirt.VIR_ERR_NO_STORAGE_POOL):
-                    raise
+            # The host's local disk is its instance pool: made here, so that a new host (no pool
+            # until its first spawn) reports its real capacity instead of 0 GB, which no launch fits.
+            disk_bytes = self.ensure_pool().info()[1]
             return HostInfo(
                 hostname=conn.getHostname(),
                 vcpus=int(cpus),
