@@ -292,8 +292,9 @@ class SchedulerExplainViewSet(ScopedViewSet):
     """Admins: a dry run of the scheduler for a flavor: per host, pass or why it fails, best first."""
 
     model = Flavor
+    serializer_class = SchedulerExplainSerializer  # also what OPTIONS describes
 
     def create(self, request):
-        body = SchedulerExplainSerializer(data=request.data)
+        body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         return Response(services.explain_scheduling(self.ctx, **body.validated_data))
