@@ -8,8 +8,9 @@
 #
 # The guest boots from the kernel and initrd directly (<os><kernel>/<initrd>/<cmdline>), loads
 # the modules, starts busybox acpid (ACPI power button -> "poweroff -f", which libvirt turns into
-# a reboot when it asked for one), reports block devices and NICs as they appear, and prints the
-# line "ZENITH GUEST READY" on the serial console (ttyS0) at the end of every boot. Kernel
+# a reboot when it asked for one), reports block devices and NICs as they appear (block devices
+# also as they go), and prints the line "ZENITH GUEST READY" on the serial console (ttyS0) at the
+# end of every boot. Kernel
 # command line: "console=ttyS0 quiet panic=0" (file cmdline); add "zenith.noacpid" for a guest
 # that ignores the ACPI power button.
 #
@@ -25,7 +26,7 @@ OUT="${ZENITH_GUEST_DIR:-$ROOT/var/guest}"
 GUEST_CMDLINE="console=ttyS0 quiet panic=0"
 ROOT_DISK_SIZE="64M"
 # Bump when the guest's content changes: a cache of another version is rebuilt.
-GUEST_VERSION=2
+GUEST_VERSION=3
 MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk
   failover net_failover virtio_net evdev button)
 
@@ -142,7 +143,8 @@ case " $(cat /proc/cmdline) " in
 esac
 ip link set lo up
 
-# Report disks and NICs now and whenever one is added (attach/detach tests read the console).
+# Report disks and NICs now and whenever one is added, and disks when they go (attach/detach
+# tests read the console).
 (
   known=" "
   while :; do
@@ -152,6 +154,13 @@ ip link set lo up
       case "$known" in *" blk:$n "*) continue ;; esac
       known="$known blk:$n "
       echo "ZENITH DISK $n $(( $(cat "$d/size") * 512 ))"
+    done
+    for entry in $known; do
+      case "$entry" in blk:*) ;; *) continue ;; esac
+      n="${entry#blk:}"
+      [ -e "/sys/class/block/$n" ] && continue
+      known="$(echo "$known" | sed "s/ blk:$n / /")"
+      echo "ZENITH DISK GONE $n"
     done
     for d in /sys/class/net/*; do
       n="${d##*/}"

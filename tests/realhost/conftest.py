@@ -111,6 +111,7 @@ class Guests:
         self.driver = driver
         self.guest = guest
         self.names: list[str] = []
+        self.volumes: list[str] = []  # extra volumes of the pool a test made (disks to attach)
         self.console_dir = var_dir() / "realhost" / "console"
 
     def spec(self, extra_cmdline: str = "", memory_mb: int = 192) -> DomainSpec:
@@ -137,6 +138,9 @@ class Guests:
                 self.driver.destroy_and_undefine(name)
             with contextlib.suppress(DriverError):
                 self.driver.delete_volume(f"{name}-disk")
+        for volume in self.volumes:
+            with contextlib.suppress(DriverError):
+                self.driver.delete_volume(volume)
 
 
 @pytest.fixture

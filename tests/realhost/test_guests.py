@@ -14,10 +14,11 @@ import stat
 import threading
 import time
 
+import libvirt
 import pytest
 
 from tests.realhost.conftest import MARKER, POWEROFF, record_timing, wait_for, wait_for_console
-from workers.agent.drivers import DomainNotFound
+from workers.agent.drivers import DiskSpec, DomainNotFound
 
 pytestmark = pytest.mark.realhost
 
@@ -151,3 +152,50 @@ def test_two_guests_events_and_fallbacks(driver, guests):
         assert not names & {obeys.name, ignores.name}
     finally:
         driver.unlisten_events(listener)
+
+
+def test_disk_hot_plug_into_a_running_guest(driver, guests):
+    """What a volume attachment will do: an empty 1 GiB qcow2 from the pool plugged into a running
+    guest appears in it (the guest reports it on its console), stays in the definition, and is gone
+    from both after the detach, which the guest acknowledges. Both calls are idempotent."""
+    spec = guests.spec()
+    driver.spawn(spec)
+    wait_for_console(driver, spec, MARKER, 1)
+    volume = f"{spec.name}-vol"
+    guests.volumes.append(volume)
+    path = driver.create_disk_from_image(volume, None, 1)
+
+    started = time.monotonic()
+    assert driver.attach_disk(spec.name, DiskSpec(path=path)) == {"target": "vdb", "attached": True}
+    wait_for_console(driver, spec, "ZENITH DISK vdb 1073741824", 1, deadline=30)
+    record_timing("attach to seen in the guest", time.monotonic() - started)
+    assert driver.attach_disk(spec.name, DiskSpec(path=path)) == {"target": "vdb", "attached": False}
+    persistent = driver.conn.lookupByName(spec.name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert path in persistent  # a restart keeps it
+
+    started = time.monotonic()
+    assert driver.detach_disk(spec.name, "vdb") == {"target": "vdb", "detached": True}
+    record_timing("detach until released by the guest", time.monotonic() - started)
+    wait_for_console(driver, spec, "ZENITH DISK GONE vdb", 1, deadline=30)
+    assert path not in driver.domain_xml(spec.name)
+    assert path not in driver.conn.lookupByName(spec.name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert driver.detach_disk(spec.name, path) == {"target": None, "detached": False}
+    assert driver.power_state(spec.name) == "running"
+    assert "ZENITH DISK vda" in driver.console_log(spec.console_log, 2000)  # the root disk untouched
+
+
+def test_disk_attached_while_shut_off_is_there_at_boot(driver, guests):
+    spec = guests.spec()
+    driver.spawn(spec)
+    wait_for_console(driver, spec, MARKER, 1)
+    assert driver.stop(spec.name, timeout=60) == "shutdown"
+    volume = f"{spec.name}-vol"
+    guests.volumes.append(volume)
+    path = driver.create_disk_from_image(volume, None, 2)
+    assert driver.attach_disk(spec.name, DiskSpec(path=path))["target"] == "vdb"
+    assert driver.start(spec.name) == "running"
+    wait_for_console(driver, spec, MARKER, 2)
+    assert f"ZENITH DISK vdb {2 * 1024**3}" in driver.console_log(spec.console_log, 2000)
+    driver.stop(spec.name, force=True)
+    assert driver.detach_disk(spec.name, "vdb") == {"target": "vdb", "detached": True}
+    assert path not in driver.domain_xml(spec.name)

@@ -411,3 +411,49 @@ def test_console_log_tail(driver, tmp_path):
     assert tail_file(log, 2, block=7) == "line 998\nline 999\n"
     assert driver.console_log(str(log), 0) == ""
     assert len(driver.console_log(str(log), 5000).splitlines()) == 1000
+
+
+# -- disks of a defined domain (hot-plug; the real guest's side is in tests/realhost) ----------
+
+
+def test_disk_xml_and_free_targets():
+    spec = DiskSpec(path="/pool/vol-1", format="raw", readonly=True)
+    disk = ET.fromstring(dx.disk_xml(spec, "vdc"))
+    assert disk.tag == "disk" and disk.get("device") == "disk"
+    assert disk.find("source").get("file") == "/pool/vol-1"
+    assert disk.find("target").attrib == {"dev": "vdc", "bus": "virtio"}
+    assert disk.find("driver").get("type") == "raw" and disk.find("readonly") is not None
+    assert dx.free_disk_dev(set()) == "vda"
+    assert dx.free_disk_dev({"vda", "vdb", "vdd"}) == "vdc"
+    assert dx.free_disk_dev({f"vd{chr(c)}" for c in range(ord("a"), ord("z") + 1)}) == "vdaa"
+    assert dx.free_disk_dev({"sda"}, bus="scsi") == "sdb"
+
+
+def test_disks_of_a_spawned_domain(driver, tmp_path):
+    second = DiskSpec(path="/zenith-test/images/extra.qcow2")
+    spec = running_spawn(driver, tmp_path, disks=[DiskSpec(path="/zenith-test/images/root.qcow2"), second])
+    disks = dx.disks_of(driver.domain_xml(spec.name))
+    assert {target: path for target, (path, _xml) in disks.items()} == {
+        "vda": "/zenith-test/images/root.qcow2",
+        "vdb": "/zenith-test/images/extra.qcow2",
+    }
+    assert ET.fromstring(disks["vdb"][1]).find("target").get("dev") == "vdb"
+
+
+def test_attach_disk_is_not_supported_by_the_test_driver(driver, tmp_path):
+    """libvirt's test driver has no device hot-plug: the driver says so, it does not pretend."""
+    spec = running_spawn(driver, tmp_path)
+    with pytest.raises(NotSupported, match="not supported by the connection driver"):
+        driver.attach_disk(spec.name, DiskSpec(path="/zenith-test/images/vol.qcow2"))
+    # A disk already there is found without asking libvirt to plug anything (idempotent).
+    assert driver.attach_disk(spec.name, spec.disks[0]) == {"target": "vda", "attached": False}
+
+
+def test_detach_of_a_disk_not_attached_is_a_no_op(driver, tmp_path):
+    spec = running_spawn(driver, tmp_path)
+    assert driver.detach_disk(spec.name, "vdz") == {"target": None, "detached": False}
+    assert driver.detach_disk(spec.name, "/nowhere.qcow2") == {"target": None, "detached": False}
+    with pytest.raises(DomainNotFound):
+        driver.detach_disk("zenith-missing", "vdb")
+    with pytest.raises(NotSupported):
+        driver.detach_disk(spec.name, "vda")

@@ -146,6 +146,12 @@ class ComputeDriver(ABC):
     @abstractmethod
     def list_domains(self) -> list[dict]: ...
 
+    @abstractmethod
+    def attach_disk(self, name: str, disk: DiskSpec) -> dict: ...
+
+    @abstractmethod
+    def detach_disk(self, name: str, disk: str, timeout: float = 30.0) -> dict: ...
+
     def listen_events(self, callback: LifecycleCallback) -> int:
         """Call ``callback`` on every lifecycle event of the host's domains; a listener id."""
         raise NotSupported(f"{type(self).__name__} reports no lifecycle events")

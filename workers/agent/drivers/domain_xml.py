@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from workers.agent.drivers.base import DomainSpec
+from workers.agent.drivers.base import DiskSpec, DomainSpec
 
 METADATA_NS = "https://zenith.invalid/xmlns/instance/1"
 METADATA_PREFIX = "zenith"
@@ -29,6 +29,41 @@ def _disk_dev(index: int, bus: str) -> str:
         n = n // 26 - 1
         if n < 0:
             return prefix + letters
+
+
+def _disk(parent: ET.Element, disk: DiskSpec, dev: str) -> ET.Element:
+    d = _sub(parent, "disk", type="file", device="disk")
+    _sub(d, "driver", name="qemu", type=disk.format, cache="none")
+    _sub(d, "source", file=disk.path)
+    _sub(d, "target", dev=dev, bus=disk.bus)
+    if disk.readonly:
+        _sub(d, "readonly")
+    return d
+
+
+def disk_xml(disk: DiskSpec, dev: str) -> str:
+    """The <disk> element of ``disk`` at target ``dev``, for hot-plugging into a defined domain."""
+    return ET.tostring(_disk(ET.Element("devices"), disk, dev), encoding="unicode")
+
+
+def free_disk_dev(used: set[str], bus: str = "virtio") -> str:
+    """The first target name of ``bus`` (vda, vdb, ...) that no disk in ``used`` has."""
+    index = 0
+    while _disk_dev(index, bus) in used:
+        index += 1
+    return _disk_dev(index, bus)
+
+
+def disks_of(xml: str) -> dict[str, tuple[str, str]]:
+    """target dev -> (source path, the <disk> element as XML) of a domain's disks."""
+    found = {}
+    for d in ET.fromstring(xml).findall("devices/disk"):
+        target, source = d.find("target"), d.find("source")
+        if target is None:
+            continue
+        path = "" if source is None else source.get("file") or source.get("dev") or ""
+        found[target.get("dev")] = (path, ET.tostring(d, encoding="unicode"))
+    return found
 
 
 def domain_xml(spec: DomainSpec, domain_type: str) -> str:
@@ -62,12 +97,7 @@ def domain_xml(spec: DomainSpec, domain_type: str) -> str:
 
     devices = _sub(dom, "devices")
     for index, disk in enumerate(spec.disks):
-        d = _sub(devices, "disk", type="file", device="disk")
-        _sub(d, "driver", name="qemu", type=disk.format, cache="none")
-        _sub(d, "source", file=disk.path)
-        _sub(d, "target", dev=disk.target_dev or _disk_dev(index, disk.bus), bus=disk.bus)
-        if disk.readonly:
-            _sub(d, "readonly")
+        _disk(devices, disk, disk.target_dev or _disk_dev(index, disk.bus))
     for nic in spec.nics:
         if nic.network is not None:
             i = _sub(devices, "interface", type="network")
