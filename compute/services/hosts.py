@@ -38,8 +38,10 @@ def _heartbeat_values(info: Any) -> dict[str, Any]:
     return values
 
 
-def record_heartbeat(host_name: str, info: dict[str, Any], now=None) -> Host:
+def record_heartbeat(host_name: str, info: dict[str, Any], now=None) -> bool:
     """An agent says it is alive: create its Host on the first heartbeat, refresh capacity after.
+    True when this heartbeat registered the host. One UPDATE in the common case: every host sends
+    one every few seconds, so nothing is read back.
 
     Called by the conductor task ``compute.tasks.host_heartbeat`` (no user: agents are trusted
     through the broker). Keeps what admins and the scheduler set: enabled, reason, ratios, usage.
@@ -49,14 +51,15 @@ def record_heartbeat(host_name: str, info: dict[str, Any], now=None) -> Host:
     now = now or timezone.now()
     values["last_heartbeat"] = now
     # An UPDATE first (the common case, one query); an INSERT the first time, racing safely.
-    updated = Host.objects.filter(name=name).update(updated=now, **values)
-    if not updated:
-        try:
-            with transaction.atomic():
-                return Host.objects.create(name=name, **values)
-        except IntegrityError:  # another heartbeat of the same host created it meanwhile
-            Host.objects.filter(name=name).update(updated=now, **values)
-    return Host.objects.get(name=name)
+    if Host.objects.filter(name=name).update(updated=now, **values):
+        return False
+    try:
+        with transaction.atomic():
+            Host.objects.create(name=name, **values)
+        return True
+    except IntegrityError:  # another heartbeat of the same host created it meanwhile
+        Host.objects.filter(name=name).update(updated=now, **values)
+        return False
 
 
 def _clean_reason(value: Any) -> str:

@@ -12,9 +12,15 @@ from identity.errors import Conflict, InvalidInput, PolicyDenied
 from .conftest import TEST_HOST_INFO, make_host
 
 
+def heartbeat(name: str, info: dict, now=None) -> Host:
+    services.record_heartbeat(name, info, now=now)
+    return Host.objects.get(name=name)
+
+
 def test_first_heartbeat_registers_the_host_with_its_capacity(db, settings):
     settings.ZENITH_CPU_ALLOCATION_RATIO = 8.0
-    host = services.record_heartbeat("sim-1", TEST_HOST_INFO)
+    assert services.record_heartbeat("sim-1", TEST_HOST_INFO) is True
+    host = Host.objects.get(name="sim-1")
     assert (host.name, host.vcpus, host.memory_mb, host.disk_gb) == ("sim-1", 16, 8192, 0)
     assert (host.hypervisor_type, host.hypervisor_version, host.uri) == ("TEST", 2, "test:///default")
     assert (host.vcpus_used, host.memory_mb_used, host.disk_gb_used) == (0, 0, 0)
@@ -25,19 +31,19 @@ def test_first_heartbeat_registers_the_host_with_its_capacity(db, settings):
 
 
 def test_default_allocation_ratios(db):
-    host = services.record_heartbeat("sim-1", TEST_HOST_INFO)
+    host = heartbeat("sim-1", TEST_HOST_INFO)
     assert (host.cpu_allocation_ratio, host.ram_allocation_ratio) == (4.0, 1.0)
     assert host.vcpus_limit == 64
 
 
 def test_heartbeat_refreshes_capacity_and_keeps_admin_and_scheduler_fields(cloud):
-    host = services.record_heartbeat("sim-1", TEST_HOST_INFO)
+    host = heartbeat("sim-1", TEST_HOST_INFO)
     services.disable_host(cloud.ctx(cloud.admin), host, "maintenance")
     Host.objects.filter(pk=host.pk).update(
         vcpus_used=3, memory_mb_used=1024, disk_gb_used=5, cpu_allocation_ratio=2.0, availability_zone="az1"
     )
     later = timezone.now() + timedelta(seconds=30)
-    again = services.record_heartbeat("sim-1", {**TEST_HOST_INFO, "vcpus": 32, "memory_mb": 4096}, now=later)
+    again = heartbeat("sim-1", {**TEST_HOST_INFO, "vcpus": 32, "memory_mb": 4096}, now=later)
     assert again.pk == host.pk and Host.objects.count() == 1
     assert (again.vcpus, again.memory_mb, again.last_heartbeat) == (32, 4096, later)
     assert (again.enabled, again.disabled_reason) == (False, "maintenance")
@@ -58,6 +64,13 @@ def test_heartbeat_refuses_bad_host_names(db, name):
 def test_heartbeat_refuses_bad_info(db, info):
     with pytest.raises(InvalidInput):
         services.record_heartbeat("sim-1", info)
+
+
+def test_a_known_host_s_heartbeat_is_one_update(db, django_assert_num_queries):
+    heartbeat("sim-1", TEST_HOST_INFO)
+    with django_assert_num_queries(1):
+        assert services.record_heartbeat("sim-1", {**TEST_HOST_INFO, "vcpus": 8}) is False
+    assert Host.objects.get(name="sim-1").vcpus == 8
 
 
 def test_conductor_task_records_the_heartbeat(db):
