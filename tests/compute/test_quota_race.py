@@ -7,7 +7,7 @@ SQLite (one writer at a time) the same race is run with fewer threads.
 import threading
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from compute import services
 from compute.models import Instance
@@ -40,7 +40,7 @@ def test_concurrent_creates_never_exceed_the_instance_quota(cloud):
         except Exception as exc:  # anything else is a failure of the test, reported below
             outcomes.append(repr(exc))
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own; close_old_connections keeps it (CONN_MAX_AGE)
 
     workers = [threading.Thread(target=create, args=(n,)) for n in range(threads)]
     for w in workers:

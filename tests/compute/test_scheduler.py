@@ -4,7 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections
+from django.db import connection
 from django.utils import timezone
 
 from compute import scheduler
@@ -148,7 +148,7 @@ def test_concurrent_schedulers_never_overfill_a_host(cloud):
             except scheduler.NoValidHost:
                 results.append(None)
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own; close_old_connections keeps it (CONN_MAX_AGE)
 
     threads = [threading.Thread(target=worker) for _ in range(20)]
     for t in threads:
