@@ -6,12 +6,14 @@ from typing import Any
 import django_tables2 as tables
 from django import forms
 from django.contrib import messages
+from django.core.paginator import EmptyPage
 from django.shortcuts import redirect, render
 
 from . import policy
 from .errors import NotFound, ZenithError
 
 PER_PAGE = 25
+MAX_PER_PAGE = 100
 
 
 def call_service(request, form: forms.Form | None, fn: Callable[[], Any], success: str | None = None):
@@ -36,9 +38,25 @@ def forbidden_unless(request, action: str):
     return render(request, "portal/forbidden.html", status=403)
 
 
+def _whole(value: Any, default: int, low: int, high: int) -> int:
+    try:
+        return min(max(int(value), low), high)
+    except (TypeError, ValueError):
+        return default
+
+
 def paginated(request, table):
-    """Apply the request's sorting and page to a django-tables2 table."""
-    tables.RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    """Apply the request's sorting and page to a django-tables2 table.
+
+    ``per_page`` is kept within 1..MAX_PER_PAGE (0 or less crashed the paginator, and a huge one
+    would list every row); a page past the end shows the last one."""
+    tables.RequestConfig(request, paginate=False).configure(table)  # sorting only
+    per_page = _whole(request.GET.get(table.prefixed_per_page_field), PER_PAGE, 1, MAX_PER_PAGE)
+    page = _whole(request.GET.get(table.prefixed_page_field), 1, 1, 2**31)
+    try:
+        table.paginate(page=page, per_page=per_page)
+    except EmptyPage:
+        table.paginate(page=table.paginator.num_pages, per_page=per_page)
     return table
 
 

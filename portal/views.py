@@ -10,6 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from identity import policy, quotas
+from identity.dashboard import paginated
 from identity.middleware import SESSION_PROJECT_KEY
 from identity.models import Project
 from identity.scoping import is_uuid
@@ -72,7 +73,7 @@ def operations(request):
         table = OperationTable(Operation.objects.across_projects(ctx).select_related("project"))
     else:
         table = OperationTable(Operation.objects.visible_to(ctx), exclude=("project",))
-    tables.RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    paginated(request, table)
     return render(request, "portal/operations.html", {"table": table, "all_projects": all_projects})
 
 

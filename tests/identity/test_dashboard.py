@@ -336,3 +336,30 @@ def test_user_without_any_project_sees_a_hint_not_an_error(cloud, browser):
     assert response.status_code == 200
     assert "You hold no role on any project yet" in response.content.decode()
     assert browser(User.objects.get(username="loner")).get(KEYPAIRS).status_code == 200
+
+
+# --- pagination ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query, shown",
+    [
+        ({}, 25),
+        ({"per_page": "10"}, 10),
+        ({"per_page": "-1"}, 1),  # was a 500 (EmptyPage), found by tests/fuzz
+        ({"per_page": "0"}, 1),
+        ({"per_page": "1000000"}, 100),  # at most 100 rows a page
+        ({"per_page": "ten"}, 25),
+        ({"page": "99"}, 20),  # past the end: the last page (120 rows, 25 a page)
+        ({"page": "-3"}, 25),
+        ({"page": "x"}, 25),
+    ],
+)
+def test_lists_page_within_bounds_whatever_the_query(cloud, browser, query, shown):
+    KeyPair.objects.bulk_create(
+        KeyPair(user=cloud.member, name=f"k{n:03}", public_key="ssh-ed25519 AAAA", fingerprint=f"f{n}")
+        for n in range(120)
+    )
+    response = browser(cloud.member).get(KEYPAIRS, query)
+    assert response.status_code == 200
+    assert len(response.context["table"].page.object_list) == shown

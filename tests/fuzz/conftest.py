@@ -1,0 +1,68 @@
+"""The world the fuzz tests aim at: one real object of every kind the API and the dashboard address
+by id, so that generated input meets real rows, not only 404s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.utils import timezone
+
+from compute import services as compute
+from compute.models import Flavor, Host, Image, Instance
+from identity import services as identity
+from identity.models import RoleAssignment
+from workers.models import Operation
+
+IMAGE_BYTES = b"zenith fuzz image\n" * 100
+
+
+@dataclass
+class World:
+    ids: dict[str, str]  # kind ("instance", "image", ...) -> the id of a real object of that kind
+    other_project: str  # a project the image is shared with (the image's member)
+    image_token: str  # a signed image-data token, as a host gets it
+
+
+@pytest.fixture
+def fast_hashing(settings):
+    """Set before the users are made: PBKDF2 would cost ~0.3 s per user and login, per test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(fast_hashing, cloud) -> World:
+    member = cloud.ctx(cloud.member)
+    compute.seed_flavors()
+    host = Host.objects.create(
+        name="fuzz-host",
+        vcpus=16,
+        memory_mb=65536,
+        disk_gb=100,
+        hypervisor_type="TEST",
+        last_heartbeat=timezone.now() - timezone.timedelta(hours=1),  # down: no console wait
+    )
+    image = compute.create_image(member, name="fuzz-image", disk_format="qcow2", visibility="shared")
+    compute.upload_image_data(member, image, [IMAGE_BYTES])
+    compute.add_image_member(member, image, cloud.other_project)
+    instance, _ = compute.create_instance(member, name="fuzz-vm", flavor="m1.tiny", image="fuzz-image")
+    Instance.objects.filter(pk=instance.pk).update(
+        vm_state="active", task_state="", power_state="running", host=host
+    )
+    ids = {
+        "flavor": Flavor.objects.get(name="m1.tiny").pk,
+        "host": host.pk,
+        "image": image.pk,
+        "instance": instance.pk,
+        "keypair": identity.create_keypair(member, name="fuzz-key").keypair.pk,
+        "project": cloud.project.pk,
+        "role_assignment": RoleAssignment.objects.filter(project=cloud.project).first().pk,
+        "role": RoleAssignment.objects.first().role_id,
+        "user": cloud.member.pk,
+        "operation": Operation.objects.filter(project=cloud.project).first().pk,
+    }
+    return World(
+        ids={kind: str(pk) for kind, pk in ids.items()},
+        other_project=str(cloud.other_project.pk),
+        image_token=compute.image_fetch_url(Image.objects.get(pk=image.pk)).rsplit("/", 1)[-1],
+    )
