@@ -440,6 +440,19 @@ def test_disks_of_a_spawned_domain(driver, tmp_path):
     assert ET.fromstring(disks["vdb"][1]).find("target").get("dev") == "vdb"
 
 
+def test_a_cdrom_is_not_a_disk_to_detach_or_delete():
+    xml = """<domain><devices>
+      <disk type='file' device='disk'><source file='/pool/root'/><target dev='vda' bus='virtio'/></disk>
+      <disk type='block' device='disk'><source dev='/dev/vg/vol'/><target dev='vdb' bus='virtio'/></disk>
+      <disk type='file' device='cdrom'><source file='/iso/boot.iso'/><target dev='hdc' bus='ide'/></disk>
+    </devices></domain>"""
+    assert {t: path for t, (path, _xml) in dx.disks_of(xml).items()} == {
+        "vda": "/pool/root",
+        "vdb": "/dev/vg/vol",
+    }
+    assert dx.disk_paths_from_xml(xml) == ["/pool/root", "/dev/vg/vol"]
+
+
 def test_attach_disk_is_not_supported_by_the_test_driver(driver, tmp_path):
     """libvirt's test driver has no device hot-plug: the driver says so, it does not pretend."""
     spec = running_spawn(driver, tmp_path)

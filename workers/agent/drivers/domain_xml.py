@@ -55,11 +55,11 @@ def free_disk_dev(used: set[str], bus: str = "virtio") -> str:
 
 
 def disks_of(xml: str) -> dict[str, tuple[str, str]]:
-    """target dev -> (source path, the <disk> element as XML) of a domain's disks."""
+    """target dev -> (source path, the <disk> element as XML) of a domain's disks (not cdroms)."""
     found = {}
     for d in ET.fromstring(xml).findall("devices/disk"):
         target, source = d.find("target"), d.find("source")
-        if target is None:
+        if target is None or d.get("device", "disk") != "disk":
             continue
         path = "" if source is None else source.get("file") or source.get("dev") or ""
         found[target.get("dev")] = (path, ET.tostring(d, encoding="unicode"))
@@ -129,16 +129,8 @@ def instance_id_from_xml(xml: str) -> str | None:
 
 
 def disk_paths_from_xml(xml: str) -> list[str]:
-    """The file paths of a domain's disks (device='disk' only, not cdroms)."""
-    root = ET.fromstring(xml)
-    paths = []
-    for disk in root.findall("devices/disk"):
-        if disk.get("device", "disk") != "disk":
-            continue
-        src = disk.find("source")
-        if src is not None and src.get("file"):
-            paths.append(src.get("file"))
-    return paths
+    """The source paths of a domain's disks (device='disk' only, not cdroms)."""
+    return [path for path, _xml in disks_of(xml).values() if path]
 
 
 def choose_domain_type(capabilities_xml: str, kvm_usable: bool) -> str:
