@@ -122,6 +122,18 @@ class Host(models.Model):
         return self.UP if self.is_up() else self.DOWN
 
     @property
+    def domains_running(self) -> int | None:
+        """Domains libvirt last reported running here (the host's own view); None before a report."""
+        if self.domains_reported_at is None:
+            return None
+        return sum(1 for d in self.domains if d.get("power_state") == "running")
+
+    @property
+    def domains_total(self) -> int | None:
+        """Domains libvirt last reported defined here, running or not; None before a report."""
+        return None if self.domains_reported_at is None else len(self.domains)
+
+    @property
     def vcpus_limit(self) -> float:
         return self.vcpus * self.cpu_allocation_ratio
 

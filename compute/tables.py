@@ -63,6 +63,8 @@ class HostTable(tables.Table):
     vcpus = tables.Column(verbose_name="vCPUs")
     memory_mb = tables.Column(verbose_name="RAM")
     disk_gb = tables.Column(verbose_name="Local disk")
+    hypervisor_type = tables.Column(verbose_name="Hypervisor")
+    domains = tables.Column(empty_values=(), orderable=False, verbose_name="Domains")
     last_heartbeat = tables.DateTimeColumn(verbose_name="Last heartbeat", format="Y-m-d H:i:s")
     actions = tables.TemplateColumn(
         template_name="compute/_host_actions.html", orderable=False, verbose_name=""
@@ -70,7 +72,17 @@ class HostTable(tables.Table):
 
     class Meta:
         model = Host
-        fields = ("name", "state", "enabled", "vcpus", "memory_mb", "disk_gb", "last_heartbeat")
+        fields = (
+            "name",
+            "state",
+            "enabled",
+            "hypervisor_type",
+            "vcpus",
+            "memory_mb",
+            "disk_gb",
+            "domains",
+            "last_heartbeat",
+        )
         attrs = ATTRS
         row_attrs = {"data-name": lambda record: record.name}
 
@@ -84,6 +96,18 @@ class HostTable(tables.Table):
         return format_html(
             '<span class="text-danger">disabled</span><br><small class="text-secondary">{}</small>',
             record.disabled_reason,
+        )
+
+    def render_domains(self, record):
+        """What the host itself last reported (its power sync), beside what the scheduler claimed."""
+        if record.domains_total is None:
+            return mark_safe('<span class="text-secondary">not reported yet</span>')
+        return format_html(
+            '<span class="host-domains" title="reported {}">{} running<br>'
+            '<small class="text-secondary">of {} defined</small></span>',
+            record.domains_reported_at.strftime("%Y-%m-%d %H:%M:%S"),
+            record.domains_running,
+            record.domains_total,
         )
 
     def render_vcpus(self, record):

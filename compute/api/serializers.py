@@ -62,6 +62,12 @@ class HostSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="up while the agent heartbeats; down after ZENITH_HOST_DOWN_AFTER without one",
     )
+    domains_running = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="domains the host last reported running (its own view)"
+    )
+    domains_total = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="domains the host last reported defined, running or not"
+    )
 
     class Meta:
         model = Host
@@ -83,6 +89,9 @@ class HostSerializer(serializers.ModelSerializer):
             "hypervisor_type",
             "hypervisor_version",
             "last_heartbeat",
+            "domains_running",
+            "domains_total",
+            "domains_reported_at",
         ]
         read_only_fields = fields
 

@@ -32,6 +32,9 @@ FIELDS = {
     "hypervisor_type",
     "hypervisor_version",
     "last_heartbeat",
+    "domains_running",
+    "domains_total",
+    "domains_reported_at",
 }
 
 
@@ -85,6 +88,21 @@ def test_admin_lists_and_reads_hosts(cloud, clients, host):
     detail = clients["admin"].get(url(host)).json()
     assert detail["name"] == "sim-1" and detail["vcpus"] == 16 and detail["memory_mb"] == 65536
     assert clients["admin"].get(BASE, {"name": "SIM-2"}).json()["count"] == 1
+    assert (detail["domains_running"], detail["domains_total"], detail["domains_reported_at"]) == (None,) * 3
+
+
+def test_hosts_show_the_domains_their_agent_reported(cloud, clients, host):
+    services.sync_power_states(
+        "sim-1",
+        [
+            {"name": "zenith-a", "uuid": "a", "power_state": "running", "instance_id": None},
+            {"name": "zenith-b", "uuid": "b", "power_state": "shutdown", "instance_id": None},
+            {"name": "zenith-c", "uuid": "c", "power_state": "running", "instance_id": None},
+        ],
+    )
+    detail = clients["admin"].get(url(host)).json()
+    assert (detail["domains_running"], detail["domains_total"]) == (2, 3)
+    assert detail["domains_reported_at"] is not None
 
 
 def test_disable_then_enable(cloud, clients, host):

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from compute import services
 from compute.models import Host
 from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_rows
 
@@ -22,8 +23,15 @@ def admin_browser(client, cloud):
 
 
 def test_admin_sees_hosts_state_usage_and_the_menu_entry(cloud, admin_browser):
-    make_host("sim-1", vcpus_used=8)
+    make_host("sim-1", vcpus_used=8, hypervisor_type="QEMU")
     make_host("sim-2", last_heartbeat=None, enabled=False, disabled_reason="bad DIMM")
+    services.sync_power_states(
+        "sim-1",
+        [
+            {"name": "zenith-a", "uuid": "a", "power_state": "running", "instance_id": None},
+            {"name": "zenith-b", "uuid": "b", "power_state": "shutdown", "instance_id": None},
+        ],
+    )
     page = admin_browser.get(PAGE)
     assert page.status_code == 200
     html = page.content.decode()
@@ -32,6 +40,8 @@ def test_admin_sees_hosts_state_usage_and_the_menu_entry(cloud, admin_browser):
     assert re.search(r'data-name="sim-2".*?badge text-bg-danger">down<', html, re.S)
     assert "8 / 16 × 4" in html and 'aria-valuenow="12"' in html  # 8 of 64 vCPUs
     assert "bad DIMM" in html
+    assert re.search(r'data-name="sim-1".*?QEMU.*?1 running<br>.*?of 2 defined', html, re.S)
+    assert re.search(r'data-name="sim-2".*?not reported yet', html, re.S)
     assert html.count('data-host-action="disable"') == 1 and html.count('data-host-action="enable"') == 1
 
 
