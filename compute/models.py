@@ -369,9 +369,17 @@ class InstanceAction(models.Model):
     finish_time = models.DateTimeField(null=True, blank=True)
     result = models.CharField(max_length=16, blank=True, default="")
     message = models.TextField(blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["-start_time", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_instance_action_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} of {self.instance_id}"

@@ -16,6 +16,14 @@ from .. import services
 from ..models import Flavor, Instance, InstanceAction
 from .serializers import StrictCharField
 
+ACTION_IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="a retried POST with the same key starts nothing more and answers with the instance "
+    "as it is now; the same key for another action of the instance is a 409",
+)
+
 
 class OperationSummarySerializer(serializers.Serializer):
     id = serializers.UUIDField()
@@ -186,9 +194,12 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         return self._accepted(services.delete_instance(self.ctx, self.get_object()))
 
     def _run(self, name: str):
-        return self._accepted(services.instance_action(self.ctx, self.get_object(), name))
+        key = self.request.headers.get("Idempotency-Key")
+        return self._accepted(services.instance_action(self.ctx, self.get_object(), name, key))
 
-    @extend_schema(request=RebootSerializer, responses={202: InstanceSerializer})
+    @extend_schema(
+        request=RebootSerializer, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY]
+    )
     @action(detail=True, methods=["post"])
     def reboot(self, request, pk=None):
         """Soft (ACPI, the default) or hard (reset) reboot."""
@@ -196,37 +207,37 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         body.is_valid(raise_exception=True)
         return self._run("reboot_hard" if body.validated_data["type"] == "hard" else "reboot")
 
-    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
         """Shut the guest down (ACPI, then power off after a timeout)."""
         return self._run("stop")
 
-    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
         """Boot a stopped instance."""
         return self._run("start")
 
-    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         """Freeze the guest's vCPUs (it stays in memory)."""
         return self._run("pause")
 
-    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
     @action(detail=True, methods=["post"])
     def unpause(self, request, pk=None):
         """Thaw a paused guest."""
         return self._run("unpause")
 
-    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
     @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
         """Save the guest's memory to disk and stop it."""
         return self._run("suspend")
 
-    @extend_schema(request=None, responses={202: InstanceSerializer})
+    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         """Restore a suspended guest."""

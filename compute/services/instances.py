@@ -206,9 +206,7 @@ def create_instance(
     """
     policy.enforce(ctx, "compute:instance:create")
     name = _clean_name(name)
-    key = (idempotency_key or "").strip()
-    if len(key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidInput(f"Idempotency-Key is limited to {MAX_IDEMPOTENCY_KEY} characters.")
+    key = _clean_idempotency_key(idempotency_key)
     flavor_obj: Flavor = _resolve(Flavor, ctx, flavor, "flavor")
     if flavor_obj.disabled:
         raise InvalidInput(f"Flavor {flavor_obj.name} is disabled: choose another.")
@@ -284,6 +282,13 @@ def create_instance(
     return instance, True
 
 
+def _clean_idempotency_key(value: str | None) -> str:
+    key = (value or "").strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(f"Idempotency-Key is limited to {MAX_IDEMPOTENCY_KEY} characters.")
+    return key
+
+
 def _replay(ctx: Context, key: str, name: str, flavor: Flavor, image: Image) -> Instance | None:
     instance = (
         Instance.objects.filter(project=ctx.project, idempotency_key=key).select_related("operation").first()
@@ -297,11 +302,19 @@ def _replay(ctx: Context, key: str, name: str, flavor: Flavor, image: Image) -> 
     return instance
 
 
-def _record_action(ctx: Context, instance: Instance, action: str, op: Operation | None) -> None:
+def _record_action(
+    ctx: Context, instance: Instance, action: str, op: Operation | None, idempotency_key: str = ""
+) -> None:
     """The action log's row; an action without an operation (lock, unlock) is done at once."""
     done = {} if op is not None else {"finish_time": timezone.now(), "result": InstanceAction.SUCCESS}
     InstanceAction.objects.create(
-        instance=instance, action=action, user=ctx.user, request_id=ctx.request_id[:64], operation=op, **done
+        instance=instance,
+        action=action,
+        user=ctx.user,
+        request_id=ctx.request_id[:64],
+        operation=op,
+        idempotency_key=idempotency_key,
+        **done,
     )
     if op is not None:
         Instance.objects.filter(pk=instance.pk).update(operation=op)
@@ -332,17 +345,31 @@ def _check_allowed(instance: Instance, action: Action) -> None:
         )
 
 
-def instance_action(ctx: Context, instance: Instance, action: str) -> Instance:
-    """Start ``action`` (reboot, reboot_hard, stop, start, pause, unpause, suspend, resume, delete)."""
+def instance_action(
+    ctx: Context, instance: Instance, action: str, idempotency_key: str | None = None
+) -> Instance:
+    """Start ``action`` (reboot, reboot_hard, stop, start, pause, unpause, suspend, resume, delete).
+
+    With ``idempotency_key``, a retry of an action this instance already took with that key starts
+    nothing and answers with the instance as it is now (the earlier action may have finished)."""
     spec = ACTIONS.get(action)
     if spec is None:
         raise InvalidInput(f"Unknown action {action!r}.")
     policy.enforce(ctx, f"compute:instance:{'reboot' if action.startswith('reboot') else action}")
+    key = _clean_idempotency_key(idempotency_key)
     with transaction.atomic():
         locked = Instance.objects.select_for_update().filter(pk=instance.pk).first()
         if locked is None or locked.vm_state == I.DELETED:
             raise NotFound("No such instance.")
         instance = locked
+        if key:  # the row lock above orders concurrent retries: the first records, the rest find it
+            earlier = InstanceAction.objects.filter(instance=instance, idempotency_key=key).first()
+            if earlier is not None:
+                if earlier.action != action:
+                    raise Conflict(
+                        f"Idempotency-Key {key!r} was already used for {earlier.action} of this instance."
+                    )
+                return instance
         _check_lock(ctx, instance)
         _check_allowed(instance, spec)
         if action != "delete" and instance.host_id is None:
@@ -359,7 +386,7 @@ def instance_action(ctx: Context, instance: Instance, action: str) -> Instance:
             resource_id=instance.pk,
             project=instance.project,
         )
-        _record_action(ctx, instance, action, op)
+        _record_action(ctx, instance, action, op, key)
     return instance
 
 

@@ -96,6 +96,36 @@ class TestActions:
         assert wrong.status_code == 409
         assert "while it is stopped (status SHUTOFF)" in wrong.json()["error"]["message"]
 
+    def test_a_retried_action_with_its_idempotency_key_starts_nothing_more(self, setup, clients, cloud):
+        instance = in_state(launch(cloud), "active")
+        stop = f"{URL}{instance.pk}/stop/"
+        key = {"HTTP_IDEMPOTENCY_KEY": "stop-1"}
+        first = clients["member"].post(stop, **key)
+        again = clients["member"].post(stop, **key)  # a client that lost the first answer
+        assert (first.status_code, again.status_code) == (202, 202)
+        assert again.json()["operation"]["id"] == first.json()["operation"]["id"]
+        assert InstanceAction.objects.filter(instance=instance, action="stop").count() == 1
+        # Once the stop is done, the retry still answers (with the state now), rather than a 409.
+        in_state(instance, "stopped")
+        assert clients["member"].post(stop, **key).json()["status"] == "SHUTOFF"
+        # The key names that stop: another action with it is refused; without a key it is a new stop.
+        clash = clients["member"].post(f"{URL}{instance.pk}/start/", **key)
+        assert clash.status_code == 409 and "already used for stop" in clash.json()["error"]["message"]
+        assert clients["member"].post(stop).status_code == 409  # stopped: a new stop is refused
+        too_long = clients["member"].post(f"{URL}{instance.pk}/start/", HTTP_IDEMPOTENCY_KEY="k" * 256)
+        assert too_long.status_code == 400
+        assert (
+            clients["member"].post(f"{URL}{instance.pk}/start/", HTTP_IDEMPOTENCY_KEY="start-1").status_code
+            == 202
+        )
+
+    def test_an_action_key_is_per_instance(self, setup, clients, cloud):
+        one, two = (in_state(launch(cloud, name=n), "active") for n in ("one", "two"))
+        for instance in (one, two):
+            response = clients["member"].post(f"{URL}{instance.pk}/pause/", HTTP_IDEMPOTENCY_KEY="same")
+            assert response.status_code == 202
+        assert InstanceAction.objects.filter(action="pause").count() == 2
+
     @pytest.mark.parametrize("kind, task", [("soft", "rebooting"), ("hard", "rebooting_hard")])
     def test_reboot_types(self, setup, clients, cloud, kind, task):
         instance = in_state(launch(cloud), "active")
