@@ -17,6 +17,7 @@ A response of 500 or more fails the test, with the request that caused it.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import schemathesis
@@ -32,7 +33,8 @@ from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = 15  # per operation and variant: about 3,000 requests in all
+# Per operation and variant: about 3,000 requests in all; ZENITH_FUZZ_EXAMPLES=200 for a deeper run.
+EXAMPLES = int(os.environ.get("ZENITH_FUZZ_EXAMPLES", 15))
 
 RAW = json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
 schema = schemathesis.openapi.from_dict(RAW)
