@@ -100,7 +100,14 @@ test-services: install system-deps
 	  echo "=== PostgreSQL or Redis not reachable on 127.0.0.1: skipped the second run (embedded run above still counts)"; \
 	fi
 
-test: lint check-migrations test-embedded test-services
+# Whatever the outcome, then tear down the real host: the domains the tests left (both runs) and the
+# libvirtd that `make realhost` started (one started otherwise is left alone).
+test:
+	@status=0; $(MAKE) --no-print-directory lint check-migrations test-embedded test-services || status=$$?; \
+	for dir in var/test-embedded var/test-services var; do \
+	  ZENITH_VAR_DIR=$$dir workers/agent/realhost.sh teardown 2>&1 | sed 's/^/  /'; \
+	done; \
+	exit $$status
 
 clean:
 	rm -rf var static/vendor node_modules $(VENV)
