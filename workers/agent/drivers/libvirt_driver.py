@@ -28,6 +28,7 @@ import libvirt
 from workers.agent.drivers import domain_xml as dx
 from workers.agent.drivers.base import (
     CRASHED,
+    DETACH_TIMEOUT,
     NOSTATE,
     PAUSED,
     RUNNING,
@@ -54,8 +55,6 @@ DEFAULT_POOL_PATH = "/var/lib/zenith/images"
 CHUNK = 1024 * 1024
 # How long a soft reboot waits for the guest to reset before pressing reset (Nova waits 120 s).
 SOFT_REBOOT_TIMEOUT = 120.0
-# seconds a running guest may take to release an unplugged disk (measured: under a second)
-DETACH_TIMEOUT = 30.0
 
 _STATE = {
     libvirt.VIR_DOMAIN_NOSTATE: NOSTATE,
