@@ -9,9 +9,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from compute.models import Host, Instance, InstanceAction
+from compute.models import Host, Instance
 from compute.services import instances as instance_services
 from identity import quotas
+from identity.models import ResourceAction
 from tests.factories import KeyPairFactory
 from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_rows
 
@@ -446,7 +447,11 @@ class TestActions:
         assert browse("member").get(self.url(instance, "reboot")).status_code == 405
         assert browse("member").post(self.url(instance, "explode")).status_code == 404
         assert Instance.objects.get(pk=instance.pk).task_state == ""
-        assert not InstanceAction.objects.filter(instance=instance).exclude(action="create").exists()
+        assert (
+            not ResourceAction.objects.filter(resource_type="instance", resource_id=instance.pk)
+            .exclude(action="create")
+            .exists()
+        )
 
     def test_admin_acts_on_another_projects_instance_from_the_admin_list(self, setup, cloud, browse):
         instance = active(cloud)
@@ -566,8 +571,13 @@ def test_detail_page_queries(setup, cloud, browse, django_assert_num_queries):
 
     def grow():
         for _ in range(MANY):
-            InstanceAction.objects.create(
-                instance=instance, action="reboot", user=cloud.member, result="success"
+            ResourceAction.objects.create(
+                resource_type="instance",
+                resource_id=instance.pk,
+                project=instance.project,
+                action="reboot",
+                user=cloud.member,
+                result="success",
             )
 
     member = browse("member")
@@ -624,4 +634,4 @@ def test_django_admin_shows_instances_read_only(cloud, client):
         client.post(f"/django-admin/compute/instance/{instance.pk}/delete/", {"post": "yes"}).status_code
         == 403
     )
-    assert client.get("/django-admin/compute/instanceaction/").status_code == 200
+    assert client.get("/django-admin/identity/resourceaction/").status_code == 200

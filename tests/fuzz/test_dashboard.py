@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compute.services.instances import ACTIONS
+from compute.services.lifecycle import ACTIONS
 
 pytestmark = pytest.mark.django_db
 
