@@ -14,8 +14,8 @@ from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_ro
 
 from .image_helpers import DATA, sha256, uploaded_image
 
-PAGE = "/compute/images/"
-UPLOAD = "/compute/images/upload/"
+PAGE = "/dashboard/compute/images/"
+UPLOAD = "/dashboard/compute/images/upload/"
 PAGE_QUERIES = 7  # session, user, current project, roles, the table's COUNT and rows, the project switcher
 
 
@@ -52,7 +52,7 @@ def test_member_sees_images_and_the_upload_form(cloud, client):
     assert 'data-name="alpha-disk"' in body and "beta-disk" not in body
     assert 'id="image-form"' in body and 'enctype="multipart/form-data"' in body
     assert sha256(DATA)[:12] in body
-    assert 'href="/compute/images/"' in body  # the navigation entry
+    assert 'href="/dashboard/compute/images/"' in body  # the navigation entry
     assert 'value="public"' not in body  # only cloud admins publish
 
 
@@ -63,7 +63,7 @@ def test_reader_sees_but_cannot_upload_or_delete(cloud, client):
     assert 'data-name="alpha-disk"' in body
     assert 'id="image-form"' not in body and "Delete image" not in body
     assert client.post(UPLOAD, upload_form()).status_code == 403
-    assert client.post(f"/compute/images/{image.pk}/delete/").status_code == 403
+    assert client.post(f"/dashboard/compute/images/{image.pk}/delete/").status_code == 403
     assert list(Image.objects.values_list("name", "status")) == [("alpha-disk", "active")]
 
 
@@ -82,7 +82,7 @@ def test_member_uploads_a_large_file_through_a_temporary_file(cloud, client, set
     assert (image.min_disk, image.min_ram, image.visibility) == (1, 64, "private")
     body = client.get(PAGE).content.decode()
     assert "Image cirros uploaded." in body
-    response = client.get(f"/compute/images/{image.pk}/download/")
+    response = client.get(f"/dashboard/compute/images/{image.pk}/download/")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == data
 
@@ -115,9 +115,9 @@ def test_delete_with_confirm_and_protection(cloud, client):
     login(client, cloud.member)
     body = client.get(PAGE).content.decode()
     assert 'data-confirm="Delete image alpha-disk?"' in body
-    assert client.post(f"/compute/images/{image.pk}/delete/").status_code == 302
+    assert client.post(f"/dashboard/compute/images/{image.pk}/delete/").status_code == 302
     assert Image.objects.get(pk=image.pk).status == "deleted"
-    client.post(f"/compute/images/{protected.pk}/delete/")
+    client.post(f"/dashboard/compute/images/{protected.pk}/delete/")
     assert "Image keep-me is protected" in client.get(PAGE).content.decode()
     assert Image.objects.get(pk=protected.pk).status == "active"
 
@@ -125,8 +125,8 @@ def test_delete_with_confirm_and_protection(cloud, client):
 def test_other_projects_images_are_404(cloud, client):
     image = uploaded_image(cloud.ctx(cloud.member), "alpha-disk")
     login(client, cloud.other_member)
-    assert client.get(f"/compute/images/{image.pk}/download/").status_code == 404
-    assert client.post(f"/compute/images/{image.pk}/delete/").status_code == 404
+    assert client.get(f"/dashboard/compute/images/{image.pk}/download/").status_code == 404
+    assert client.post(f"/dashboard/compute/images/{image.pk}/delete/").status_code == 404
     assert Image.objects.get(pk=image.pk).status == "active"
 
 
