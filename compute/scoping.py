@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.db.models import Q
-from django.utils import timezone
 
 from identity.scoping import ScopedQuerySet
 
@@ -28,22 +25,6 @@ class FlavorQuerySet(ScopedQuerySet):
         # A subquery, not a join: a join on the access rows would repeat a flavor once per project.
         shared = FlavorAccess.objects.filter(project_id=ctx.project.pk).values("flavor_id")
         return self.filter(Q(is_public=True) | Q(pk__in=shared))
-
-
-class HostQuerySet(ScopedQuerySet):
-    """Hosts are infrastructure: cloud admins see every one, nobody else any."""
-
-    def visible_to(self, ctx: Context):
-        return self.all() if ctx.is_admin else self.none()
-
-    def up(self, now: datetime | None = None):
-        """Hosts whose last heartbeat is younger than ``ZENITH_HOST_DOWN_AFTER``."""
-        now = now or timezone.now()
-        return self.filter(last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER)
-
-    def down(self, now: datetime | None = None):
-        now = now or timezone.now()
-        return self.exclude(last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER)
 
 
 class ImageQuerySet(ScopedQuerySet):
@@ -71,14 +52,14 @@ class InstanceQuerySet(ScopedQuerySet):
 
     def for_rows(self):
         """What an instance row shows (API list, dashboard tables) in one query, without the large
-        columns no row shows: user data, key, operation payloads, image properties, host domains."""
+        columns no row shows: user data, key, operation payloads, image properties (a host's domains
+        are on its compute node, which a row does not join)."""
         return self.select_related("flavor", "image", "operation", "host").defer(
             "user_data",
             "key_data",
             "operation__payload",
             "operation__result",
             "image__properties",
-            "host__domains",
         )
 
     def visible_to(self, ctx: Context):

@@ -1,19 +1,23 @@
-"""Hosts: the agents' heartbeats (registration and capacity), and an admin's disable/enable."""
+"""Hosts: the agents' heartbeats (registration, liveness and the compute section's capacity), and an
+admin's disable/enable. The host itself is the async plane's (``workers.Host``); what compute knows
+of it is its ``ComputeNode``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from identity import policy
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput
 from workers import tasknames
+from workers.models import Host
 from workers.services import validate_host_name
 
-from ..models import Host
+from ..models import ComputeNode
 from .flavors import _clean_int
 
 # --- hosts ------------------------------------------------------------------------------------
@@ -22,6 +26,14 @@ MAX_DISABLED_REASON = 255
 # What a heartbeat may set: the host's identity and capacity as libvirt reports them. Never the
 # admin's fields (enabled, reason, ratios, zone) nor the scheduler's claims (*_used).
 HEARTBEAT_FIELDS = ("uri", "hypervisor_type", "hypervisor_version", "vcpus", "memory_mb", "disk_gb")
+HOST_FIELDS = ("uri",)  # of the heartbeat's fields, those of the host itself (the rest: its node)
+
+
+def host_rows(queryset):
+    """Hosts with their compute node (one query), sortable by its capacity (API and dashboard)."""
+    return queryset.select_related("compute").annotate(
+        vcpus=F("compute__vcpus"), memory_mb=F("compute__memory_mb"), disk_gb=F("compute__disk_gb")
+    )
 
 
 def _heartbeat_values(info: Any) -> dict[str, Any]:
@@ -40,9 +52,10 @@ def _heartbeat_values(info: Any) -> dict[str, Any]:
 
 
 def record_heartbeat(host_name: str, info: dict[str, Any], now=None) -> bool:
-    """An agent says it is alive: create its Host on the first heartbeat, refresh capacity after.
-    True when this heartbeat registered the host. One UPDATE in the common case: every host sends
-    one every few seconds, so nothing is read back.
+    """An agent says it is alive: create its Host and ComputeNode on the first heartbeat, refresh
+    liveness and capacity after. True when this heartbeat registered the host. Two UPDATEs in the
+    common case (the host's heartbeat, its compute section): every host sends one every few seconds,
+    so nothing is read back.
 
     Called by the conductor task ``compute.tasks.host_heartbeat`` (no user: agents are trusted
     through the broker). Keeps what admins and the scheduler set: enabled, reason, ratios, usage.
@@ -50,16 +63,22 @@ def record_heartbeat(host_name: str, info: dict[str, Any], now=None) -> bool:
     name = validate_host_name(host_name)
     values = _heartbeat_values(info)
     now = now or timezone.now()
-    values["last_heartbeat"] = now
-    # An UPDATE first (the common case, one query); an INSERT the first time, racing safely.
-    if Host.objects.filter(name=name).update(updated=now, **values):
+    host_values = {field: values.pop(field) for field in HOST_FIELDS}
+    # UPDATEs first (the common case); INSERTs the first time, racing safely.
+    if Host.objects.filter(name=name).update(last_heartbeat=now, updated=now, **host_values):
+        if ComputeNode.objects.filter(host__name=name).update(updated=now, **values):
+            return False
+        host = Host.objects.only("pk").get(name=name)  # a host that gained the compute role
+        ComputeNode.objects.get_or_create(host=host, defaults=values)
         return False
     try:
         with transaction.atomic():
-            Host.objects.create(name=name, **values)
+            host = Host.objects.create(name=name, last_heartbeat=now, **host_values)
+            ComputeNode.objects.create(host=host, **values)
         return True
     except IntegrityError:  # another heartbeat of the same host created it meanwhile
-        Host.objects.filter(name=name).update(updated=now, **values)
+        Host.objects.filter(name=name).update(last_heartbeat=now, updated=now, **host_values)
+        ComputeNode.objects.filter(host__name=name).update(updated=now, **values)
         return False
 
 

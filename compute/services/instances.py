@@ -13,8 +13,10 @@ import re
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from identity import audit, policy, quotas
 from identity.context import Context
@@ -22,9 +24,10 @@ from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
 from workers import dispatch, queues, tasknames
 from workers.lifecycle import clean_idempotency_key
+from workers.models import Host
 
 from .. import scheduler
-from ..models import Flavor, Host, Image, Instance
+from ..models import ComputeNode, Flavor, Image, Instance
 from .images import check_image_bootable
 from .lifecycle import INSTANCE
 
@@ -331,9 +334,11 @@ def explain_scheduling(
 def hosts_fitting(flavors) -> dict:
     """How many hosts could take one more instance of each flavor now (the launch wizard's hint;
     a count, no host names). One query."""
+    now = timezone.now()
     free = list(
-        Host.objects.up()
-        .filter(enabled=True)
+        ComputeNode.objects.filter(
+            host__last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER, host__enabled=True
+        )
         .annotate(**scheduler.free_capacity())
         .values_list("free_vcpus", "free_memory_mb", "free_disk_gb")
     )

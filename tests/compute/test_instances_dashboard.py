@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from compute.models import Host, Instance
+from compute.models import ComputeNode, Instance
 from compute.services import instances as instance_services
 from identity import quotas
 from identity.models import ResourceAction
@@ -489,7 +489,7 @@ class TestAdminPanels:
     def test_drift(self, setup, cloud, browse):
         host = make_host("h1")
         gone = in_state(launch(cloud, name="gone"), "active", host=host)
-        Host.objects.filter(pk=host.pk).update(
+        ComputeNode.objects.filter(pk=host.pk).update(
             domains=[{"name": "stray", "uuid": "u-1", "power_state": "running", "instance_id": None}],
             domains_reported_at=timezone.now(),
         )

@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from compute import services
-from compute.models import Host, Instance
+from compute.models import ComputeNode, Instance
 from compute.services.lifecycle import ACTIONS, INSTANCE, allowed_actions
 from identity import quotas
 from identity.errors import Conflict, InvalidInput, PolicyDenied, QuotaExceeded
@@ -14,7 +14,7 @@ from identity.models import ResourceAction
 from tests.factories import KeyPairFactory
 from workers.models import Operation
 
-from .conftest import make_flavor, make_host
+from .conftest import make_flavor, make_host, node
 from .instance_helpers import in_state, launch, make_image
 
 pytestmark = pytest.mark.django_db
@@ -241,8 +241,8 @@ class TestConductor:
         assert work["image"]["checksum"] == image.checksum
         instance.refresh_from_db()
         assert (instance.host, instance.task_state, instance.attempted_hosts) == (host, "spawning", ["h1"])
-        host.refresh_from_db()
-        assert (host.vcpus_used, host.memory_mb_used, host.disk_gb_used) == (1, 512, 1)
+        claimed = node("h1")
+        assert (claimed.vcpus_used, claimed.memory_mb_used, claimed.disk_gb_used) == (1, 512, 1)
 
     def test_spawn_success_makes_it_active(self, cloud, image, tiny):
         make_host("h1")
@@ -271,7 +271,7 @@ class TestConductor:
             services.spawn_finished(op, instance.pk, {"ok": False, "host": first, "error": "boom"})
             == "reschedule"
         )
-        assert Host.objects.get(name=first).memory_mb_used == 0  # the failed host's claim is released
+        assert node(first).memory_mb_used == 0  # the failed host's claim is released
         second = services.schedule_instance(op, instance.pk)["host"]
         assert second != first
         assert (
@@ -282,7 +282,7 @@ class TestConductor:
         assert instance.status == "ERROR" and instance.host is None
         assert "every host tried" in instance.fault["message"] and "bang" in instance.fault["message"]
         assert Operation.objects.get(pk=op).state == "failed"
-        assert Host.objects.filter(memory_mb_used__gt=0).count() == 0
+        assert ComputeNode.objects.filter(memory_mb_used__gt=0).count() == 0
 
     def test_no_valid_host_errors_with_reasons(self, cloud, image, tiny):
         make_host("small", memory_mb=256)
@@ -302,7 +302,7 @@ class TestConductor:
         create_op = instance.operation_id
         services.delete_instance(cloud.ctx(cloud.member), instance)
         assert services.schedule_instance(create_op, instance.pk) is None
-        assert Host.objects.get(name="h1").memory_mb_used == 0
+        assert node("h1").memory_mb_used == 0
 
     def test_delete_of_an_unplaced_instance_finishes_at_the_conductor(self, cloud, image, tiny):
         instance = launch(cloud, flavor=tiny)
@@ -328,7 +328,7 @@ class TestConductor:
             "instance_id": str(instance.pk),
         }
         INSTANCE.settle(instance.operation_id, instance.pk, "delete", {"ok": True})
-        assert Host.objects.get(name="h1").memory_mb_used == 0
+        assert node("h1").memory_mb_used == 0
         assert Instance.objects.get(pk=instance.pk).status == "DELETED"
         assert not Instance.objects.visible_to(cloud.ctx(cloud.member)).exists()
 
@@ -437,5 +437,5 @@ def test_a_redelivered_build_message_does_not_claim_twice(cloud, image, tiny):
     instance = launch(cloud, flavor=tiny)
     assert services.schedule_instance(instance.operation_id, instance.pk) is not None
     assert services.schedule_instance(instance.operation_id, instance.pk) is None
-    assert Host.objects.get(name="h1").memory_mb_used == 512
+    assert node("h1").memory_mb_used == 512
     assert Instance.objects.get(pk=instance.pk).task_state == "spawning"

@@ -12,12 +12,12 @@ import pytest
 from django.conf import settings
 
 from compute import services
-from compute.models import Host, Image, Instance
+from compute.models import ComputeNode, Image, Instance
 from identity import quotas
 from identity.context import system_context
 from tests.conftest import token_client
 from workers import processes
-from workers.models import Operation
+from workers.models import Host, Operation
 
 from .conftest import PLANE_KEY, Plane, clear_broker, shut_down
 from .test_async_plane import wait_for
@@ -107,7 +107,7 @@ def test_launch_every_action_and_delete(world, compute_plane):
     op = Operation.objects.get(pk=active["operation"]["id"])
     assert (op.state, op.progress) == ("succeeded", 100)
     instance = Instance.objects.select_related("host").get(pk=instance_id)
-    assert instance.host.name in HOSTS and instance.host.memory_mb_used == 512
+    assert instance.host.name in HOSTS and instance.host.compute.memory_mb_used == 512
 
     log = client.get(f"{URL}{instance_id}/console-log/").json()
     assert log["supported"] is False and "no console output" in log["message"]
@@ -146,12 +146,12 @@ def test_launch_every_action_and_delete(world, compute_plane):
         WAIT,
     )
     assert client.get(f"{URL}{instance_id}/").status_code == 404
-    assert Host.objects.get(name=instance.host.name).memory_mb_used == 0
+    assert ComputeNode.objects.get(pk=instance.host_id).memory_mb_used == 0
     # The host's next report lists no domain for it any more.
     wait_for(
         lambda: (
-            all(d["instance_id"] != instance_id for d in Host.objects.get(name=instance.host.name).domains)
-            and Host.objects.get(name=instance.host.name).domains_reported_at is not None
+            all(d["instance_id"] != instance_id for d in ComputeNode.objects.get(pk=instance.host_id).domains)
+            and ComputeNode.objects.get(pk=instance.host_id).domains_reported_at is not None
         ),
         "the domain to be gone from the host",
     )
@@ -178,7 +178,7 @@ def test_a_failed_spawn_is_rescheduled_on_another_host(world, compute_plane):
     wait_status(world, instance_id, "ACTIVE", compute_plane)
     instance = Instance.objects.select_related("host").get(pk=instance_id)
     assert instance.attempted_hosts[0] == BROKEN and instance.host.name in HOSTS
-    assert Host.objects.get(name=BROKEN).memory_mb_used == 0  # the failed claim was given back
+    assert ComputeNode.objects.get(host__name=BROKEN).memory_mb_used == 0  # the failed claim was given back
 
 
 def test_no_valid_host_ends_in_error_with_reasons(world, compute_plane, cloud):
