@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import subprocess
+import uuid
 from pathlib import Path
 
 import libvirt
@@ -24,9 +27,10 @@ from compute.models import Host, Instance
 from tests.conftest import token_client
 from tests.integration.conftest import PLANE_KEY, Plane, clear_broker
 from tests.integration.test_async_plane import wait_for
-from tests.realhost.conftest import URI
+from tests.realhost.conftest import URI, var_dir
 from tests.realhost.test_instances_real import API, BOOT, REAL, wait_marker, wait_status
 from workers.agent.drivers import domain_xml as dx
+from workers.agent.drivers.libvirt_driver import LibvirtDriver
 
 pytestmark = [pytest.mark.realhost, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -155,3 +159,85 @@ def test_an_agent_of_a_second_clone_launches_a_real_guest(cloud, second_clone, e
                 dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
         finally:
             conn.close()
+
+
+@pytest.fixture
+def own_pool(realhost):
+    """A pool name and directory of this test's own (under the real host's state directory); the
+    pool and its volumes are removed at the end."""
+    name = f"zenith-reinstall-{uuid.uuid4().hex[:8]}"
+    path = var_dir() / "realhost" / name / "pool"
+    yield name, path
+    conn = libvirt.open(URI)
+    try:
+        with contextlib.suppress(libvirt.libvirtError):
+            pool = conn.storagePoolLookupByName(name)
+            with contextlib.suppress(libvirt.libvirtError):
+                for volume in pool.listAllVolumes(0):
+                    volume.delete(0)
+            _drop(pool)
+    finally:
+        conn.close()
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _disk_in(driver: LibvirtDriver, realhost) -> str:
+    disk = driver.create_disk_from_image(f"{driver.pool_name}-disk", realhost.root_disk, 1)
+    assert os.path.exists(disk)
+    return disk
+
+
+def test_a_pool_whose_directory_was_removed_is_built_again(own_pool, realhost):
+    """A clone removed and cloned again in the same folder while libvirtd ran: its pool is still
+    active there, at a directory that no longer exists."""
+    name, path = own_pool
+    with LibvirtDriver(URI, pool_name=name, pool_path=str(path)) as first:
+        first.ensure_pool()
+    shutil.rmtree(path.parent)
+    with LibvirtDriver(URI, pool_name=name, pool_path=str(path)) as second:
+        assert _disk_in(second, realhost).startswith(f"{path}/")
+
+
+def test_a_pool_of_its_name_at_a_removed_folder_is_redefined(own_pool, realhost, tmp_path):
+    name, path = own_pool
+    with LibvirtDriver(URI, pool_name=name, pool_path=str(tmp_path / "earlier-clone" / "pool")) as earlier:
+        earlier.ensure_pool()
+    shutil.rmtree(tmp_path / "earlier-clone")
+    with LibvirtDriver(URI, pool_name=name, pool_path=str(path)) as agent:
+        assert _disk_in(agent, realhost).startswith(f"{path}/")
+        assert _pool_path(agent.ensure_pool()) == str(path)
+
+
+def test_teardown_removes_the_pools_of_the_tests_only(realhost, tmp_path):
+    """``realhost.sh teardown`` undefines the pools under its state directory (the tests' own),
+    so that none is left pointing at a removed checkout; a pool elsewhere is not its to remove."""
+    from tests.realhost.conftest import ROOT
+
+    var = tmp_path / "var"
+    conn = libvirt.open(URI)
+    tag = uuid.uuid4().hex[:8]
+    made = {}
+    try:
+        for name, path in [
+            (f"zenith-teardown-{tag}", var / "realhost" / "pool"),
+            (f"zenith-keep-{tag}", tmp_path / "elsewhere" / "pool"),
+        ]:
+            pool = conn.storagePoolDefineXML(dx.pool_xml(name, str(path)), 0)
+            made[name] = pool
+            pool.build(0)
+            pool.create(0)
+        done = subprocess.run(
+            [str(ROOT / "workers/agent/realhost.sh"), "teardown"],
+            env={**os.environ, "ZENITH_VAR_DIR": str(var)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        names = {p.name() for p in conn.listAllStoragePools(0)}
+        assert f"zenith-teardown-{tag}" not in names and f"zenith-keep-{tag}" in names
+        assert (var / "realhost" / "pool").is_dir()  # undefined only: the files stay
+    finally:
+        for pool in made.values():
+            _drop(pool)
+        conn.close()
