@@ -42,6 +42,7 @@ class Command(BaseCommand):
         try:
             pool = runtime.driver().ensure_pool()
         except PoolConflict as exc:
+            runtime.driver().close()  # now, not in libvirt's __del__ at interpreter exit
             raise CommandError(str(exc)) from None
         except DriverError as exc:  # libvirtd not up yet: the heartbeat retries until it is
             self.stderr.write(f"agent for host {host}: storage pool not ready yet: {exc}")
