@@ -208,6 +208,7 @@ class LibvirtDriver(ComputeDriver):
         self.pool_path = os.path.normpath(pool_path)
         self.pool_name = pool_name or pool_name_for(self.pool_path)
         self._pool_reconciled = False  # once per driver: the definition checked against pool_path
+        self._pool_lock = threading.Lock()  # one reconciliation at a time (task threads start together)
         self._conn: libvirt.virConnect | None = None
         self._lock = threading.Lock()
         self._resolved_type: str | None = None
@@ -374,8 +375,9 @@ class LibvirtDriver(ComputeDriver):
                 else:
                     if pool.isActive():
                         return pool
-            pool = self._reconcile_pool()
-            self._pool_reconciled = True
+            with self._pool_lock:
+                pool = self._reconcile_pool()
+                self._pool_reconciled = True
             return pool
 
     def _reconcile_pool(self) -> libvirt.virStoragePool:
