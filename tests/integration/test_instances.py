@@ -179,6 +179,30 @@ def test_a_failed_spawn_is_rescheduled_on_another_host(world, compute_plane):
     instance = Instance.objects.select_related("host").get(pk=instance_id)
     assert instance.attempted_hosts[0] == BROKEN and instance.host.name in HOSTS
     assert ComputeNode.objects.get(host__name=BROKEN).memory_mb_used == 0  # the failed claim was given back
+    # The action log shows the failed attempt, with the broken host's own error.
+    (create,) = [row for row in world.get(f"{URL}{instance_id}/actions/").json() if row["action"] == "create"]
+    assert create["result"] == "success"
+    assert f"{BROKEN}: " in create["message"] and "is unusable" in create["message"], create
+    assert f"active on {instance.host.name}" in create["message"]
+
+
+def test_a_fault_after_rescheduling_names_the_spawn_error(world, compute_plane):
+    """The broken host fails the spawn and no other host is left: the fault, the operation and the
+    action log all carry the broken host's own error, not only "already tried"."""
+    for host in HOSTS:
+        disable(host)
+    response = world.post(URL, {"name": "no-more", "flavor": "m1.tiny", "image": "tiny"}, format="json")
+    instance_id = response.json()["id"]
+    data = wait_status(world, instance_id, "ERROR", compute_plane)
+    fault = data["fault"]
+    assert fault["message"].startswith(f"Spawning failed on {BROKEN}: "), fault
+    assert "is unusable" in fault["message"] and "No valid host was found" in fault["message"]
+    assert fault["details"]["attempts"][0]["host"] == BROKEN
+    assert "is unusable" in fault["details"]["attempts"][0]["error"]
+    assert {v["host"] for v in fault["details"]["hosts"]} == {*HOSTS, BROKEN}
+    (create,) = [row for row in world.get(f"{URL}{instance_id}/actions/").json() if row["action"] == "create"]
+    assert create["result"] == "error" and "is unusable" in create["message"], create
+    assert "is unusable" in Operation.objects.get(pk=data["operation"]["id"]).message
 
 
 def test_no_valid_host_ends_in_error_with_reasons(world, compute_plane, cloud):

@@ -46,7 +46,15 @@ def console_log_path(instance_id: str) -> str:
 
 def pool_path() -> str:
     """The directory of the agent's libvirt ``dir`` pool (``ZENITH_LIBVIRT_POOL_PATH``)."""
-    return os.environ.get(POOL_ENV) or str(host_dir() / "pool")
+    return os.path.abspath(os.environ.get(POOL_ENV) or str(host_dir() / "pool"))
+
+
+def pool_name() -> str:
+    """The name of the agent's pool: its host name and a digest of its directory, so that no two
+    agents (two hosts, or two checkouts' var dirs) on one libvirtd ever share one."""
+    from .drivers.libvirt_driver import pool_name_for
+
+    return pool_name_for(pool_path(), host_name())
 
 
 def driver(uri: str | None = None) -> LibvirtDriver:
@@ -63,6 +71,9 @@ def driver(uri: str | None = None) -> LibvirtDriver:
             if _driver is not None:
                 _driver.close()
             _driver = LibvirtDriver(
-                uri, domain_type=os.environ.get(DOMAIN_TYPE_ENV) or "auto", pool_path=pool_path()
+                uri,
+                domain_type=os.environ.get(DOMAIN_TYPE_ENV) or "auto",
+                pool_name=pool_name(),
+                pool_path=pool_path(),
             )
         return _driver

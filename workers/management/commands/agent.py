@@ -28,7 +28,8 @@ class Command(BaseCommand):
         from kombu.common import Broadcast
 
         from identity.errors import InvalidInput
-        from workers.agent import heartbeat
+        from workers.agent import heartbeat, runtime
+        from workers.agent.drivers import DriverError, PoolConflict
         from workers.services import validate_host_name
 
         try:
@@ -37,6 +38,16 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         os.environ[HOST_ENV] = host
         os.environ[URI_ENV] = libvirt_uri
+        # The agent's own storage pool, reconciled with its configuration before it takes any task.
+        try:
+            pool = runtime.driver().ensure_pool()
+        except PoolConflict as exc:
+            runtime.driver().close()  # now, not in libvirt's __del__ at interpreter exit
+            raise CommandError(str(exc)) from None
+        except DriverError as exc:  # libvirtd not up yet: the heartbeat retries until it is
+            self.stderr.write(f"agent for host {host}: storage pool not ready yet: {exc}")
+        else:
+            self.stdout.write(f"agent for host {host}: storage pool {pool.name()} at {runtime.pool_path()}")
         # Registers the host on start (capacity from libvirt), then heartbeats until shutdown.
         heartbeat.install()
         task_queues = [Queue(name, routing_key=name) for name in queues.host_queues(host)]
