@@ -43,6 +43,8 @@ __all__ = [
     "list_image_members",
     "add_image_member",
     "remove_image_member",
+    "get_image_member",
+    "set_image_member_status",
     "seed_images",
     "check_image_bootable",
     "image_boot_spec",
@@ -449,7 +451,8 @@ def _require_shared(image: Image) -> None:
 
 
 def list_image_members(ctx: Context, image: Image):
-    """The projects a shared image is shared with (for its owning project and cloud admins)."""
+    """The projects a shared image is offered to, each with its status (pending, accepted, rejected),
+    for its owning project and cloud admins."""
     policy.enforce(ctx, "compute:image:show")
     _require_owner(ctx, image)
     return ImageMember.objects.filter(image=image).select_related("project")
@@ -457,7 +460,8 @@ def list_image_members(ctx: Context, image: Image):
 
 @transaction.atomic
 def add_image_member(ctx: Context, image: Image, project: Project) -> ImageMember:
-    """Let ``project`` see and boot the shared image ``image`` (an object grant)."""
+    """Offer the shared image ``image`` to ``project``: the membership is ``pending`` until a member of
+    that project accepts it (``set_image_member_status``); until then the image is not in its catalogue."""
     policy.enforce(ctx, "compute:image:member")
     _require_owner(ctx, image)
     image = _locked(image)
@@ -468,7 +472,7 @@ def add_image_member(ctx: Context, image: Image, project: Project) -> ImageMembe
         raise Conflict(f"Image {image.name} is already shared with project {project.name}.")
     try:
         with transaction.atomic():
-            return ImageMember.objects.create(image=image, project=project)
+            return ImageMember.objects.create(image=image, project=project, status=ImageMember.PENDING)
     except IntegrityError:
         raise Conflict(f"Image {image.name} is already shared with project {project.name}.") from None
 
@@ -483,6 +487,45 @@ def remove_image_member(ctx: Context, image: Image, project: Project) -> None:
     deleted, _ = ImageMember.objects.filter(image=image, project=project).delete()
     if not deleted:
         raise NotFound(f"Image {image.name} is not shared with project {project.name}.")
+
+
+def _own_membership(ctx: Context, image: Image, project: Project) -> ImageMember:
+    """The membership of ``project`` in ``image``, for a member of that project (or a cloud admin);
+    NotFound when there is none, so an image not offered to the caller stays unknown to it."""
+    if not ctx.is_admin and project.pk != ctx.project_id:
+        raise PolicyDenied("Only the member project decides on its own membership.")
+    member = ImageMember.objects.filter(image=image, project=project).select_related("project").first()
+    if member is None:
+        raise NotFound(f"Image {image.name} is not shared with project {project.name}.")
+    return member
+
+
+def get_image_member(ctx: Context, image: Image, project: Project) -> ImageMember:
+    """One membership with its status: for the image's owning project, or for the member project."""
+    policy.enforce(ctx, "compute:image:show")
+    if ctx.is_admin or (image.project_id is not None and image.project_id == ctx.project_id):
+        member = ImageMember.objects.filter(image=image, project=project).select_related("project").first()
+        if member is None:
+            raise NotFound(f"Image {image.name} is not shared with project {project.name}.")
+        return member
+    return _own_membership(ctx, image, project)
+
+
+@transaction.atomic
+def set_image_member_status(ctx: Context, image: Image, project: Project, status: str) -> ImageMember:
+    """The member project's decision on an image offered to it: ``accepted`` puts it in the project's
+    catalogue (listed, resolvable by name, bootable), ``rejected`` takes it out (leaving an image is
+    rejecting it; the owner cannot push it again while the rejected membership stays), ``pending``
+    defers the decision. The owner cannot decide for the member."""
+    policy.enforce(ctx, "compute:image:member_status")
+    status = _clean_choice(status, tuple(value for value, _ in ImageMember.STATUSES), "Member status")
+    member = _own_membership(ctx, image, project)
+    member = ImageMember.objects.select_for_update().get(pk=member.pk)
+    if member.status != status:
+        member.status = status
+        member.save(update_fields=["status", "updated"])
+    member.project = project
+    return member
 
 
 # --- launch support -----------------------------------------------------------------------------
