@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import struct
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -68,6 +69,7 @@ UPDATABLE = ("name", "visibility", "min_disk", "min_ram", "protected", "properti
 # Properties that name other images, and the disk format the named image must have.
 BOOT_PROPERTIES = {"kernel_id": "aki", "ramdisk_id": "ari"}
 TOKEN_SALT = "zenith.compute.image-data"
+TOKEN_CLOCK_SKEW = 60  # seconds a fetch URL's signing time may lie ahead of this clock (hosts drift)
 DEMO_IMAGE_NAME = "zenith-demo"
 _PROPERTY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
@@ -583,16 +585,29 @@ def check_image_bootable(image: Image, flavor) -> None:
     _boot_images(image)
 
 
-def image_fetch_url(image: Image) -> str:
-    """An absolute URL from which a compute host downloads ``image``'s bytes without credentials:
-    it carries a signed token (image id and checksum) valid for ``ZENITH_IMAGE_URL_TTL`` seconds."""
-    token = signing.dumps({"i": str(image.pk), "c": image.checksum}, salt=TOKEN_SALT, compress=False)
+def image_fetch_url(image: Image, project_id=None, via: Image | None = None) -> str:
+    """An absolute URL from which a compute host downloads ``image``'s bytes without credentials.
+
+    Its signed token names the image and checksum, the project the download is for (default: the
+    image's own) and, for a kernel or ramdisk, the disk image ``via`` that boots with it; and it carries
+    its expiry, ``ZENITH_IMAGE_URL_TTL`` seconds from now. ``open_signed_image_data`` checks all of them
+    again at download time.
+    """
+    payload = {
+        "i": str(image.pk),
+        "c": image.checksum,
+        "p": str(project_id or image.project_id or "") or None,
+        "v": str(via.pk) if via is not None else None,
+        "e": int(time.time()) + settings.ZENITH_IMAGE_URL_TTL,
+    }
+    token = signing.dumps(payload, salt=TOKEN_SALT, compress=False)
     return settings.ZENITH_PORTAL_URL.rstrip("/") + reverse("image-data", kwargs={"token": token})
 
 
-def read_image_token(token: str) -> tuple[str, str]:
-    """The (image id, checksum) a fetch URL's token was signed for; PolicyDenied when it was tampered
-    with or has expired."""
+def _image_token(token: str) -> dict:
+    """The verified payload of a fetch URL's token: signed by us for this purpose, not expired, and
+    neither signed in the future nor valid for longer than the configured lifetime (with the public
+    default key anyone could mint tokens; a far-future one must not outlive a key change)."""
     try:
         data = signing.loads(token, salt=TOKEN_SALT, max_age=settings.ZENITH_IMAGE_URL_TTL)
     except signing.SignatureExpired:
@@ -601,40 +616,87 @@ def read_image_token(token: str) -> tuple[str, str]:
         raise PolicyDenied("This image URL is not valid.", code="bad_signature") from None
     if not isinstance(data, dict) or not isinstance(data.get("i"), str) or not isinstance(data.get("c"), str):
         raise PolicyDenied("This image URL is not valid.", code="bad_signature")
+    now = time.time()
+    signed_at = signing.b62_decode(token.rsplit(":", 2)[-2])
+    expires = data.get("e")
+    if isinstance(expires, bool) or not isinstance(expires, int) or signed_at > now + TOKEN_CLOCK_SKEW:
+        raise PolicyDenied("This image URL is not valid.", code="bad_signature")
+    if expires > now + settings.ZENITH_IMAGE_URL_TTL + TOKEN_CLOCK_SKEW:
+        raise PolicyDenied("This image URL claims a lifetime longer than allowed.", code="bad_signature")
+    if expires < now:
+        raise PolicyDenied("This image URL has expired: ask for a new one.", code="url_expired")
+    for key in ("p", "v"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise PolicyDenied("This image URL is not valid.", code="bad_signature")
+    return data
+
+
+def read_image_token(token: str) -> tuple[str, str]:
+    """The (image id, checksum) a fetch URL's token was signed for; PolicyDenied when it was tampered
+    with, has expired, or claims a lifetime beyond ``ZENITH_IMAGE_URL_TTL``."""
+    data = _image_token(token)
     return data["i"], data["c"]
+
+
+def _still_entitled(image: Image, data: dict) -> bool:
+    """Whether the project a token was issued for may still use the image now: the image (or, for a
+    kernel or ramdisk, the disk image that names it) is public, the project's own, or shared with it
+    and accepted. A project removed from an image's members cannot download it with an old URL."""
+    root = image
+    if data.get("v"):
+        try:
+            root = Image.objects.exclude(status=Image.DELETED).filter(pk=data["v"]).first()
+        except (ValueError, ValidationError):
+            return False
+        names = {(root.properties or {}).get(key) for key in BOOT_PROPERTIES} if root else set()
+        if root is None or str(image.pk) not in names:
+            return False
+    project_id = data.get("p")
+    if not project_id:
+        return root.visibility == Image.PUBLIC
+    try:
+        return Image.objects.usable_by_project(project_id).filter(pk=root.pk).exists()
+    except (ValueError, ValidationError):
+        return False
 
 
 def open_signed_image_data(token: str) -> tuple[Image, Any]:
     """The image a signed fetch URL names and its open bytes (for the host-facing download view)."""
-    image_id, checksum = read_image_token(token)
+    data = _image_token(token)
+    image_id, checksum = data["i"], data["c"]
     try:
         image = Image.objects.get(pk=image_id)
     except (Image.DoesNotExist, ValueError, ValidationError):
         raise NotFound("No such image.") from None
     if image.status == Image.DELETED or image.checksum != checksum:
         raise NotFound(f"Image {image_id} is no longer available.")
+    if not _still_entitled(image, data):
+        raise PolicyDenied(
+            "The project this image URL was issued for may no longer use the image.", code="not_entitled"
+        )
     return image, _open_bytes(image)
 
 
-def _spec(image: Image) -> dict:
+def _spec(image: Image, project_id, via: Image | None = None) -> dict:
     return {
         "id": str(image.pk),
         "name": image.name,
-        "url": image_fetch_url(image),
+        "url": image_fetch_url(image, project_id, via),
         "checksum": image.checksum,
         "size": image.size,
         "disk_format": image.disk_format,
     }
 
 
-def image_boot_spec(image: Image) -> dict:
-    """What a host agent needs to boot ``image`` (JSON-serialisable): id, name, signed fetch url,
-    sha256 checksum, size, disk format, and the same for its kernel and ramdisk (None when unset)."""
+def image_boot_spec(image: Image, project_id=None) -> dict:
+    """What a host agent needs to boot ``image`` for ``project_id`` (default: the image's own project)
+    (JSON-serialisable): id, name, signed fetch url, sha256 checksum, size, disk format, and the same
+    for its kernel and ramdisk (None when unset)."""
     boot = _boot_images(image)
     return {
-        **_spec(image),
-        "kernel": _spec(boot["kernel_id"]) if boot["kernel_id"] else None,
-        "ramdisk": _spec(boot["ramdisk_id"]) if boot["ramdisk_id"] else None,
+        **_spec(image, project_id),
+        "kernel": _spec(boot["kernel_id"], project_id, image) if boot["kernel_id"] else None,
+        "ramdisk": _spec(boot["ramdisk_id"], project_id, image) if boot["ramdisk_id"] else None,
     }
 
 
