@@ -10,6 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.secret_key import DEFAULT_SECRET_KEY, KEY_FILE_NAME, choose_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ZENITH_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -28,7 +31,15 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "zenith-insecure-development-key-change-me-in-production")
+# "production" refuses to start on the public default key; anything else is a development run.
+ZENITH_ENV = os.environ.get("ZENITH_ENV", "development").strip().lower()
+ZENITH_SECRET_KEY_FILE = Path(os.environ.get("ZENITH_SECRET_KEY_FILE") or VAR_DIR / KEY_FILE_NAME)
+SECRET_KEY, ZENITH_SECRET_KEY_SOURCE = choose_secret_key(os.environ, ZENITH_SECRET_KEY_FILE)
+if ZENITH_ENV == "production" and SECRET_KEY == DEFAULT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "ZENITH_ENV=production with the public default SECRET_KEY: set DJANGO_SECRET_KEY, or run "
+        "`manage.py ensure_secret_key` to generate one into " + str(ZENITH_SECRET_KEY_FILE) + "."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://localhost:8000,http://127.0.0.1:8000")
 
