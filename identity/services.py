@@ -241,6 +241,9 @@ def create_keypair(
         raise InvalidInput(
             "Key pair name must be 1-255 characters: letters, digits, space, '_', '.', '@', '-'."
         )
+    # Key pairs belong to the user and their quota counts per user, so the lock is the user's row, not
+    # the project's quota row: concurrent creates through two projects' tokens (or of one name) queue.
+    User.objects.select_for_update().filter(pk=ctx.user.pk).exists()
     if KeyPair.objects.filter(user=ctx.user, name=name).exists():
         raise Conflict(f"You already have a key pair named {name!r}.")
     quotas.enforce(ctx.project, {"key_pairs": 1}, user=ctx.user)
@@ -249,9 +252,13 @@ def create_keypair(
         public_key = keys.normalise_public_key(public_key)
     else:
         public_key, private_key = keys.generate(key_type, comment=f"{name}@zenith")
-    keypair = KeyPair.objects.create(
-        user=ctx.user, name=name, public_key=public_key, fingerprint=keys.fingerprint(public_key)
-    )
+    try:
+        with transaction.atomic():
+            keypair = KeyPair.objects.create(
+                user=ctx.user, name=name, public_key=public_key, fingerprint=keys.fingerprint(public_key)
+            )
+    except IntegrityError:  # the unique (user, name) still guards whatever the lock did not see
+        raise Conflict(f"You already have a key pair named {name!r}.") from None
     return CreatedKeyPair(keypair=keypair, private_key=private_key)
 
 
