@@ -132,18 +132,23 @@ def update_user(
     policy.enforce(ctx, "identity:user:update")
     if email is not None:
         user.email = email
+    revoke = False
     if password is not None:
         _check_password(password, user.username)
         user.set_password(password)
+        revoke = True
     if is_active is not None:
         if not is_active and ctx.user is not None and user.pk == ctx.user.pk:
             raise Conflict("You cannot disable your own account.")
+        revoke = revoke or (user.is_active and not is_active)
         user.is_active = is_active
     if is_superuser is not None:
         if not is_superuser and ctx.user is not None and user.pk == ctx.user.pk:
             raise Conflict("You cannot remove your own cloud-admin status.")
         user.is_superuser = user.is_staff = is_superuser
     user.save()
+    if revoke:
+        revoke_user_tokens(user)
     return user
 
 
@@ -339,6 +344,12 @@ def authenticate_token(raw: str, now: datetime | None = None) -> ApiToken:
     if not token.user.is_active or not token.project.enabled:
         raise NotAuthenticated("The token's user or project is disabled.", code="token_disabled")
     return token
+
+
+def revoke_user_tokens(user: User) -> int:
+    """Revoke every live token of ``user`` (a new password, or a disabled account: whoever held a
+    token must authenticate again, and a re-enabled account does not bring old tokens back)."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 @transaction.atomic
