@@ -165,3 +165,16 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user} on {self.project})"
+
+
+class LoginThrottle(models.Model):
+    """Failed password logins counted per key (``user:<name>`` or ``addr:<ip>``): past the limit the
+    key is locked until ``locked_until`` and tries are refused before any password is hashed."""
+
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} failures"

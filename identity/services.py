@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from . import keys, policy, quotas
+from . import keys, policy, quotas, throttle
 from .context import Context
 from .errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from .models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
@@ -310,12 +310,22 @@ class IssuedToken:
     roles: list[str]
 
 
-@transaction.atomic
-def issue_token(*, username: str, password: str, project: str | None = None) -> IssuedToken:
-    """Authenticate by password and issue a token scoped to one project the user holds a role on."""
-    user = authenticate(username=username or "", password=password or "")
+def issue_token(
+    *, username: str, password: str, project: str | None = None, address: str | None = None
+) -> IssuedToken:
+    """Authenticate by password and issue a token scoped to one project the user holds a role on.
+    Throttled (``identity.throttle``): after too many failures, TooManyAttempts before any hashing.
+    Not one transaction with the check: a refusal must not roll back the failure it counted."""
+    throttle.check(username, address)
+    user = authenticate(username=username or "", password=password or "", address=address)
     if user is None:
         raise NotAuthenticated("Invalid username or password.", code="invalid_credentials")
+    return _issue_token(user, project)
+
+
+@transaction.atomic
+def _issue_token(user: User, project: str | None) -> IssuedToken:
+    """Record a new token for an authenticated user on the project they named (or their default)."""
     scoped = resolve_project(user, project)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken.objects.create(

@@ -117,7 +117,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "identity.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "identity.throttle.ThrottledModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -224,6 +224,10 @@ ZENITH_ADMIN_PROJECT = os.environ.get("ZENITH_ADMIN_PROJECT", "admin")
 ZENITH_TOKEN_TTL = timedelta(seconds=int(os.environ.get("ZENITH_TOKEN_TTL", str(12 * 3600))))
 ZENITH_POLICY_FILE = os.environ.get("ZENITH_POLICY_FILE") or None
 ZENITH_DEMO_PASSWORD = os.environ.get("ZENITH_DEMO_PASSWORD", "zenith-demo")
+# Login throttling: this many failed logins of one username lock it for ZENITH_LOGIN_LOCKOUT seconds
+# (0 turns throttling off); four times as many lock the client address.
+ZENITH_LOGIN_MAX_FAILURES = int(os.environ.get("ZENITH_LOGIN_MAX_FAILURES", "5"))
+ZENITH_LOGIN_LOCKOUT = int(os.environ.get("ZENITH_LOGIN_LOCKOUT", "300"))
 # Operations never picked up are re-sent after this long; every operation fails past its deadline.
 ZENITH_OPERATION_RESEND_AFTER = timedelta(seconds=int(os.environ.get("ZENITH_OPERATION_RESEND_AFTER", "30")))
 ZENITH_OPERATION_MAX_SENDS = int(os.environ.get("ZENITH_OPERATION_MAX_SENDS", "5"))

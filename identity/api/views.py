@@ -36,7 +36,7 @@ class TokenView(APIView):
     def post(self, request):
         body = serializers.TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        issued = services.issue_token(**body.validated_data)
+        issued = services.issue_token(**body.validated_data, address=request.META.get("REMOTE_ADDR"))
         token = issued.record
         return Response(
             {
