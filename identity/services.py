@@ -27,6 +27,7 @@ from . import keys, policy, quotas, throttle
 from .context import Context
 from .errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from .models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
+from .names import clean_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@-]{0,63}$")
 KEYPAIR_NAME_RE = re.compile(r"^[A-Za-z0-9 _.@-]{1,255}$")
@@ -41,13 +42,13 @@ ROLE_PROJECT_PERMS = {
 
 
 def _clean_name(value: str, what: str) -> str:
-    name = (value or "").strip()
+    name = value.strip() if isinstance(value, str) else ""
     if not NAME_RE.match(name):
         raise InvalidInput(
             f"{what} name must be 1-64 characters: letters, digits, space, '_', '.', '@', '-', "
             "starting with a letter or digit."
         )
-    return name
+    return clean_name(name, what, 64)  # the rules every name keeps (this alphabet keeps them already)
 
 
 # --- projects ----------------------------------------------------------------------------------
@@ -241,11 +242,12 @@ def create_keypair(
 ) -> CreatedKeyPair:
     """Import an OpenSSH public key, or generate a pair and return the private key exactly once."""
     policy.enforce(ctx, "identity:keypair:create")
-    name = (name or "").strip()
+    name = name.strip() if isinstance(name, str) else ""
     if not KEYPAIR_NAME_RE.match(name):
         raise InvalidInput(
             "Key pair name must be 1-255 characters: letters, digits, space, '_', '.', '@', '-'."
         )
+    name = clean_name(name, "Key pair", 255)
     # Key pairs belong to the user and their quota counts per user, so the lock is the user's row, not
     # the project's quota row: concurrent creates through two projects' tokens (or of one name) queue.
     User.objects.select_for_update().filter(pk=ctx.user.pk).exists()

@@ -10,7 +10,6 @@ settles ``vm_state``/``power_state``. Every action is service -> Operation -> co
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from identity import policy, quotas
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
+from identity.names import clean_name
 from workers import dispatch, queues
 from workers import services as ledger
 from workers.models import Operation
@@ -41,7 +41,6 @@ MAX_USER_DATA = 64 * 1024
 MAX_METADATA_ITEMS = 128
 MAX_METADATA_LENGTH = 255
 MAX_IDEMPOTENCY_KEY = 255
-NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 CONSOLE_TIMEOUT = 10.0  # seconds a host has to answer a console-log request
 MAX_CONSOLE_LINES = 10_000
 MAX_FAULT_HOSTS = 50  # per-host verdicts kept in a no-valid-host fault (the message counts them all)
@@ -118,10 +117,7 @@ def register_quota_counters() -> None:
 
 
 def _clean_name(value: Any) -> str:
-    name = value.strip() if isinstance(value, str) else ""
-    if not NAME_RE.match(name):
-        raise InvalidInput(f"Instance name must be 1-{MAX_NAME} printable characters.")
-    return name
+    return clean_name(value, "Instance", MAX_NAME)
 
 
 def _clean_metadata(value: Any) -> dict[str, str]:
