@@ -66,7 +66,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.security.HeaderLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "portal.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "identity.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -77,6 +79,35 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# --- HTTP hardening (all from the environment; the defaults suit `make run` on plain HTTP) ---------
+# Behind a TLS-terminating proxy: ZENITH_SECURE_COOKIES=1, ZENITH_HSTS_SECONDS=31536000 and
+# ZENITH_PROXY_SSL_HEADER=X-Forwarded-Proto (only if the proxy sets it and strips a client's own).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("ZENITH_SECURE_COOKIES", False)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = env_bool("ZENITH_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = int(os.environ.get("ZENITH_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ZENITH_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("ZENITH_HSTS_PRELOAD", False)
+_proxy_ssl_header = os.environ.get("ZENITH_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The dashboard loads every script from /static/ (no inline script); inline style attributes remain.
+ZENITH_CSP = os.environ.get(
+    "ZENITH_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+ZENITH_CSP_REPORT_ONLY = env_bool("ZENITH_CSP_REPORT_ONLY", False)
+# Request headers larger than this together are refused (431); 0 turns the check off.
+ZENITH_MAX_HEADER_BYTES = int(os.environ.get("ZENITH_MAX_HEADER_BYTES", str(32 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("ZENITH_MAX_BODY_BYTES", str(2_621_440)))
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -246,6 +277,8 @@ ZENITH_PORTAL_URL = os.environ.get("ZENITH_PORTAL_URL") or (
     f"http://127.0.0.1:{os.environ.get('ZENITH_PORT') or '8000'}"
 )
 ZENITH_IMAGE_URL_TTL = int(os.environ.get("ZENITH_IMAGE_URL_TTL", "3600"))
+# The largest image upload accepted, in bytes (API and dashboard): larger ones answer 413.
+ZENITH_IMAGE_MAX_SIZE = int(os.environ.get("ZENITH_IMAGE_MAX_SIZE", str(10 * 1024**3)))
 ZENITH_DEFAULT_QUOTAS = {
     "instances": 10,
     "cores": 20,

@@ -26,8 +26,17 @@ from django.urls import reverse
 
 from identity import policy
 from identity.context import Context
-from identity.errors import Conflict, InvalidInput, NotFound, PolicyDenied, ServiceUnavailable, ZenithError
+from identity.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PolicyDenied,
+    ServiceUnavailable,
+    TooLarge,
+    ZenithError,
+)
 from identity.models import Project
+from identity.names import clean_name
 from identity.quotas import MAX_LIMIT as MAX_INT
 
 from ..models import Image, ImageMember
@@ -78,10 +87,7 @@ _PROPERTY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
 def _clean_name(value: Any) -> str:
-    name = value.strip() if isinstance(value, str) else ""
-    if not name or len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
-        raise InvalidInput(f"Image name must be 1-{MAX_NAME} printable characters.")
-    return name
+    return clean_name(value, "Image", MAX_NAME)
 
 
 def _clean_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
@@ -215,11 +221,12 @@ class _HashingStream(File):
     """A read-once File over an iterable of byte chunks: whatever the storage reads (``chunks()`` or
     ``read()``) is counted and hashed on the way through, so the upload is never held in memory."""
 
-    def __init__(self, chunks: Iterable[bytes], name: str, limit: int | None):
+    def __init__(self, chunks: Iterable[bytes], name: str, limit: int | None, max_size: int):
         super().__init__(None, name=name)
         self._source: Iterator[bytes] = iter(chunks)
         self._buffer = b""
         self._limit = limit
+        self._max_size = max_size
         self.sha256 = hashlib.sha256()
         self.count = 0
 
@@ -240,6 +247,8 @@ class _HashingStream(File):
                     raise InvalidInput(
                         f"More data arrived than the {self._limit} bytes announced.", code="size_mismatch"
                     )
+                if self.count > self._max_size:
+                    raise TooLarge(f"Images are limited to {self._max_size} bytes (ZENITH_IMAGE_MAX_SIZE).")
                 self.sha256.update(chunk)
                 return chunk
 
@@ -299,12 +308,19 @@ def upload_image_data(
 
     queued -> saving -> active. Data can be uploaded once: any other status answers 409. If the upload
     fails (the client goes away, the size differs from ``expected_size``, the storage refuses), the
-    image ends ``killed`` and no partial bytes are kept.
+    image ends ``killed`` and no partial bytes are kept. Uploads over ``ZENITH_IMAGE_MAX_SIZE`` bytes
+    answer 413 (TooLarge): before anything is read when announced, else killed when the bytes pass it.
     """
     policy.enforce(ctx, "compute:image:upload")
     _require_owner(ctx, image)
+    max_size = settings.ZENITH_IMAGE_MAX_SIZE
     if expected_size is not None:
         expected_size = _clean_int(expected_size, "Image size")
+        if expected_size > max_size:  # refused before a byte is read: the image stays queued
+            raise TooLarge(
+                f"The upload announces {expected_size} bytes; images are limited to {max_size} bytes "
+                "(ZENITH_IMAGE_MAX_SIZE)."
+            )
     if not Image.objects.filter(pk=image.pk, status=Image.QUEUED).update(status=Image.SAVING):
         current = Image.objects.filter(pk=image.pk).values_list("status", flat=True).first()
         if current in (None, Image.DELETED):
@@ -315,7 +331,7 @@ def upload_image_data(
         )
     image.status = Image.SAVING
     name = _storage_name(image)
-    stream = _HashingStream(chunks, name=name, limit=expected_size)
+    stream = _HashingStream(chunks, name=name, limit=expected_size, max_size=max_size)
     try:
         if default_storage.exists(name):  # left over by a crash mid-upload: never served, safe to drop
             default_storage.delete(name)
