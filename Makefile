@@ -95,13 +95,33 @@ test-embedded: install system-deps realhost
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u CELERY_RESULT_BACKEND ZENITH_VAR_DIR=var/test-embedded \
 	  $(BIN)/pytest $(PYTEST_ARGS)
 
+# Prints each of PostgreSQL (PG_URL) and Redis (REDIS_URL) that does not accept a connection.
+define SERVICES_PROBE
+import socket, sys, urllib.parse
+for name, url, default_port in (("PostgreSQL", sys.argv[1], 5432), ("Redis", sys.argv[2], 6379)):
+    parts = urllib.parse.urlsplit(url)
+    where = (parts.hostname or "127.0.0.1", parts.port or default_port)
+    try:
+        socket.create_connection(where, 2).close()
+    except OSError as error:
+        print(f"{name} at {where[0]}:{where[1]}: {error}")
+endef
+export SERVICES_PROBE
+
+# Skipped where PostgreSQL or Redis is not reachable, unless ZENITH_REQUIRE_SERVICES=1 (CI): then it fails.
 test-services: install system-deps
-	@if $(BIN)/python -c "import socket; [socket.create_connection(a, 2).close() for a in (('127.0.0.1', 5432), ('127.0.0.1', 6379))]" 2>/dev/null; then \
+	@down=$$($(BIN)/python -c "$$SERVICES_PROBE" '$(PG_URL)' '$(REDIS_URL)') || exit 1; \
+	if [ -z "$$down" ]; then \
 	  echo "=== test suite on PostgreSQL ($(PG_URL)) and Redis ($(REDIS_URL))"; \
 	  DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) ZENITH_VAR_DIR=var/test-services \
 	    $(BIN)/pytest $(PYTEST_ARGS); \
+	elif [ "$${ZENITH_REQUIRE_SERVICES:-}" = 1 ]; then \
+	  echo "=== ZENITH_REQUIRE_SERVICES=1: the PostgreSQL + Redis run is required, and cannot run:" >&2; \
+	  echo "$$down" | sed 's/^/  /' >&2; \
+	  exit 1; \
 	else \
-	  echo "=== PostgreSQL or Redis not reachable on 127.0.0.1: skipped the second run (embedded run above still counts)"; \
+	  echo "=== skipped the PostgreSQL + Redis run (the embedded run above still counts):"; \
+	  echo "$$down" | sed 's/^/  /'; \
 	fi
 
 # Whatever the outcome, then tear down the real host: the domains the tests left (both runs) and the

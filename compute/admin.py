@@ -1,10 +1,10 @@
 """Django admin for compute: flavors (with their project access inline), flavor access, hosts, images
-and their members, instances and their action log (read-only: an instance's state changes only
-through compute.services, which talk to its host)."""
+and their members, instances (read-only: an instance's state changes only through compute.services,
+which talk to its host; its action log is identity's audit trail)."""
 
 from django.contrib import admin
 
-from .models import Flavor, FlavorAccess, Host, Image, ImageMember, Instance, InstanceAction
+from .models import Flavor, FlavorAccess, Host, Image, ImageMember, Instance
 
 
 class FlavorAccessInline(admin.TabularInline):
@@ -87,17 +87,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class InstanceActionInline(admin.TabularInline):
-    model = InstanceAction
-    extra = 0
-    fields = ["action", "user", "start_time", "finish_time", "result", "message"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Instance)
 class InstanceAdmin(ReadOnlyAdmin):
     list_display = [
@@ -114,12 +103,3 @@ class InstanceAdmin(ReadOnlyAdmin):
     list_filter = ["vm_state", "task_state", "power_state", "locked", "host"]
     search_fields = ["name", "id", "project__name", "host__name"]
     list_select_related = ["project", "host", "flavor"]
-    inlines = [InstanceActionInline]
-
-
-@admin.register(InstanceAction)
-class InstanceActionAdmin(ReadOnlyAdmin):
-    list_display = ["instance", "action", "user", "start_time", "finish_time", "result"]
-    list_filter = ["action", "result"]
-    search_fields = ["instance__name", "instance__id", "request_id", "user__username"]
-    list_select_related = ["instance", "user"]

@@ -7,10 +7,7 @@ class ComputeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import (
-            policies,  # noqa: F401  (registers default rules)
-            tasks,  # noqa: F401  (connects the operation_failed receiver)
-        )
-        from .services import instances
+        from . import policies  # noqa: F401  (registers default rules)
+        from .services import instances, lifecycle  # noqa: F401  (registers the instance lifecycle)
 
         instances.register_quota_counters()

@@ -362,37 +362,3 @@ class Instance(models.Model):
     def transitional(self) -> bool:
         """True while an action is in progress (the dashboard polls such rows)."""
         return bool(self.task_state) or self.vm_state == self.BUILDING
-
-
-class InstanceAction(models.Model):
-    """The action log of an instance: who asked for what, when, and how it ended."""
-
-    SUCCESS = "success"
-    ERROR = "error"
-
-    id = models.BigAutoField(primary_key=True)
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="actions")
-    action = models.CharField(max_length=32)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    request_id = models.CharField(max_length=64, blank=True, default="")
-    operation = models.ForeignKey(
-        "workers.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    start_time = models.DateTimeField(default=timezone.now)
-    finish_time = models.DateTimeField(null=True, blank=True)
-    result = models.CharField(max_length=16, blank=True, default="")
-    message = models.TextField(blank=True, default="")
-    idempotency_key = models.CharField(max_length=255, blank=True, default="")
-
-    class Meta:
-        ordering = ["-start_time", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["instance", "idempotency_key"],
-                condition=~models.Q(idempotency_key=""),
-                name="unique_instance_action_idempotency_key",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.action} of {self.instance_id}"

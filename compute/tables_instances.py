@@ -6,16 +6,16 @@ seconds with htmx and swaps itself; the partial it gets back stops polling once 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from . import services
+from workers.dashboard import Button, buttons_for, transition_buttons
+
 from .models import Instance
+from .services.lifecycle import INSTANCE
 
 ATTRS = {"class": "table table-sm table-hover align-middle", "id": "instances-table"}
 POLL_EVERY = "every 2s"
@@ -42,53 +42,19 @@ STATUS_FILTER = {
 }
 
 
-@dataclass(frozen=True)
-class Button:
-    """One instance action as a dashboard button; ``confirm`` (with ``{name}``) asks before posting."""
-
-    action: str
-    label: str
-    icon: str
-    style: str
-    confirm: str = ""
-
-    @property
-    def policy(self) -> str:
-        return (
-            "compute:instance:reboot"
-            if self.action.startswith("reboot")
-            else f"compute:instance:{self.action}"
-        )
-
-
-BUTTONS = [
-    Button("start", "Start", "play-fill", "success"),
-    Button("stop", "Stop", "stop-fill", "warning", "Stop instance {name}? Its guest is shut down."),
-    Button("reboot", "Reboot", "arrow-clockwise", "secondary", "Reboot instance {name}?"),
-    Button(
-        "reboot_hard",
-        "Hard reboot",
-        "lightning-charge",
-        "warning",
-        "Hard reboot instance {name}? Like pressing reset: what the guest has not written to disk is lost.",
-    ),
-    Button("pause", "Pause", "pause-fill", "secondary"),
-    Button("unpause", "Unpause", "play", "secondary"),
-    Button(
-        "suspend", "Suspend", "moon", "secondary", "Suspend instance {name}? Its memory is saved to disk."
-    ),
-    Button("resume", "Resume", "sunrise", "secondary"),
-    Button(
-        "delete",
-        "Delete",
-        "trash",
-        "danger",
-        "Delete instance {name}? Its disks are destroyed: this cannot be undone.",
-    ),
-]
-LOCK = Button("lock", "Lock", "lock", "secondary")
-UNLOCK = Button("unlock", "Unlock", "unlock", "secondary")
-ACTIONS = {b.action: b for b in (*BUTTONS, LOCK, UNLOCK)}
+LOCK = Button(
+    "lock", "Lock", "lock", "secondary", "compute:instance:lock", message="Instance {name} is locked."
+)
+UNLOCK = Button(
+    "unlock",
+    "Unlock",
+    "unlock",
+    "secondary",
+    "compute:instance:unlock",
+    message="Instance {name} is unlocked.",
+)
+# Every action a dashboard POST may name: the lifecycle's transitions, then lock and unlock.
+ACTIONS = {**transition_buttons(INSTANCE), LOCK.action: LOCK, UNLOCK.action: UNLOCK}
 
 
 def instance_buttons(ctx, instance: Instance) -> list[dict]:
@@ -96,25 +62,15 @@ def instance_buttons(ctx, instance: Instance) -> list[dict]:
 
     A locked instance offers non-admins only Unlock (the services refuse the rest anyway).
     """
-    allowed = set(services.allowed_actions(instance))
-    locked_out = instance.locked and not ctx.is_admin
-    shown = [] if locked_out else [b for b in BUTTONS if b.action in allowed]
+    extra = []
     if instance.vm_state != Instance.DELETED and instance.task_state != Instance.DELETING:
         if not instance.locked:
-            shown.append(LOCK)
+            extra.append(LOCK)
         elif ctx.is_admin or instance.locked_by != "admin":
-            shown.append(UNLOCK)
-    return [
-        {
-            "action": b.action,
-            "label": b.label,
-            "icon": b.icon,
-            "style": b.style,
-            "confirm": b.confirm.format(name=instance.name),
-        }
-        for b in shown
-        if ctx.can(b.policy)
-    ]
+            extra.append(UNLOCK)
+    if instance.locked and not ctx.is_admin:
+        return [b.render(instance.name) for b in extra if ctx.can(b.policy)]
+    return buttons_for(ctx, INSTANCE, instance, extra)
 
 
 def _polling(value):

@@ -18,31 +18,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from identity import quotas
+from identity import audit, quotas
 from identity.dashboard import call_service, forbidden_unless, paginated
 from identity.models import KeyPair
 
 from . import services
 from .forms_instances import STEPS, ExplainForm, InstanceFilterForm, LaunchForm
-from .models import Flavor, Image, Instance, InstanceAction
+from .models import Flavor, Image, Instance
 from .tables_instances import ACTIONS, STATUS_COLOURS, STATUS_FILTER, AdminInstanceTable, InstanceTable
 from .tables_instances import instance_buttons as buttons_for
 
 ROW_RELATED = ("flavor", "image", "operation", "host")
 ACTION_LOG_ROWS = 50
-ACTION_MESSAGES = {
-    "reboot": "Rebooting instance {}.",
-    "reboot_hard": "Hard rebooting instance {}.",
-    "stop": "Stopping instance {}.",
-    "start": "Starting instance {}.",
-    "pause": "Pausing instance {}.",
-    "unpause": "Unpausing instance {}.",
-    "suspend": "Suspending instance {}.",
-    "resume": "Resuming instance {}.",
-    "delete": "Deleting instance {}.",
-    "lock": "Instance {} is locked.",
-    "unlock": "Instance {} is unlocked.",
-}
 
 
 def _is_htmx(request) -> bool:
@@ -223,9 +210,7 @@ def _detail_context(request, instance: Instance) -> dict:
     ctx = request.zenith
     action_log = []
     if ctx.can("compute:instance:actions"):
-        action_log = list(
-            InstanceAction.objects.filter(instance=instance).select_related("user")[:ACTION_LOG_ROWS]
-        )
+        action_log = list(audit.log_for("instance", instance.pk, ACTION_LOG_ROWS))
     return {
         "instance": instance,
         "colour": STATUS_COLOURS.get(instance.status, "text-bg-dark"),
@@ -299,7 +284,7 @@ def instance_action(request, pk, action):
         change = lambda: services.unlock_instance(ctx, instance)  # noqa: E731
     else:
         change = lambda: services.instance_action(ctx, instance, action)  # noqa: E731
-    call_service(request, None, change, ACTION_MESSAGES[action].format(instance.name))
+    call_service(request, None, change, button.message.format(name=instance.name))
     back = request.POST.get("back")
     if back == "admin" and ctx.is_admin:
         return redirect("compute:admin-instances")

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from guardian.admin import GuardedModelAdmin
 
-from .models import ApiToken, KeyPair, Project, Quota, QuotaLock, Role, RoleAssignment, User
+from .models import ApiToken, KeyPair, Project, Quota, QuotaLock, ResourceAction, Role, RoleAssignment, User
 
 
 class RoleAssignmentInline(admin.TabularInline):
@@ -72,3 +72,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ["prefix", "user__username", "project__name"]
     readonly_fields = ["digest", "prefix", "created"]
     list_select_related = ["user", "project"]
+
+
+@admin.register(ResourceAction)
+class ResourceActionAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: it is written by the services, never by hand."""
+
+    list_display = ["resource_type", "resource_id", "action", "user", "project", "start_time", "result"]
+    list_filter = ["resource_type", "action", "result"]
+    search_fields = ["resource_id", "request_id", "user__username", "project__name", "message"]
+    list_select_related = ["user", "project"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -5,6 +5,7 @@ import uuid
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .scoping import (
     ProjectQuerySet,
@@ -165,6 +166,52 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user} on {self.project})"
+
+
+class ResourceAction(models.Model):
+    """The audit trail of every resource: who asked for what on which resource, when, and how it
+    ended. One table for instances, volumes, networks, flavors, hosts, images, projects, roles and
+    quotas; ``resource_type`` + ``resource_id`` name the resource (by UUID, as Cinder and Neutron
+    refer to instances), ``operation_id`` the asynchronous Operation carrying it out (none for work
+    done inside the request, which is recorded finished)."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+
+    id = models.BigAutoField(primary_key=True)
+    resource_type = models.CharField(max_length=32)
+    resource_id = models.UUIDField()
+    project = models.ForeignKey(
+        "identity.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    action = models.CharField(max_length=32)
+    user = models.ForeignKey(
+        "identity.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    operation_id = models.UUIDField(null=True, blank=True)
+    start_time = models.DateTimeField(default=timezone.now)
+    finish_time = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=16, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-start_time", "-id"]
+        indexes = [
+            models.Index(fields=["resource_type", "resource_id", "-start_time"], name="resource_action_log"),
+            models.Index(fields=["operation_id"], name="resource_action_operation"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource_type", "resource_id", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="unique_resource_action_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.resource_type} {self.resource_id}"
 
 
 class LoginThrottle(models.Model):

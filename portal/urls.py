@@ -1,8 +1,16 @@
-"""URLs: dashboard pages, the REST API under /api/v1/, the OpenAPI schema and docs, Django admin."""
+"""URLs: the dashboard under /dashboard/, the REST API under /api/v1/, the OpenAPI schema and docs,
+Django admin, and redirects from the dashboard's old paths.
+
+The OpenStack-compatible API needs the prefixes /identity, /compute/v2.1, /image, /volume/v3 and
+/network, where the dashboard used to live. Each old page path now answers a redirect to its new
+place; only those exact paths do, so every other path under those prefixes stays free (404 until
+the compatible API is mounted there).
+"""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
+from django.urls.resolvers import RoutePattern
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from identity.api.views import TokenView
@@ -17,8 +25,41 @@ api_v1 = [
     path("", include("workers.api.urls")),
 ]
 
+# The dashboard's pages that were at the top level before it moved under /dashboard/: each old path
+# redirects to the new one (moved_from below).
+moved_pages = [
+    path("overview/", views.overview, name="overview"),
+    path("operations/", views.operations, name="operations"),
+    path("switch-project/", views.switch_project, name="switch-project"),
+    path("identity/", include(("identity.urls", "identity"), namespace="identity")),
+    path("compute/", include(("compute.urls", "compute"), namespace="compute")),
+]
+# Every dashboard page, mounted at /dashboard/. Sections added since the move (storage, networking)
+# go here, not in moved_pages: they had no old path, and /volume and /network are the OpenStack API's.
+dashboard = [*moved_pages]
+
+
+def moved_from(patterns, prefix: str = "", namespace: str = "") -> list[URLPattern]:
+    """A redirect at each named page's old path (``prefix`` + its route) to ``reverse()`` of its name.
+
+    Generated from the pages' own patterns, so the redirects cannot drift from the pages they point to.
+    """
+    redirects = []
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            inner = ":".join(filter(None, [namespace, entry.namespace]))
+            redirects += moved_from(entry.url_patterns, prefix + str(entry.pattern), inner)
+        elif isinstance(entry, URLPattern) and entry.name:
+            assert isinstance(entry.pattern, RoutePattern), f"{entry.name}: only path() routes are moved"
+            to = f"{namespace}:{entry.name}" if namespace else entry.name
+            redirects.append(path(prefix + str(entry.pattern), views.moved, {views.MOVED_TO: to}))
+    return redirects
+
+
 urlpatterns = [
     path("", views.home, name="home"),
+    # Login and logout stay at the top: they are under no OpenStack prefix, so moving them would
+    # only break bookmarks and the login URL that browsers' password managers saved.
     path(
         "login/",
         auth_views.LoginView.as_view(
@@ -29,16 +70,15 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("overview/", views.overview, name="overview"),
-    path("operations/", views.operations, name="operations"),
-    path("switch-project/", views.switch_project, name="switch-project"),
-    path("identity/", include(("identity.urls", "identity"), namespace="identity")),
-    path("compute/", include(("compute.urls", "compute"), namespace="compute")),
+    path("dashboard/", views.home, name="dashboard"),
+    path("dashboard/", include(dashboard)),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its script as a file, so the docs page works under the CSP (no inline script).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("django-admin/", admin.site.urls),
+    # Last, so that anything mounted at these prefixes (the OpenStack-compatible API) wins.
+    *moved_from(moved_pages),
 ]
 
 handler400 = "portal.errors.bad_request"

@@ -1,9 +1,10 @@
-"""Dashboard shell: overview with quota usage, project switcher, the project's operations."""
+"""Dashboard shell: overview with quota usage, project switcher, the project's operations, and the
+redirects from the dashboard's old paths."""
 
 import django_tables2 as tables
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseRedirect
+from django.http import HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -79,3 +80,25 @@ def operations(request):
 
 def home(request):
     return redirect("overview" if request.user.is_authenticated else "login")
+
+
+# The keyword argument by which portal.urls tells `moved` the URL name of the page's new place.
+MOVED_TO = "moved_to"
+
+
+class HttpResponsePermanentRedirectKeepMethod(HttpResponsePermanentRedirect):
+    """308 Permanent Redirect: as 301, but the client repeats the request's method and body."""
+
+    status_code = 308
+
+
+def moved(request, **kwargs):
+    """A page's old path: a permanent redirect to its new one, with the same captured values and
+    query string. 301 for GET and HEAD; 308 otherwise, so that a form posted from a page loaded
+    before the move is sent again, as a POST, to the new place."""
+    url = reverse(kwargs.pop(MOVED_TO), kwargs=kwargs)
+    if query := request.META.get("QUERY_STRING"):
+        url = f"{url}?{query}"
+    if request.method in ("GET", "HEAD"):
+        return HttpResponsePermanentRedirect(url)
+    return HttpResponsePermanentRedirectKeepMethod(url)

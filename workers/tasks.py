@@ -1,4 +1,10 @@
-"""Conductor-side tasks (queue ``conductor``): they read and write the database."""
+"""Conductor-side tasks (queue ``conductor``): they read and write the database.
+
+The generic steps of every async resource's transitions live here: ``run_transition`` sends the
+host work (``workers.lifecycle``), ``transition_done`` settles the host's answer, and
+``host_task_failed`` is the one errback of every host task (a task that raised instead of
+answering): it settles the same way, with the reason.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,78 @@ import logging
 
 from celery import shared_task
 
-from . import dispatch, queues, services
+from . import dispatch, lifecycle, queues, services, tasknames
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="workers.tasks.sweep_operations", ignore_result=True)
+@shared_task(name=tasknames.SWEEP_OPERATIONS, ignore_result=True)
 def sweep_operations() -> dict:
     """Periodic (beat): re-send operations never picked up; fail those past their deadline."""
     return services.sweep().as_dict()
 
 
-@shared_task(name="workers.tasks.ping_host", ignore_result=True)
+def host_callbacks(operation_id: str, **step) -> dict:
+    """``link``/``link_error`` of a host task: its answer comes back to the conductor's queue, to
+    ``transition_done`` (or, for a task that raised, ``host_task_failed``) with ``step``'s keys:
+    ``resource_type``, ``resource_id`` and ``step`` (none for a bare host task such as a ping)."""
+    return {
+        "link": transition_done.s(operation_id=operation_id, **step).set(queue=queues.CONDUCTOR),
+        "link_error": host_task_failed.s(operation_id=operation_id, **step).set(queue=queues.CONDUCTOR),
+    }
+
+
+@shared_task(name=tasknames.RUN_TRANSITION, ignore_result=True)
+def run_transition(
+    operation_id: str, resource_type: str, resource_id: str, transition: str, params: dict | None = None
+) -> None:
+    """<kind>.<transition>: forward to the resource's host, with a callback to settle the state."""
+    if services.start(operation_id) is None:
+        return
+    machine = lifecycle.of(resource_type)
+    work = machine.host_work(operation_id, resource_id, machine.transitions[transition], params or {})
+    if work is None:
+        return
+    services.report_progress(operation_id, 10, f"sent to {work.host}")
+    dispatch.send_to_host(
+        work.task,
+        work.host,
+        kwargs=work.kwargs,
+        queue_kind=work.role,
+        **host_callbacks(operation_id, resource_type=resource_type, resource_id=resource_id, step=transition),
+    )
+
+
+@shared_task(name=tasknames.TRANSITION_DONE, ignore_result=True)
+def transition_done(
+    result: dict, *, operation_id: str, resource_type: str = "", resource_id: str = "", step: str = ""
+) -> None:
+    """A host answered (``{"ok": bool, ...}``): the resource's lifecycle settles it; a bare host task
+    (no resource) just finishes its operation."""
+    if resource_type:
+        lifecycle.of(resource_type).settle(operation_id, resource_id, step, result)
+    elif result.get("ok"):
+        services.succeed(operation_id, result=result, message=result.get("message", ""))
+    else:
+        services.fail(operation_id, result.get("error") or "the host reported a failure", result=result)
+
+
+@shared_task(name=tasknames.HOST_TASK_FAILED, ignore_result=True)
+def host_task_failed(
+    task_id: str, *, operation_id: str, resource_type: str = "", resource_id: str = "", step: str = ""
+) -> None:
+    """Errback of a host task that raised (a bug on the host side): settle with the reason."""
+    what = f"The {step} task" if step else "The host task"
+    transition_done(
+        {"ok": False, "error": f"{what} crashed: {failure_reason(task_id)}"},
+        operation_id=operation_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        step=step,
+    )
+
+
+@shared_task(name=tasknames.PING_HOST, ignore_result=True)
 def ping_host(operation_id: str, host: str) -> None:
     """Conductor step of host.ping: forward to the host's compute queue with a callback to us."""
     op = services.start(operation_id)
@@ -25,27 +91,8 @@ def ping_host(operation_id: str, host: str) -> None:
         return
     services.report_progress(operation_id, 10, f"sent to {queues.compute_queue(host)}")
     dispatch.send_to_host(
-        "workers.agent.tasks.ping",
-        host,
-        kwargs={"nonce": operation_id},
-        link=host_task_done.s(operation_id=operation_id).set(queue=queues.CONDUCTOR),
-        link_error=host_task_crashed.s(operation_id=operation_id).set(queue=queues.CONDUCTOR),
+        tasknames.AGENT_PING, host, kwargs={"nonce": operation_id}, **host_callbacks(operation_id)
     )
-
-
-@shared_task(name="workers.tasks.host_task_done", ignore_result=True)
-def host_task_done(result: dict, *, operation_id: str) -> None:
-    """Callback of a host task: record its answer (agents answer ``{"ok": bool, ...}``)."""
-    if result.get("ok"):
-        services.succeed(operation_id, result=result, message=result.get("message", ""))
-    else:
-        services.fail(operation_id, result.get("error") or "the host reported a failure", result=result)
-
-
-@shared_task(name="workers.tasks.host_task_crashed", ignore_result=True)
-def host_task_crashed(task_id: str, *, operation_id: str) -> None:
-    """Errback of a host task that raised (a bug on the host side): fail the operation with the reason."""
-    services.fail(operation_id, f"The host task crashed: {failure_reason(task_id)}")
 
 
 def failure_reason(task_id: str) -> str:
@@ -58,7 +105,7 @@ def failure_reason(task_id: str) -> str:
         return "unknown error"
 
 
-@shared_task(name="workers.tasks.operation_progress", ignore_result=True)
+@shared_task(name=tasknames.OPERATION_PROGRESS, ignore_result=True)
 def operation_progress(operation_id: str, percent: int, message: str = "") -> None:
     """A host reports how far its part of an operation got (image bytes fetched, ...)."""
     services.report_progress(operation_id, percent, message)

@@ -8,21 +8,15 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from identity import policy
+from identity import audit, policy
 from identity.api.base import ScopedViewSet
 from identity.errors import InvalidInput
+from identity.models import ResourceAction
+from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
 
 from .. import services
-from ..models import Flavor, Instance, InstanceAction
+from ..models import Flavor, Instance
 from .serializers import StrictCharField
-
-ACTION_IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="a retried POST with the same key starts nothing more and answers with the instance "
-    "as it is now; the same key for another action of the instance is a 409",
-)
 
 
 class OperationSummarySerializer(serializers.Serializer):
@@ -114,9 +108,10 @@ class RebootSerializer(serializers.Serializer):
 
 class InstanceActionSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="user.username", default=None, read_only=True)
+    operation = serializers.UUIDField(source="operation_id", read_only=True, allow_null=True)
 
     class Meta:
-        model = InstanceAction
+        model = ResourceAction
         fields = [
             "id",
             "action",
@@ -142,13 +137,14 @@ def instance_queryset(qs):
     return qs.for_rows()
 
 
-class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class InstanceViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """Instances of the current project. Create and every action answer 202 with the operation that
     carries them out; an action the state does not allow answers 409 naming the state."""
 
     model = Instance
     policy_prefix = "compute:instance"
     serializer_class = InstanceSerializer
+    lifecycle = services.INSTANCE
     ordering_fields = ["name", "created", "vm_state", "launched_at"]
     filterset_fields = {"name": ["exact", "icontains"], "vm_state": ["exact"], "task_state": ["exact"]}
 
@@ -159,10 +155,6 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         context = super().get_serializer_context()
         context["ctx"] = self.ctx
         return context
-
-    def _accepted(self, instance) -> Response:
-        instance = instance_queryset(Instance.objects.filter(pk=instance.pk)).get()
-        return Response(self.get_serializer(instance).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=InstanceCreateSerializer,
@@ -183,65 +175,22 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         instance, created = services.create_instance(
             self.ctx, idempotency_key=request.headers.get("Idempotency-Key"), **body.validated_data
         )
-        response = self._accepted(instance)
-        if not created:
-            response.status_code = status.HTTP_200_OK
-        return response
+        return accepted(self, instance, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
     @extend_schema(request=None, responses={202: InstanceSerializer})
     def destroy(self, request, pk=None):
         """Delete: 202; the instance shows task_state deleting until its host removed the domain."""
-        return self._accepted(services.delete_instance(self.ctx, self.get_object()))
-
-    def _run(self, name: str):
-        key = self.request.headers.get("Idempotency-Key")
-        return self._accepted(services.instance_action(self.ctx, self.get_object(), name, key))
+        return self.run_transition("delete")
 
     @extend_schema(
-        request=RebootSerializer, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY]
+        request=RebootSerializer, responses={202: InstanceSerializer}, parameters=[IDEMPOTENCY_KEY]
     )
     @action(detail=True, methods=["post"])
     def reboot(self, request, pk=None):
         """Soft (ACPI, the default) or hard (reset) reboot."""
         body = RebootSerializer(data=request.data or {})
         body.is_valid(raise_exception=True)
-        return self._run("reboot_hard" if body.validated_data["type"] == "hard" else "reboot")
-
-    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
-    @action(detail=True, methods=["post"])
-    def stop(self, request, pk=None):
-        """Shut the guest down (ACPI, then power off after a timeout)."""
-        return self._run("stop")
-
-    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
-    @action(detail=True, methods=["post"])
-    def start(self, request, pk=None):
-        """Boot a stopped instance."""
-        return self._run("start")
-
-    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
-    @action(detail=True, methods=["post"])
-    def pause(self, request, pk=None):
-        """Freeze the guest's vCPUs (it stays in memory)."""
-        return self._run("pause")
-
-    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
-    @action(detail=True, methods=["post"])
-    def unpause(self, request, pk=None):
-        """Thaw a paused guest."""
-        return self._run("unpause")
-
-    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
-    @action(detail=True, methods=["post"])
-    def suspend(self, request, pk=None):
-        """Save the guest's memory to disk and stop it."""
-        return self._run("suspend")
-
-    @extend_schema(request=None, responses={202: InstanceSerializer}, parameters=[ACTION_IDEMPOTENCY_KEY])
-    @action(detail=True, methods=["post"])
-    def resume(self, request, pk=None):
-        """Restore a suspended guest."""
-        return self._run("resume")
+        return self.run_transition("reboot_hard" if body.validated_data["type"] == "hard" else "reboot")
 
     @extend_schema(request=None, responses={200: InstanceSerializer})
     @action(detail=True, methods=["post"])
@@ -279,7 +228,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         """The action log: who asked for what, when, and how it ended."""
         instance = self.get_object()
         policy.enforce(self.ctx, "compute:instance:actions")
-        rows = InstanceAction.objects.filter(instance=instance).select_related("user")
+        rows = audit.log_for("instance", instance.pk)
         return Response(InstanceActionSerializer(rows, many=True).data)
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from identity import policy
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput
+from workers import tasknames
 from workers.services import validate_host_name
 
 from ..models import Host
@@ -105,4 +106,4 @@ def request_host_reports(ctx: Context) -> int:
     names = list(Host.objects.order_by("name").values_list("name", flat=True))
     if not names:
         return 0
-    return dispatch.send_to_all_hosts("workers.agent.tasks.report_host", names, kwargs={})
+    return dispatch.send_to_all_hosts(tasknames.AGENT_REPORT_HOST, names, kwargs={})

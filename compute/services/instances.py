@@ -1,36 +1,32 @@
-"""Instances: create (quota-checked, idempotent), every lifecycle action, delete, lock, console log;
-and the conductor's side of each: scheduling, spawn results, rescheduling, action results, faults.
+"""Instances, the user's side: create (quota-checked, idempotent), every lifecycle action, delete,
+lock, console log, the scheduler's dry run and the wizard's hint.
 
-Nova's state machine: an action is allowed only from the ``vm_state`` values in ``ACTIONS`` and
-only while no other task runs (delete excepted); it sets ``task_state`` at once and the host's answer
-settles ``vm_state``/``power_state``. Every action is service -> Operation -> conductor -> the host's
-``compute.<host>`` queue -> callback; nothing here talks to a hypervisor.
+The state machine is declared in ``lifecycle`` (Nova's: an action is allowed only from the
+``vm_state`` values its transition names and only while no other task runs, delete excepted); the
+conductor's side is in ``conductor`` and power sync in ``power``. Nothing here talks to a hypervisor.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
-from django.utils import timezone
 
-from identity import policy, quotas
+from identity import audit, policy, quotas
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
 from identity.names import clean_name
-from workers import dispatch, queues
-from workers import services as ledger
-from workers.models import Operation
+from workers import dispatch, queues, tasknames
+from workers.lifecycle import clean_idempotency_key
 
 from .. import scheduler
-from ..models import Flavor, Host, Image, Instance, InstanceAction
-from .images import check_image_bootable, image_boot_spec
+from ..models import Flavor, Host, Image, Instance
+from .images import check_image_bootable
+from .lifecycle import INSTANCE
 
 log = logging.getLogger(__name__)
 
@@ -40,60 +36,8 @@ MAX_NAME = 255
 MAX_USER_DATA = 64 * 1024
 MAX_METADATA_ITEMS = 128
 MAX_METADATA_LENGTH = 255
-MAX_IDEMPOTENCY_KEY = 255
 CONSOLE_TIMEOUT = 10.0  # seconds a host has to answer a console-log request
 MAX_CONSOLE_LINES = 10_000
-MAX_FAULT_HOSTS = 50  # per-host verdicts kept in a no-valid-host fault (the message counts them all)
-
-
-@dataclass(frozen=True)
-class Action:
-    name: str
-    allowed: frozenset[str]  # vm_states the action may start from
-    task_state: str
-    target: str  # vm_state on success
-    host_action: str  # what the agent is told to do
-
-
-_ALL_LIVE = frozenset({I.BUILDING, I.ACTIVE, I.STOPPED, I.PAUSED, I.SUSPENDED, I.ERROR})
-ACTIONS: dict[str, Action] = {
-    a.name: a
-    for a in (
-        Action("reboot", frozenset({I.ACTIVE}), I.REBOOTING, I.ACTIVE, "reboot"),
-        Action(
-            "reboot_hard",
-            frozenset({I.ACTIVE, I.STOPPED, I.PAUSED, I.SUSPENDED, I.ERROR}),
-            I.REBOOTING_HARD,
-            I.ACTIVE,
-            "reboot_hard",
-        ),
-        Action("stop", frozenset({I.ACTIVE, I.ERROR}), I.POWERING_OFF, I.STOPPED, "stop"),
-        Action("start", frozenset({I.STOPPED}), I.POWERING_ON, I.ACTIVE, "start"),
-        Action("pause", frozenset({I.ACTIVE}), I.PAUSING, I.PAUSED, "pause"),
-        Action("unpause", frozenset({I.PAUSED}), I.UNPAUSING, I.ACTIVE, "unpause"),
-        Action("suspend", frozenset({I.ACTIVE}), I.SUSPENDING, I.SUSPENDED, "suspend"),
-        Action("resume", frozenset({I.SUSPENDED}), I.RESUMING, I.ACTIVE, "resume"),
-        Action("delete", _ALL_LIVE, I.DELETING, I.DELETED, "delete"),
-    )
-}
-# The vm_state that matches what the hypervisor says, when a failed action must fall back to the truth.
-POWER_TO_VM_STATE = {
-    "running": I.ACTIVE,
-    "paused": I.PAUSED,
-    "suspended": I.SUSPENDED,
-    "shutdown": I.STOPPED,
-    "crashed": I.STOPPED,
-}
-
-
-def allowed_actions(instance: Instance) -> list[str]:
-    """The actions the instance's state allows now (for buttons and the API's 409s)."""
-    if instance.vm_state == I.DELETED or instance.task_state == I.DELETING:
-        return []
-    names = [] if instance.task_state else [n for n, a in ACTIONS.items() if instance.vm_state in a.allowed]
-    if instance.task_state and "delete" not in names:
-        names.append("delete")
-    return names
 
 
 # --- usage counters (quotas) ----------------------------------------------------------------
@@ -202,7 +146,7 @@ def create_instance(
     """
     policy.enforce(ctx, "compute:instance:create")
     name = _clean_name(name)
-    key = _clean_idempotency_key(idempotency_key)
+    key = clean_idempotency_key(idempotency_key)
     flavor_obj: Flavor = _resolve(Flavor, ctx, flavor, "flavor")
     if flavor_obj.disabled:
         raise InvalidInput(f"Flavor {flavor_obj.name} is disabled: choose another.")
@@ -236,7 +180,7 @@ def create_instance(
             op = dispatch.enqueue(
                 ctx,
                 kind="instance.create",
-                task="compute.tasks.build_instance",
+                task=tasknames.BUILD_INSTANCE,
                 kwargs={"instance_id": str(instance_id)},
                 queue=queues.CONDUCTOR,
                 resource_type="instance",
@@ -262,13 +206,7 @@ def create_instance(
                 idempotency_key=key,
                 operation=op,
             )
-            InstanceAction.objects.create(
-                instance=instance,
-                action="create",
-                user=ctx.user,
-                request_id=ctx.request_id[:64],
-                operation=op,
-            )
+            audit.record(ctx, "instance", instance.pk, "create", operation_id=op.pk)
     except IntegrityError:
         # The same Idempotency-Key raced us and won: answer with its instance.
         existing = _replay(ctx, key, name, flavor_obj, image_obj) if key else None
@@ -276,13 +214,6 @@ def create_instance(
             raise
         return existing, False
     return instance, True
-
-
-def _clean_idempotency_key(value: str | None) -> str:
-    key = (value or "").strip()
-    if len(key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidInput(f"Idempotency-Key is limited to {MAX_IDEMPOTENCY_KEY} characters.")
-    return key
 
 
 def _replay(ctx: Context, key: str, name: str, flavor: Flavor, image: Image) -> Instance | None:
@@ -298,47 +229,7 @@ def _replay(ctx: Context, key: str, name: str, flavor: Flavor, image: Image) -> 
     return instance
 
 
-def _record_action(
-    ctx: Context, instance: Instance, action: str, op: Operation | None, idempotency_key: str = ""
-) -> None:
-    """The action log's row; an action without an operation (lock, unlock) is done at once."""
-    done = {} if op is not None else {"finish_time": timezone.now(), "result": InstanceAction.SUCCESS}
-    InstanceAction.objects.create(
-        instance=instance,
-        action=action,
-        user=ctx.user,
-        request_id=ctx.request_id[:64],
-        operation=op,
-        idempotency_key=idempotency_key,
-        **done,
-    )
-    if op is not None:
-        Instance.objects.filter(pk=instance.pk).update(operation=op)
-        instance.operation = op
-
-
 # --- actions --------------------------------------------------------------------------------------
-
-
-def _check_lock(ctx: Context, instance: Instance) -> None:
-    if instance.locked and not ctx.is_admin:
-        raise Conflict(f"Instance {instance.name} is locked: unlock it first.", code="locked")
-
-
-def _check_allowed(instance: Instance, action: Action) -> None:
-    if instance.task_state == I.DELETING:
-        raise Conflict(f"Instance {instance.name} is being deleted.", code="invalid_state")
-    if action.name != "delete" and instance.task_state:
-        raise Conflict(
-            f"Instance {instance.name} is busy ({instance.task_state}): wait for it to finish.",
-            code="invalid_state",
-        )
-    if instance.vm_state not in action.allowed:
-        raise Conflict(
-            f"Cannot {action.name.replace('_', ' ')} instance {instance.name} while it is "
-            f"{instance.vm_state} (status {instance.status}).",
-            code="invalid_state",
-        )
 
 
 def instance_action(
@@ -348,42 +239,7 @@ def instance_action(
 
     With ``idempotency_key``, a retry of an action this instance already took with that key starts
     nothing and answers with the instance as it is now (the earlier action may have finished)."""
-    spec = ACTIONS.get(action)
-    if spec is None:
-        raise InvalidInput(f"Unknown action {action!r}.")
-    policy.enforce(ctx, f"compute:instance:{'reboot' if action.startswith('reboot') else action}")
-    key = _clean_idempotency_key(idempotency_key)
-    with transaction.atomic():
-        locked = Instance.objects.select_for_update().filter(pk=instance.pk).first()
-        if locked is None or locked.vm_state == I.DELETED:
-            raise NotFound("No such instance.")
-        instance = locked
-        if key:  # the row lock above orders concurrent retries: the first records, the rest find it
-            earlier = InstanceAction.objects.filter(instance=instance, idempotency_key=key).first()
-            if earlier is not None:
-                if earlier.action != action:
-                    raise Conflict(
-                        f"Idempotency-Key {key!r} was already used for {earlier.action} of this instance."
-                    )
-                return instance
-        _check_lock(ctx, instance)
-        _check_allowed(instance, spec)
-        if action != "delete" and instance.host_id is None:
-            raise Conflict(f"Instance {instance.name} is on no host.", code="invalid_state")
-        instance.task_state = spec.task_state
-        instance.save(update_fields=["task_state", "updated"])
-        op = dispatch.enqueue(
-            ctx,
-            kind=f"instance.{action}",
-            task="compute.tasks.run_instance_action",
-            kwargs={"instance_id": str(instance.pk), "action": action},
-            queue=queues.CONDUCTOR,
-            resource_type="instance",
-            resource_id=instance.pk,
-            project=instance.project,
-        )
-        _record_action(ctx, instance, action, op, key)
-    return instance
+    return INSTANCE.begin(ctx, instance, action, idempotency_key=idempotency_key)
 
 
 def reboot_instance(ctx: Context, instance: Instance, hard: bool = False) -> Instance:
@@ -404,7 +260,7 @@ def lock_instance(ctx: Context, instance: Instance) -> Instance:
     instance.locked = True
     instance.locked_by = "admin" if ctx.is_admin else "owner"
     instance.save(update_fields=["locked", "locked_by", "updated"])
-    _record_action(ctx, instance, "lock", None)
+    audit.record(ctx, "instance", instance.pk, "lock", project=instance.project)
     return instance
 
 
@@ -419,7 +275,7 @@ def unlock_instance(ctx: Context, instance: Instance) -> Instance:
     instance.locked = False
     instance.locked_by = ""
     instance.save(update_fields=["locked", "locked_by", "updated"])
-    _record_action(ctx, instance, "unlock", None)
+    audit.record(ctx, "instance", instance.pk, "unlock", project=instance.project)
     return instance
 
 
@@ -434,7 +290,7 @@ def console_log(ctx: Context, instance: Instance, lines: int = 100) -> dict:
     if not host.is_up():
         raise ServiceUnavailable(f"Host {host.name} is down: its console log cannot be read now.")
     result = dispatch.call_host(
-        "workers.agent.tasks.console_log",
+        tasknames.AGENT_CONSOLE_LOG,
         host.name,
         kwargs={"domain": instance.domain_name, "instance_id": str(instance.pk), "lines": lines},
         timeout=CONSOLE_TIMEOUT,
@@ -481,319 +337,3 @@ def hosts_fitting(flavors) -> dict:
         f.pk: sum(1 for v, m, d in free if v >= f.vcpus and m >= f.ram_mb and d >= f.disk_gb + f.ephemeral_gb)
         for f in flavors
     }
-
-
-# --- the conductor's side: scheduling and spawning -------------------------------------------------
-
-
-def _fault(code: str, message: str, details: Any = None) -> dict:
-    return {
-        "code": code,
-        "message": message[:4000],
-        "details": details,
-        "created": timezone.now().isoformat(),
-    }
-
-
-def _finish_action(operation_id, result: str, message: str = "") -> None:
-    InstanceAction.objects.filter(operation_id=operation_id, finish_time__isnull=True).update(
-        finish_time=timezone.now(), result=result, message=message[:4000]
-    )
-
-
-def _release_claim(instance_id) -> None:
-    """Give the instance's claimed capacity back to its host (once)."""
-    with transaction.atomic():
-        instance = Instance.objects.select_for_update().get(pk=instance_id)
-        if instance.host_id is None:
-            return
-        scheduler.release(instance.host_id, instance.vcpus, instance.memory_mb, instance.disk_gb)
-        instance.host = None
-        instance.save(update_fields=["host", "updated"])
-
-
-def schedule_instance(operation_id, instance_id) -> dict | None:
-    """Conductor: pick a host and claim it. Returns the host task's kwargs, or None when there is
-    nothing to spawn (the instance was deleted meanwhile, or no host fits: it is now in error)."""
-    instance = Instance.objects.select_related("image").filter(pk=instance_id).first()
-    if instance is None or instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
-        ledger.succeed(operation_id, message="instance no longer building: nothing to spawn")
-        return None
-    if instance.task_state != I.SCHEDULING:
-        return None  # already placed (a redelivered message): the spawn's callback finishes it
-    request = scheduler.Request.for_instance(instance, exclude=instance.attempted_hosts)
-    try:
-        host = scheduler.select_and_claim(request)
-    except scheduler.NoValidHost as exc:
-        _error_instance(
-            operation_id,
-            instance_id,
-            _fault("no_valid_host", exc.summary(), [v.as_dict() for v in exc.verdicts[:MAX_FAULT_HOSTS]]),
-        )
-        return None
-    with transaction.atomic():
-        instance = (
-            Instance.objects.select_for_update(of=("self",)).select_related("image").get(pk=instance_id)
-        )
-        if instance.vm_state != I.BUILDING or instance.task_state != I.SCHEDULING:
-            scheduler.release(host.pk, request.vcpus, request.memory_mb, request.disk_gb)
-            if instance.task_state in (I.DELETING, "") or instance.vm_state != I.BUILDING:
-                ledger.succeed(operation_id, message="instance deleted while it was being scheduled")
-            return None
-        instance.host = host
-        instance.task_state = I.SPAWNING
-        instance.attempted_hosts = [*instance.attempted_hosts, host.name]
-        instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
-    try:
-        image_spec = _boot_spec(instance.image, instance.project_id)
-    except InvalidInput as exc:  # e.g. its kernel image was deleted since the launch was accepted
-        _release_claim(instance_id)
-        _error_instance(operation_id, instance_id, _fault("image_unavailable", exc.message))
-        return None
-    ledger.report_progress(operation_id, 10, f"scheduled on {host.name}")
-    return {
-        "host": host.name,
-        "instance": {
-            "id": str(instance.pk),
-            "name": instance.name,
-            "domain": instance.domain_name,
-            "vcpus": instance.vcpus,
-            "memory_mb": instance.memory_mb,
-            "disk_gb": instance.disk_gb,
-            "key_data": instance.key_data,
-            "user_data": instance.user_data,
-            "metadata": instance.metadata,
-        },
-        "image": image_spec,
-    }
-
-
-def _boot_spec(image: Image, project_id) -> dict:
-    spec = image_boot_spec(image, project_id)
-    spec["cmdline"] = str((image.properties or {}).get("os_command_line", ""))
-    return spec
-
-
-def spawn_finished(operation_id, instance_id, result: dict) -> str:
-    """Conductor: the host answered a spawn. Returns "active", "reschedule", "error" or "gone"."""
-    instance = Instance.objects.filter(pk=instance_id).first()
-    if instance is None:
-        return "gone"
-    if result.get("ok"):
-        with transaction.atomic():
-            instance = Instance.objects.select_for_update().get(pk=instance_id)
-            if instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
-                return "gone"  # deleted while spawning: the delete's destroy removes the domain
-            instance.vm_state = I.ACTIVE
-            instance.task_state = ""
-            instance.power_state = result.get("power_state") or "running"
-            instance.launched_at = timezone.now()
-            instance.fault = None
-            instance.save(
-                update_fields=["vm_state", "task_state", "power_state", "launched_at", "fault", "updated"]
-            )
-            ledger.succeed(operation_id, result=result, message=f"active on {result.get('host', '')}")
-            _finish_action(operation_id, InstanceAction.SUCCESS)
-        return "active"
-    error = result.get("error") or "the host could not spawn the instance"
-    _release_claim(instance_id)
-    instance.refresh_from_db()
-    if instance.task_state == I.DELETING or instance.vm_state != I.BUILDING:
-        return "gone"
-    if len(instance.attempted_hosts) < settings.ZENITH_SCHEDULER_MAX_ATTEMPTS:
-        Instance.objects.filter(pk=instance_id, vm_state=I.BUILDING).exclude(task_state=I.DELETING).update(
-            task_state=I.SCHEDULING, fault=_fault("spawn_failed", f"{result.get('host', '?')}: {error}")
-        )
-        ledger.report_progress(operation_id, 5, f"spawn failed on {result.get('host', '?')}, rescheduling")
-        return "reschedule"
-    tried = ", ".join(instance.attempted_hosts)
-    _error_instance(
-        operation_id,
-        instance_id,
-        _fault("spawn_failed", f"Spawning failed on every host tried ({tried}); last error: {error}", result),
-    )
-    return "error"
-
-
-def _error_instance(operation_id, instance_id, fault: dict) -> None:
-    with transaction.atomic():
-        Instance.objects.filter(pk=instance_id).exclude(vm_state=I.DELETED).update(
-            vm_state=I.ERROR, task_state="", fault=fault, updated=timezone.now()
-        )
-        ledger.fail(operation_id, fault["message"])
-        _finish_action(operation_id, InstanceAction.ERROR, fault["message"])
-
-
-# --- the conductor's side: actions -------------------------------------------------------------------
-
-
-def action_target(operation_id, instance_id, action: str) -> dict | None:
-    """Conductor: where to send an action (host task kwargs); None when it finished here already."""
-    instance = Instance.objects.select_related("host").filter(pk=instance_id).first()
-    if instance is None:
-        ledger.fail(operation_id, "the instance no longer exists")
-        return None
-    if action == "delete":
-        if instance.host is None or not instance.host.is_up():
-            # Never placed, or its host is down: delete here (Nova's local delete). A domain left on a
-            # down host shows up in the drift view once the host is back.
-            note = "" if instance.host is None else f" (host {instance.host.name} is down: local delete)"
-            finish_delete(operation_id, instance_id, {"ok": True, "message": "deleted" + note})
-            return None
-    elif instance.host is None:
-        action_finished(
-            operation_id, instance_id, action, {"ok": False, "error": "the instance is on no host"}
-        )
-        return None
-    ledger.report_progress(operation_id, 10, f"sent to {instance.host.name}")
-    return {"host": instance.host.name, "domain": instance.domain_name, "instance_id": str(instance.pk)}
-
-
-def action_finished(operation_id, instance_id, action: str, result: dict) -> None:
-    """Conductor: the host answered an action; settle the state (or fall back to what is true)."""
-    if action == "delete":
-        finish_delete(operation_id, instance_id, result)
-        return
-    spec = ACTIONS[action]
-    with transaction.atomic():
-        instance = Instance.objects.select_for_update().filter(pk=instance_id).first()
-        if instance is None or instance.vm_state == I.DELETED:
-            ledger.succeed(operation_id, message="instance deleted meanwhile")
-            return
-        if instance.task_state == I.DELETING:
-            ledger.succeed(operation_id, result=result, message="superseded by delete")
-            _finish_action(operation_id, InstanceAction.SUCCESS, "superseded by delete")
-            return
-        power = result.get("power_state") or ""
-        fields = ["vm_state", "task_state", "power_state", "fault", "updated"]
-        if result.get("ok"):
-            instance.vm_state = spec.target
-            instance.task_state = ""
-            instance.power_state = power or instance.power_state
-            instance.fault = None
-            instance.save(update_fields=fields)
-            ledger.succeed(operation_id, result=result, message=result.get("message", ""))
-            _finish_action(operation_id, InstanceAction.SUCCESS, result.get("message", ""))
-            return
-        error = result.get("error") or f"the host could not {action}"
-        instance.task_state = ""
-        if power:
-            instance.power_state = power
-            instance.vm_state = POWER_TO_VM_STATE.get(power, instance.vm_state)
-        instance.fault = _fault(f"{action}_failed", error)
-        instance.save(update_fields=fields)
-        ledger.fail(operation_id, error, result=result)
-        _finish_action(operation_id, InstanceAction.ERROR, error)
-
-
-def finish_delete(operation_id, instance_id, result: dict) -> None:
-    """Conductor: the domain and its disks are gone (or never existed): release and mark deleted."""
-    if not result.get("ok"):
-        error = result.get("error") or "the host could not delete the instance"
-        with transaction.atomic():
-            Instance.objects.filter(pk=instance_id, task_state=I.DELETING).update(
-                task_state="", vm_state=I.ERROR, fault=_fault("delete_failed", error), updated=timezone.now()
-            )
-            ledger.fail(operation_id, error, result=result)
-            _finish_action(operation_id, InstanceAction.ERROR, error)
-        return
-    _release_claim(instance_id)
-    now = timezone.now()
-    with transaction.atomic():
-        Instance.objects.filter(pk=instance_id).update(
-            vm_state=I.DELETED, task_state="", power_state="nostate", terminated_at=now, updated=now
-        )
-        ledger.succeed(operation_id, result=result, message=result.get("message", "deleted"))
-        _finish_action(operation_id, InstanceAction.SUCCESS, result.get("message", ""))
-
-
-def operation_timed_out(operation: Operation) -> None:
-    """The sweeper failed an instance operation at its deadline: never leave the instance in limbo."""
-    if operation.resource_type != "instance" or operation.resource_id is None:
-        return
-    message = operation.message or "the operation did not finish in time"
-    with transaction.atomic():
-        instance = Instance.objects.select_for_update().filter(pk=operation.resource_id).first()
-        if instance is None or instance.vm_state == I.DELETED:
-            return
-        if operation.kind == "instance.create" and instance.vm_state == I.BUILDING:
-            instance.vm_state = I.ERROR
-        instance.task_state = ""
-        instance.fault = _fault("timeout", message)
-        instance.save(update_fields=["vm_state", "task_state", "fault", "updated"])
-        _finish_action(operation.pk, InstanceAction.ERROR, message)
-
-
-# --- power sync -----------------------------------------------------------------------------------
-
-
-def sync_power_states(host_name: str, domains: list[dict], now=None) -> dict:
-    """Conductor: what libvirt lists on a host vs the database. Stable instances (no task running)
-    whose power state changed on its own (a guest powered itself off) follow the hypervisor."""
-    now = now or timezone.now()
-    host = Host.objects.filter(name=host_name).first()
-    if host is None:
-        return {"updated": 0}
-    Host.objects.filter(pk=host.pk).update(domains=domains, domains_reported_at=now)
-    by_id = {d.get("instance_id") or "": d for d in domains}
-    updated = 0
-    for instance in Instance.objects.filter(host=host, task_state="").exclude(
-        vm_state__in=(I.DELETED, I.BUILDING)
-    ):
-        dom = by_id.get(str(instance.pk))
-        if dom is None:
-            continue  # the drift view shows rows whose domain is gone; nothing is guessed here
-        updated += apply_power_state(instance.pk, dom.get("power_state") or "nostate", now)
-    return {"updated": updated}
-
-
-def apply_power_state(instance_id, power: str, now=None) -> int:
-    """Record a power state the hypervisor reported (event or sync) for a stable instance.
-
-    The vm_state follows (a guest that powered itself off is SHUTOFF), except for an instance in
-    ERROR: that stays ERROR, with the power state recorded, until someone acts on it (as in Nova).
-    """
-    fields: dict[str, Any] = {"power_state": power, "power_synced_at": now or timezone.now()}
-    stable = Instance.objects.filter(pk=instance_id, task_state="").exclude(
-        vm_state__in=(I.DELETED, I.BUILDING)
-    )
-    changed = stable.filter(vm_state=I.ERROR).exclude(power_state=power).update(**fields)
-    vm_state = POWER_TO_VM_STATE.get(power)
-    others = stable.exclude(vm_state=I.ERROR)
-    if vm_state is not None:
-        fields["vm_state"] = vm_state
-        others = others.exclude(power_state=power, vm_state=vm_state)
-    else:
-        others = others.exclude(power_state=power)
-    return changed + others.update(**fields)
-
-
-def drift(ctx: Context) -> dict:
-    """Admin: domains on hosts that no instance row knows, and rows whose domain is gone (from each
-    host's latest domain list; two queries whatever the number of hosts)."""
-    policy.enforce(ctx, "compute:instance:drift")
-    hosts = list(Host.objects.exclude(domains_reported_at=None))
-    listed = {(host.pk, d.get("instance_id")) for host in hosts for d in host.domains}
-    rows = list(Instance.objects.filter(host__in=hosts).exclude(vm_state=I.DELETED).select_related("project"))
-    known = {(row.host_id, str(row.pk)) for row in rows}
-    # Rows whose domain may rightly be absent: still spawning, or being deleted.
-    rows = [row for row in rows if row.vm_state != I.BUILDING and row.task_state != I.DELETING]
-    unknown = [
-        {"host": host.name, **dom}
-        for host in hosts
-        for dom in host.domains
-        if (host.pk, dom.get("instance_id")) not in known
-    ]
-    by_pk = {host.pk: host.name for host in hosts}
-    missing = [
-        {
-            "host": by_pk[row.host_id],
-            "instance_id": str(row.pk),
-            "name": row.name,
-            "project": row.project.name,
-            "vm_state": row.vm_state,
-        }
-        for row in rows
-        if (row.host_id, str(row.pk)) not in listed
-    ]
-    return {"unknown_domains": unknown, "missing_domains": missing}

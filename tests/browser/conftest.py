@@ -127,7 +127,7 @@ def log_in(page: Page, username: str, password: str = PASSWORD) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/overview/$"))
+    expect(page).to_have_url(re.compile(r"/dashboard/overview/$"))
 
 
 @pytest.fixture

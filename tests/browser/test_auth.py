@@ -21,7 +21,7 @@ def test_login_lands_on_overview_with_quota_usage(page, cloud, readme_screenshot
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
 
-    expect(page).to_have_url(re.compile(r"/overview/$"))
+    expect(page).to_have_url(re.compile(r"/dashboard/overview/$"))
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.locator("#current-project")).to_have_text("alpha")
     expect(page.locator("#project-select option:checked")).to_have_text("alpha")
@@ -45,8 +45,8 @@ def test_logout_returns_to_login_page(login, cloud):
     expect(page.get_by_role("heading", name="Log in to Zenith")).to_be_visible()
     expect(page.locator("#project-select")).to_have_count(0)
     # The session is gone: the overview now sends us back to the login form.
-    page.goto("/overview/")
-    expect(page).to_have_url(re.compile(r"/login/\?next=/overview/$"))
+    page.goto("/dashboard/overview/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/dashboard/overview/$"))
 
 
 def test_wrong_password_shows_an_error(page, cloud):

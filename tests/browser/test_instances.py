@@ -126,7 +126,7 @@ def test_launch_watch_console_reboot_stop_start_delete(world, login, readme_scre
     row = page.locator('tr[data-name="web-1"]')
     with frozen_agents(world):
         page.get_by_role("button", name="Launch instance").click()
-        expect(page).to_have_url(re.compile(r"/compute/instances/$"))
+        expect(page).to_have_url(re.compile(r"/dashboard/compute/instances/$"))
         expect(page.locator(".alert-success")).to_contain_text("Launching instance web-1.")
         # Building: the row polls and shows the operation's progress (scheduled, waiting for the host).
         expect(row).to_have_attribute("data-polling", "true")
@@ -194,7 +194,7 @@ def test_a_dismissed_confirm_changes_nothing_and_a_reader_has_no_buttons(world, 
         lambda: f"keep-me to be ACTIVE\n{world.logs()}",
     )
     page = login("alice")
-    page.goto(f"/compute/instances/{instance.pk}/")
+    page.goto(f"/dashboard/compute/instances/{instance.pk}/")
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.locator("#instance-summary").get_by_role("button", name="Delete", exact=True).click()
     expect(page.locator("#instance-summary .instance-status")).to_have_text("ACTIVE")
@@ -202,7 +202,7 @@ def test_a_dismissed_confirm_changes_nothing_and_a_reader_has_no_buttons(world, 
 
     page.context.clear_cookies()
     page = login("rita")
-    page.goto(f"/compute/instances/{instance.pk}/")
+    page.goto(f"/dashboard/compute/instances/{instance.pk}/")
     expect(page.locator("#instance-summary .instance-status")).to_have_text("ACTIVE")
     expect(page.locator("#instance-summary form[data-action]")).to_have_count(0)
     expect(page.get_by_role("tab", name="Console log")).to_have_count(0)

@@ -48,7 +48,7 @@ def test_generate_keypair_shows_private_key_once(login, cloud, readme_screenshot
 
 def test_importing_an_invalid_public_key_shows_the_error(login, cloud):
     page = login("alice")
-    page.goto("/identity/keypairs/")
+    page.goto("/dashboard/identity/keypairs/")
     rows = page.locator("tr[data-name]")
     expect(rows).to_have_count(0)
     form = page.locator("#keypair-form")
@@ -62,7 +62,7 @@ def test_importing_an_invalid_public_key_shows_the_error(login, cloud):
     expect(page.locator("#private-key")).to_have_count(0)
     expect(page.locator(".alert-success")).to_have_count(0)
     expect(rows).to_have_count(0)
-    page.goto("/overview/")
+    page.goto("/dashboard/overview/")
     expect(page.locator('#quota-usage [data-resource="key_pairs"] .quota-figures')).to_have_text("0 of 100")
 
 
@@ -72,7 +72,7 @@ def test_delete_keypair_after_confirming(login, cloud):
     KeyPairFactory(user=cloud.member, name="old-key")
     KeyPairFactory(user=cloud.member, name="keep-me")
     page = login("alice")
-    page.goto("/identity/keypairs/")
+    page.goto("/dashboard/identity/keypairs/")
     row = page.locator('tr[data-name="old-key"]')
     expect(row).to_be_visible()
 

@@ -23,11 +23,11 @@ def test_switching_project_changes_overview_and_roles(login, cloud):
     page.select_option("#project-select", label="beta")  # data-autosubmit: no button to press
 
     expect(page.locator(".alert-success")).to_contain_text("Switched to project beta.")
-    expect(page).to_have_url(re.compile(r"/overview/$"))
+    expect(page).to_have_url(re.compile(r"/dashboard/overview/$"))
     expect(page.locator("#current-project")).to_have_text("beta")
     expect(page.locator("#project-select option:checked")).to_have_text("beta")
     expect(roles).to_have_text("reader")
     # The choice is kept in the session: other pages work in beta too.
-    page.goto("/identity/keypairs/")
+    page.goto("/dashboard/identity/keypairs/")
     expect(page.locator("#project-select option:checked")).to_have_text("beta")
     expect(page.locator("#keypair-form")).to_have_count(0)  # a reader cannot create key pairs

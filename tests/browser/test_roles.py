@@ -24,7 +24,7 @@ def test_reader_sees_no_create_form_and_no_admin_section(login, cloud):
     for label in ("Projects", "Users", "Role assignments", "Django admin"):
         expect(sidebar.get_by_role("link", name=label, exact=True)).to_have_count(0)
     # Typing the URL does not help either.
-    page.goto("/identity/admin/projects/")
+    page.goto("/dashboard/identity/admin/projects/")
     expect(page.locator("main .alert-warning")).to_contain_text("Your role in this project does not allow")
     expect(page.locator("#project-form")).to_have_count(0)
 
@@ -38,7 +38,7 @@ def test_admin_creates_project_and_assigns_role(login, cloud, readme_screenshot)
         expect(sidebar.get_by_role("link", name=label, exact=True)).to_be_visible()
 
     sidebar.get_by_role("link", name="Projects", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/identity/admin/projects/$"))
+    expect(page).to_have_url(re.compile(r"/dashboard/identity/admin/projects/$"))
     form = page.locator("#project-form")
     form.get_by_label("Name").fill("gamma")
     form.get_by_label("Description").fill("the third project")

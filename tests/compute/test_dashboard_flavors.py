@@ -7,7 +7,7 @@ from compute.models import Flavor
 
 from .conftest import make_flavor
 
-PAGE = "/compute/admin/flavors/"
+PAGE = "/dashboard/compute/admin/flavors/"
 FORM = {
     "name": "c1.custom",
     "vcpus": "2",
@@ -33,7 +33,7 @@ def test_admin_sees_every_flavor_and_the_menu_entry(cloud, admin_browser, flavor
     html = page.content.decode()
     assert "m1.small" in html and "secret.big" in html
     assert 'id="flavor-form"' in html
-    assert 'href="/compute/admin/flavors/"' in html  # the Admin menu links here
+    assert 'href="/dashboard/compute/admin/flavors/"' in html  # the Admin menu links here
 
 
 def test_admin_creates_a_flavor(cloud, admin_browser):
@@ -87,7 +87,7 @@ def test_non_admins_get_403_and_no_menu_entry(cloud, client, flavors, who):
     assert client.post(f"{PAGE}{flavors.public.pk}/delete/").status_code == 403
     assert not Flavor.objects.filter(name="c1.custom").exists()
     assert Flavor.objects.filter(pk=flavors.public.pk).exists()
-    assert b'href="/compute/admin/flavors/"' not in client.get("/overview/").content
+    assert b'href="/dashboard/compute/admin/flavors/"' not in client.get("/dashboard/overview/").content
 
 
 def test_anonymous_is_sent_to_login(client, cloud):

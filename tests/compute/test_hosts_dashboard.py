@@ -11,7 +11,7 @@ from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_ro
 
 from .conftest import make_host
 
-PAGE = "/compute/admin/hosts/"
+PAGE = "/dashboard/compute/admin/hosts/"
 # session, user, current project, roles, the table's COUNT and rows, the project switcher's list
 PAGE_QUERIES = 7
 
@@ -35,7 +35,7 @@ def test_admin_sees_hosts_state_usage_and_the_menu_entry(cloud, admin_browser):
     page = admin_browser.get(PAGE)
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'href="/compute/admin/hosts/"' in html and "Hypervisors" in html
+    assert 'href="/dashboard/compute/admin/hosts/"' in html and "Hypervisors" in html
     assert re.search(r'data-name="sim-1".*?badge text-bg-success">up<', html, re.S)
     assert re.search(r'data-name="sim-2".*?badge text-bg-danger">down<', html, re.S)
     assert "8 / 16 × 4" in html and 'aria-valuenow="12"' in html  # 8 of 64 vCPUs
@@ -52,7 +52,7 @@ def test_others_are_refused(cloud, client, who):
     assert client.get(PAGE).status_code == 403
     assert client.post(f"{PAGE}{host.pk}/disable/", {"reason": "x"}).status_code == 403
     assert Host.objects.get(pk=host.pk).enabled
-    assert 'href="/compute/admin/hosts/"' not in client.get("/").content.decode()
+    assert 'href="/dashboard/compute/admin/hosts/"' not in client.get("/").content.decode()
 
 
 def test_disable_and_enable(cloud, admin_browser):

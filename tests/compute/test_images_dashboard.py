@@ -14,11 +14,10 @@ from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_ro
 
 from .image_helpers import DATA, sha256, share_accepted, uploaded_image
 
-PAGE = "/compute/images/"
-UPLOAD = "/compute/images/upload/"
-PAGE_QUERIES = (
-    8  # session, user, current project, roles, the table's COUNT and rows, the offers, the switcher
-)
+PAGE = "/dashboard/compute/images/"
+UPLOAD = "/dashboard/compute/images/upload/"
+# session, user, current project, roles, the table's COUNT and rows, the offers, the project switcher
+PAGE_QUERIES = 8
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +53,7 @@ def test_member_sees_images_and_the_upload_form(cloud, client):
     assert 'data-name="alpha-disk"' in body and "beta-disk" not in body
     assert 'id="image-form"' in body and 'enctype="multipart/form-data"' in body
     assert sha256(DATA)[:12] in body
-    assert 'href="/compute/images/"' in body  # the navigation entry
+    assert 'href="/dashboard/compute/images/"' in body  # the navigation entry
     assert 'value="public"' not in body  # only cloud admins publish
 
 
@@ -65,7 +64,7 @@ def test_reader_sees_but_cannot_upload_or_delete(cloud, client):
     assert 'data-name="alpha-disk"' in body
     assert 'id="image-form"' not in body and "Delete image" not in body
     assert client.post(UPLOAD, upload_form()).status_code == 403
-    assert client.post(f"/compute/images/{image.pk}/delete/").status_code == 403
+    assert client.post(f"/dashboard/compute/images/{image.pk}/delete/").status_code == 403
     assert list(Image.objects.values_list("name", "status")) == [("alpha-disk", "active")]
 
 
@@ -84,7 +83,7 @@ def test_member_uploads_a_large_file_through_a_temporary_file(cloud, client, set
     assert (image.min_disk, image.min_ram, image.visibility) == (1, 64, "private")
     body = client.get(PAGE).content.decode()
     assert "Image cirros uploaded." in body
-    response = client.get(f"/compute/images/{image.pk}/download/")
+    response = client.get(f"/dashboard/compute/images/{image.pk}/download/")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == data
 
@@ -117,9 +116,9 @@ def test_delete_with_confirm_and_protection(cloud, client):
     login(client, cloud.member)
     body = client.get(PAGE).content.decode()
     assert 'data-confirm="Delete image alpha-disk?"' in body
-    assert client.post(f"/compute/images/{image.pk}/delete/").status_code == 302
+    assert client.post(f"/dashboard/compute/images/{image.pk}/delete/").status_code == 302
     assert Image.objects.get(pk=image.pk).status == "deleted"
-    client.post(f"/compute/images/{protected.pk}/delete/")
+    client.post(f"/dashboard/compute/images/{protected.pk}/delete/")
     assert "Image keep-me is protected" in client.get(PAGE).content.decode()
     assert Image.objects.get(pk=protected.pk).status == "active"
 
@@ -127,8 +126,8 @@ def test_delete_with_confirm_and_protection(cloud, client):
 def test_other_projects_images_are_404(cloud, client):
     image = uploaded_image(cloud.ctx(cloud.member), "alpha-disk")
     login(client, cloud.other_member)
-    assert client.get(f"/compute/images/{image.pk}/download/").status_code == 404
-    assert client.post(f"/compute/images/{image.pk}/delete/").status_code == 404
+    assert client.get(f"/dashboard/compute/images/{image.pk}/download/").status_code == 404
+    assert client.post(f"/dashboard/compute/images/{image.pk}/delete/").status_code == 404
     assert Image.objects.get(pk=image.pk).status == "active"
 
 
@@ -173,6 +172,10 @@ def test_images_page_queries(cloud, client, django_assert_num_queries, user):
 # --- images other projects offer (issue 16, item 1) -------------------------------------------------
 
 
+def membership(image) -> str:
+    return f"/dashboard/compute/images/{image.pk}/membership/"
+
+
 def test_member_sees_pending_offers_and_accepts_or_rejects_them(cloud, client):
     other = cloud.ctx(cloud.other_member)
     offered = uploaded_image(other, "beta-offer", visibility="shared")
@@ -183,14 +186,14 @@ def test_member_sees_pending_offers_and_accepts_or_rejects_them(cloud, client):
     body = client.get(PAGE).content.decode()
     assert 'data-pending-name="beta-offer"' in body and 'data-pending-name="beta-spam"' in body
     assert 'data-name="beta-offer"' not in body  # not in the catalogue table until accepted
-    response = client.post(f"/compute/images/{offered.pk}/membership/", {"status": "accepted"})
+    response = client.post(membership(offered), {"status": "accepted"})
     assert response.status_code == 302
-    response = client.post(f"/compute/images/{spam.pk}/membership/", {"status": "rejected"})
+    response = client.post(membership(spam), {"status": "rejected"})
     assert response.status_code == 302
     body = client.get(PAGE).content.decode()
     assert 'data-name="beta-offer"' in body and 'data-image-action="leave"' in body
     assert 'data-pending-name="beta-spam"' not in body and 'data-name="beta-spam"' not in body
-    assert client.post(f"/compute/images/{offered.pk}/membership/", {"status": "rejected"}).status_code == 302
+    assert client.post(membership(offered), {"status": "rejected"}).status_code == 302
     assert 'data-name="beta-offer"' not in client.get(PAGE).content.decode()
 
 
@@ -202,12 +205,12 @@ def test_membership_decisions_are_the_member_projects_own(cloud, client):
     login(client, cloud.reader)  # alpha's reader sees the offer, may not decide
     body = client.get(PAGE).content.decode()
     assert 'data-pending-name="beta-offer"' in body and 'data-image-action="accept"' not in body
-    client.post(f"/compute/images/{offered.pk}/membership/", {"status": "accepted"})
+    client.post(membership(offered), {"status": "accepted"})
     assert not Image.objects.visible_to(member).filter(pk=offered.pk).exists()
     login(client, cloud.member)
-    assert client.post(f"/compute/images/{mine.pk}/membership/", {"status": "accepted"}).status_code == 404
-    response = client.post(f"/compute/images/{offered.pk}/membership/", {"status": "owner"}, follow=True)
+    assert client.post(membership(mine), {"status": "accepted"}).status_code == 404
+    response = client.post(membership(offered), {"status": "owner"}, follow=True)
     assert "Choose to accept or reject" in response.content.decode()
     login(client, cloud.other_member)  # the owner cannot accept on alpha's behalf
-    assert client.post(f"/compute/images/{offered.pk}/membership/", {"status": "accepted"}).status_code == 404
+    assert client.post(membership(offered), {"status": "accepted"}).status_code == 404
     assert not Image.objects.visible_to(member).filter(pk=offered.pk).exists()

@@ -3,8 +3,9 @@ role, cross-project 404s, bad input 400 (never 500), Idempotency-Key, fixed quer
 
 import pytest
 
-from compute.models import Instance, InstanceAction
+from compute.models import Instance
 from identity import quotas
+from identity.models import ResourceAction
 from tests.identity.test_query_counts import MANY, api_rows, assert_fixed_queries
 
 from .conftest import make_flavor, make_host
@@ -104,7 +105,7 @@ class TestActions:
         again = clients["member"].post(stop, **key)  # a client that lost the first answer
         assert (first.status_code, again.status_code) == (202, 202)
         assert again.json()["operation"]["id"] == first.json()["operation"]["id"]
-        assert InstanceAction.objects.filter(instance=instance, action="stop").count() == 1
+        assert ResourceAction.objects.filter(resource_id=instance.pk, action="stop").count() == 1
         # Once the stop is done, the retry still answers (with the state now), rather than a 409.
         in_state(instance, "stopped")
         assert clients["member"].post(stop, **key).json()["status"] == "SHUTOFF"
@@ -124,7 +125,7 @@ class TestActions:
         for instance in (one, two):
             response = clients["member"].post(f"{URL}{instance.pk}/pause/", HTTP_IDEMPOTENCY_KEY="same")
             assert response.status_code == 202
-        assert InstanceAction.objects.filter(action="pause").count() == 2
+        assert ResourceAction.objects.filter(action="pause").count() == 2
 
     @pytest.mark.parametrize("kind, task", [("soft", "rebooting"), ("hard", "rebooting_hard")])
     def test_reboot_types(self, setup, clients, cloud, kind, task):
@@ -260,4 +261,4 @@ def test_detail_query_count(setup, clients, cloud, django_assert_num_queries):
 
 def test_action_log_rows(setup, clients, cloud):
     instance = in_state(launch(cloud), "active")
-    assert InstanceAction.objects.filter(instance=instance).count() == 1
+    assert ResourceAction.objects.filter(resource_type="instance", resource_id=instance.pk).count() == 1

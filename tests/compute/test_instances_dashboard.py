@@ -9,9 +9,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from compute.models import Host, Instance, InstanceAction
+from compute.models import Host, Instance
 from compute.services import instances as instance_services
 from identity import quotas
+from identity.models import ResourceAction
 from tests.factories import KeyPairFactory
 from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_rows
 
@@ -20,9 +21,9 @@ from .instance_helpers import in_state, launch, make_image
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/compute/instances/"
-LAUNCH = "/compute/instances/launch/"
-ADMIN_LIST = "/compute/admin/instances/"
+LIST = "/dashboard/compute/instances/"
+LAUNCH = "/dashboard/compute/instances/launch/"
+ADMIN_LIST = "/dashboard/compute/admin/instances/"
 # session, user, current project, roles, the table's COUNT and rows, the project switcher's list
 PAGE_QUERIES = 7
 # session, user, current project, roles, the instance (with flavor, image, operation, host), its
@@ -71,15 +72,15 @@ class TestInstancesPage:
         building = launch(cloud, name="new-one", flavor=make_flavor("m1.small", vcpus=2, ram_mb=2048))
         running = active(cloud, "web-1")
         html = browse("member").get(LIST).content.decode()
-        assert 'href="/compute/instances/launch/"' in html
+        assert 'href="/dashboard/compute/instances/launch/"' in html
         row = row_of(html, "new-one")
         assert 'badge text-bg-info instance-status">BUILD<' in row
         assert "scheduling" in row and 'class="progress instance-progress"' in row
-        assert f'hx-get="/compute/instances/{building.pk}/row/"' in row and 'hx-trigger="every 2s"' in row
+        assert f'hx-get="{LIST}{building.pk}/row/"' in row and 'hx-trigger="every 2s"' in row
         assert "m1.small" in row and "2 vCPU · 2048 MB" in row
         row = row_of(html, "web-1")
         assert 'instance-status">ACTIVE<' in row and "hx-trigger" not in row
-        assert f'href="/compute/instances/{running.pk}/"' in row
+        assert f'href="/dashboard/compute/instances/{running.pk}/"' in row
         for action in ("stop", "reboot", "reboot_hard", "pause", "suspend", "delete", "lock"):
             assert f'data-action="{action}"' in row, action
         for action in ("start", "unpause", "resume", "unlock"):
@@ -144,7 +145,7 @@ class TestInstancesPage:
 class TestRow:
     def test_transitional_row_polls_and_stable_row_stops(self, setup, cloud, browse):
         instance = launch(cloud)
-        url = f"/compute/instances/{instance.pk}/row/"
+        url = f"{LIST}{instance.pk}/row/"
         html = browse("member").get(url, HTTP_HX_REQUEST="true").content.decode()
         assert html.startswith("<tr ") and 'hx-trigger="every 2s"' in html and "scheduling" in html
         in_state(instance, "active")
@@ -155,19 +156,19 @@ class TestRow:
     def test_deleted_instance_answers_an_empty_row_which_removes_it(self, setup, cloud, browse):
         instance = launch(cloud)
         Instance.objects.filter(pk=instance.pk).update(vm_state="deleted", task_state="")
-        response = browse("member").get(f"/compute/instances/{instance.pk}/row/")
+        response = browse("member").get(f"{LIST}{instance.pk}/row/")
         assert response.status_code == 200 and response.content == b""
 
     def test_other_project_gets_404(self, setup, cloud, browse):
         instance = launch(cloud)
-        assert browse("other").get(f"/compute/instances/{instance.pk}/row/").status_code == 404
+        assert browse("other").get(f"{LIST}{instance.pk}/row/").status_code == 404
         Instance.objects.filter(pk=instance.pk).update(vm_state="deleted")
-        assert browse("other").get(f"/compute/instances/{instance.pk}/row/").status_code == 404
+        assert browse("other").get(f"{LIST}{instance.pk}/row/").status_code == 404
 
     def test_admin_row_has_the_admin_columns(self, setup, cloud, browse):
         instance = launch(cloud)
-        html = browse("admin").get(f"/compute/instances/{instance.pk}/row/?admin=1").content.decode()
-        assert "alpha" in html and f"/compute/instances/{instance.pk}/row/?admin=1" in html
+        html = browse("admin").get(f"{LIST}{instance.pk}/row/?admin=1").content.decode()
+        assert "alpha" in html and f"{LIST}{instance.pk}/row/?admin=1" in html
 
 
 # --- the launch wizard -------------------------------------------------------------------------------
@@ -299,7 +300,7 @@ class TestLaunchWizard:
 class TestDetail:
     def test_overview_buttons_and_action_log(self, setup, cloud, browse):
         instance = active(cloud, "web-1", metadata={"role": "web"})
-        html = browse("member").get(f"/compute/instances/{instance.pk}/").content.decode()
+        html = browse("member").get(f"{LIST}{instance.pk}/").content.decode()
         assert 'id="instance-name">web-1<' in html and "role=web" in html
         assert 'data-status="ACTIVE"' in html and "hx-trigger" not in html.split('id="overview-tab"')[0]
         for action in ("stop", "reboot", "reboot_hard", "pause", "suspend", "delete", "lock"):
@@ -311,43 +312,43 @@ class TestDetail:
     def test_transitional_instance_polls_its_summary(self, setup, cloud, browse):
         instance = launch(cloud)
         member = browse("member")
-        html = member.get(f"/compute/instances/{instance.pk}/").content.decode()
-        assert f'hx-get="/compute/instances/{instance.pk}/?fragment=summary"' in html
+        html = member.get(f"{LIST}{instance.pk}/").content.decode()
+        assert f'hx-get="/dashboard/compute/instances/{instance.pk}/?fragment=summary"' in html
         fragment = member.get(
-            f"/compute/instances/{instance.pk}/?fragment=summary", HTTP_HX_REQUEST="true"
+            f"{LIST}{instance.pk}/?fragment=summary", HTTP_HX_REQUEST="true"
         ).content.decode()
         assert fragment.startswith('<div id="instance-summary"') and 'hx-trigger="every 2s"' in fragment
         assert 'id="instance-overview" hx-swap-oob="true"' in fragment
         assert 'id="instance-action-log" hx-swap-oob="true"' in fragment
         Instance.objects.filter(pk=instance.pk).update(vm_state="deleted", task_state="")
-        gone = member.get(f"/compute/instances/{instance.pk}/?fragment=summary", HTTP_HX_REQUEST="true")
+        gone = member.get(f"{LIST}{instance.pk}/?fragment=summary", HTTP_HX_REQUEST="true")
         assert gone.status_code == 200 and gone["HX-Redirect"] == LIST
 
     def test_reader_sees_no_buttons_and_no_console(self, setup, cloud, browse):
         instance = active(cloud)
-        html = browse("reader").get(f"/compute/instances/{instance.pk}/").content.decode()
+        html = browse("reader").get(f"{LIST}{instance.pk}/").content.decode()
         assert "data-action=" not in html.replace('data-action="create"', "")
         assert 'id="console-tab"' not in html and 'id="action-log-tab"' in html
-        assert browse("reader").get(f"/compute/instances/{instance.pk}/console/").status_code == 403
+        assert browse("reader").get(f"{LIST}{instance.pk}/console/").status_code == 403
 
     def test_other_project_gets_404_and_admin_sees_it_with_its_host(self, setup, cloud, browse):
         instance = active(cloud)
-        url = f"/compute/instances/{instance.pk}/"
+        url = f"{LIST}{instance.pk}/"
         assert browse("other").get(url).status_code == 404
         assert browse("other").get(url + "console/").status_code == 404
-        assert browse("member").get(f"/compute/instances/{uuid.uuid4()}/").status_code == 404
+        assert browse("member").get(f"{LIST}{uuid.uuid4()}/").status_code == 404
         html = browse("admin").get(url).content.decode()
         assert f'id="instance-host">{instance.host.name}<' in html and "alpha" in html
 
     def test_locked_instance_offers_members_only_unlock(self, setup, cloud, browse):
         instance = active(cloud)
         Instance.objects.filter(pk=instance.pk).update(locked=True, locked_by="owner")
-        html = browse("member").get(f"/compute/instances/{instance.pk}/").content.decode()
+        html = browse("member").get(f"{LIST}{instance.pk}/").content.decode()
         assert 'data-action="unlock"' in html and 'data-action="delete"' not in html
         Instance.objects.filter(pk=instance.pk).update(locked_by="admin")
-        html = browse("member").get(f"/compute/instances/{instance.pk}/").content.decode()
+        html = browse("member").get(f"{LIST}{instance.pk}/").content.decode()
         assert 'data-action="unlock"' not in html
-        html = browse("admin").get(f"/compute/instances/{instance.pk}/").content.decode()
+        html = browse("admin").get(f"{LIST}{instance.pk}/").content.decode()
         assert 'data-action="unlock"' in html and 'data-action="delete"' in html
 
 
@@ -360,7 +361,7 @@ class TestConsole:
             "call_host",
             lambda *a, **k: {"ok": True, "supported": False, "output": "", "message": message},
         )
-        response = browse("member").get(f"/compute/instances/{instance.pk}/console/", HTTP_HX_REQUEST="true")
+        response = browse("member").get(f"{LIST}{instance.pk}/console/", HTTP_HX_REQUEST="true")
         html = response.content.decode()
         assert response.status_code == 200 and 'id="console-unsupported"' in html and "no guest" in html
         assert "<html" not in html  # htmx gets the panel only
@@ -374,30 +375,30 @@ class TestConsole:
             return {"ok": True, "supported": True, "output": "login: <root>", "message": ""}
 
         monkeypatch.setattr(instance_services.dispatch, "call_host", call_host)
-        html = browse("member").get(f"/compute/instances/{instance.pk}/console/?lines=5").content.decode()
+        html = browse("member").get(f"{LIST}{instance.pk}/console/?lines=5").content.decode()
         assert "login: &lt;root&gt;" in html and seen["lines"] == 5 and "<html" in html
 
     def test_refusals_are_messages(self, setup, cloud, browse):
         member = browse("member")
         building = launch(cloud, name="b")
-        html = member.get(f"/compute/instances/{building.pk}/console/").content.decode()
+        html = member.get(f"{LIST}{building.pk}/console/").content.decode()
         assert "has no console yet (status BUILD)" in html
         down = in_state(launch(cloud, name="d"), "active", host=make_host("gone", last_heartbeat=None))
-        html = member.get(f"/compute/instances/{down.pk}/console/").content.decode()
+        html = member.get(f"{LIST}{down.pk}/console/").content.decode()
         assert "is down: its console log cannot be read now" in html
-        html = member.get(f"/compute/instances/{down.pk}/console/?lines=0").content.decode()
+        html = member.get(f"{LIST}{down.pk}/console/?lines=0").content.decode()
         assert "greater than or equal to 1" in html
 
 
 class TestActions:
     def url(self, instance, action):
-        return f"/compute/instances/{instance.pk}/{action}/"
+        return f"{LIST}{instance.pk}/{action}/"
 
     def test_member_reboots_and_lands_back_where_they_were(self, setup, cloud, browse):
         instance = active(cloud)
         member = browse("member")
         response = member.post(self.url(instance, "reboot"), {"back": "detail"}, follow=True)
-        assert response.redirect_chain == [(f"/compute/instances/{instance.pk}/", 302)]
+        assert response.redirect_chain == [(f"{LIST}{instance.pk}/", 302)]
         assert "Rebooting instance web-1." in response.content.decode()
         instance.refresh_from_db()
         assert instance.status == "REBOOT" and instance.operation.kind == "instance.reboot"
@@ -446,7 +447,11 @@ class TestActions:
         assert browse("member").get(self.url(instance, "reboot")).status_code == 405
         assert browse("member").post(self.url(instance, "explode")).status_code == 404
         assert Instance.objects.get(pk=instance.pk).task_state == ""
-        assert not InstanceAction.objects.filter(instance=instance).exclude(action="create").exists()
+        assert (
+            not ResourceAction.objects.filter(resource_type="instance", resource_id=instance.pk)
+            .exclude(action="create")
+            .exists()
+        )
 
     def test_admin_acts_on_another_projects_instance_from_the_admin_list(self, setup, cloud, browse):
         instance = active(cloud)
@@ -463,19 +468,23 @@ class TestAdminPanels:
         mine = active(cloud, "alpha-vm")
         theirs = launch(cloud, user=cloud.other_member, name="beta-vm")
         html = browse("admin").get(ADMIN_LIST).content.decode()
-        assert 'href="/compute/admin/instances/"' in html
+        assert 'href="/dashboard/compute/admin/instances/"' in html
         assert "alpha" in row_of(html, "alpha-vm") and mine.host.name in row_of(html, "alpha-vm")
         assert "beta" in row_of(html, "beta-vm")
-        assert f"/compute/instances/{theirs.pk}/row/?admin=1" in row_of(html, "beta-vm")
+        assert f"{LIST}{theirs.pk}/row/?admin=1" in row_of(html, "beta-vm")
         assert 'name="back" value="admin"' in html
 
     @pytest.mark.parametrize("who", ["member", "reader", "other"])
-    @pytest.mark.parametrize("url", [ADMIN_LIST, "/compute/admin/drift/", "/compute/admin/scheduler/"])
+    @pytest.mark.parametrize(
+        "url", [ADMIN_LIST, "/dashboard/compute/admin/drift/", "/dashboard/compute/admin/scheduler/"]
+    )
     def test_refused_to_others(self, setup, cloud, browse, who, url):
         client = browse(who)
         assert client.get(url).status_code == 403
         html = client.get(LIST).content.decode()
-        assert 'href="/compute/instances/"' in html and 'href="/compute/admin/' not in html
+        assert (
+            'href="/dashboard/compute/instances/"' in html and 'href="/dashboard/compute/admin/' not in html
+        )
 
     def test_drift(self, setup, cloud, browse):
         host = make_host("h1")
@@ -484,7 +493,7 @@ class TestAdminPanels:
             domains=[{"name": "stray", "uuid": "u-1", "power_state": "running", "instance_id": None}],
             domains_reported_at=timezone.now(),
         )
-        html = browse("admin").get("/compute/admin/drift/").content.decode()
+        html = browse("admin").get("/dashboard/compute/admin/drift/").content.decode()
         assert 'data-domain="stray"' in html and f'data-instance="{gone.pk}"' in html
         assert 'id="unknown-count">1<' in html and 'id="missing-count">1<' in html
 
@@ -494,20 +503,22 @@ class TestAdminPanels:
         make_host("off", enabled=False, disabled_reason="repairs")
         big = str(make_flavor("m1.big", vcpus=2).pk)
         admin = browse("admin")
-        html = admin.get("/compute/admin/scheduler/", {"flavor": big}).content.decode()
+        html = admin.get("/dashboard/compute/admin/scheduler/", {"flavor": big}).content.decode()
         assert re.search(r'data-host="roomy" data-passed="true"', html)
         assert "not enough vCPUs: 0 free, 2 needed" in html and "host is disabled (repairs)" in html
-        html = admin.get("/compute/admin/scheduler/", {"flavor": str(uuid.uuid4())}).content.decode()
+        html = admin.get(
+            "/dashboard/compute/admin/scheduler/", {"flavor": str(uuid.uuid4())}
+        ).content.decode()
         assert "Select a valid choice" in html
 
     def test_operations_across_projects_toggle(self, setup, cloud, browse):
         launch(cloud, name="a")
         launch(cloud, user=cloud.other_member, name="b")
         admin = browse("admin")
-        assert admin.get("/operations/").content.count(b"instance.create") == 0
-        html = admin.get("/operations/", {"all": "1"}).content.decode()
+        assert admin.get("/dashboard/operations/").content.count(b"instance.create") == 0
+        html = admin.get("/dashboard/operations/", {"all": "1"}).content.decode()
         assert html.count("instance.create") == 2 and "beta" in html
-        member_html = browse("member").get("/operations/", {"all": "1"}).content.decode()
+        member_html = browse("member").get("/dashboard/operations/", {"all": "1"}).content.decode()
         assert member_html.count("instance.create") == 1 and "All projects" not in member_html
 
 
@@ -562,12 +573,17 @@ def test_admin_instances_page_queries(setup, cloud, browse, django_assert_num_qu
 
 def test_detail_page_queries(setup, cloud, browse, django_assert_num_queries):
     instance = active(cloud)
-    url = f"/compute/instances/{instance.pk}/"
+    url = f"{LIST}{instance.pk}/"
 
     def grow():
         for _ in range(MANY):
-            InstanceAction.objects.create(
-                instance=instance, action="reboot", user=cloud.member, result="success"
+            ResourceAction.objects.create(
+                resource_type="instance",
+                resource_id=instance.pk,
+                project=instance.project,
+                action="reboot",
+                user=cloud.member,
+                result="success",
             )
 
     member = browse("member")
@@ -583,7 +599,7 @@ def test_detail_page_queries(setup, cloud, browse, django_assert_num_queries):
 def test_row_partial_queries(setup, cloud, browse, django_assert_num_queries):
     instance = launch(cloud)
     member = browse("member")
-    url = f"/compute/instances/{instance.pk}/row/"
+    url = f"{LIST}{instance.pk}/row/"
     member.get(url)
     with django_assert_num_queries(ROW_QUERIES):
         assert member.get(url, HTTP_HX_REQUEST="true").status_code == 200
@@ -624,4 +640,4 @@ def test_django_admin_shows_instances_read_only(cloud, client):
         client.post(f"/django-admin/compute/instance/{instance.pk}/delete/", {"post": "yes"}).status_code
         == 403
     )
-    assert client.get("/django-admin/compute/instanceaction/").status_code == 200
+    assert client.get("/django-admin/identity/resourceaction/").status_code == 200

@@ -81,7 +81,7 @@ def test_admin_flavors_page(cloud, client, django_assert_num_queries):
 
     assert_fixed_queries(
         django_assert_num_queries,
-        lambda: client.get("/compute/admin/flavors/"),
+        lambda: client.get("/dashboard/compute/admin/flavors/"),
         PAGE_QUERIES,
         grow=grow,
         rows=page_rows(b'data-confirm="Delete flavor '),

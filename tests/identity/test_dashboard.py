@@ -10,7 +10,7 @@ from tests.factories import KeyPairFactory, ProjectFactory
 
 from .helpers import ssh_fingerprint
 
-KEYPAIRS = "/identity/keypairs/"
+KEYPAIRS = "/dashboard/identity/keypairs/"
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_keypair_page_lists_only_my_keys(cloud, browser):
 
 def test_owner_deletes_key_pair_from_the_dashboard(cloud, browser):
     keypair = KeyPairFactory(user=cloud.member, name="old")
-    response = browser(cloud.member).post(f"/identity/keypairs/{keypair.pk}/delete/")
+    response = browser(cloud.member).post(f"/dashboard/identity/keypairs/{keypair.pk}/delete/")
     assert response.status_code == 302
     assert not KeyPair.objects.filter(pk=keypair.pk).exists()
 
@@ -129,7 +129,7 @@ def test_owner_deletes_key_pair_from_the_dashboard(cloud, browser):
 def test_someone_elses_key_pair_is_404_on_the_dashboard(cloud, browser):
     keypair = KeyPairFactory(user=cloud.member, name="alices-key")
     for user in (cloud.other_member, cloud.reader, cloud.admin):
-        response = browser(user).post(f"/identity/keypairs/{keypair.pk}/delete/")
+        response = browser(user).post(f"/dashboard/identity/keypairs/{keypair.pk}/delete/")
         assert response.status_code == 404
         assert b"alices-key" not in response.content
     assert KeyPair.objects.filter(pk=keypair.pk).exists()
@@ -143,7 +143,11 @@ def test_anonymous_is_sent_to_login(client, cloud):
 
 # --- admin pages ---------------------------------------------------------------------------------
 
-ADMIN_PAGES = ["/identity/admin/projects/", "/identity/admin/users/", "/identity/admin/role-assignments/"]
+ADMIN_PAGES = [
+    "/dashboard/identity/admin/projects/",
+    "/dashboard/identity/admin/users/",
+    "/dashboard/identity/admin/role-assignments/",
+]
 
 
 @pytest.mark.parametrize("path", ADMIN_PAGES)
@@ -155,21 +159,23 @@ def test_non_admins_get_403_on_admin_pages(cloud, browser, path, who):
 
 
 def test_non_admin_cannot_create_a_project_by_posting(cloud, browser):
-    response = browser(cloud.member).post("/identity/admin/projects/", {"name": "gamma", "enabled": "on"})
+    response = browser(cloud.member).post(
+        "/dashboard/identity/admin/projects/", {"name": "gamma", "enabled": "on"}
+    )
     assert response.status_code == 403
     assert not Project.objects.filter(name="gamma").exists()
 
 
 @pytest.mark.parametrize("who", ["member", "reader"])
 def test_admin_menu_is_hidden_from_non_admins(cloud, browser, who):
-    page = browser(getattr(cloud, who)).get("/overview/").content.decode()
-    assert "/identity/admin/projects/" not in page
-    assert "/identity/admin/users/" not in page
+    page = browser(getattr(cloud, who)).get("/dashboard/overview/").content.decode()
+    assert "/dashboard/identity/admin/projects/" not in page
+    assert "/dashboard/identity/admin/users/" not in page
 
 
 def test_admin_sees_admin_menu_and_pages(cloud, browser):
     client = browser(cloud.admin)
-    page = client.get("/overview/").content.decode()
+    page = client.get("/dashboard/overview/").content.decode()
     for path in ADMIN_PAGES:
         assert path in page
         assert client.get(path).status_code == 200
@@ -178,35 +184,39 @@ def test_admin_sees_admin_menu_and_pages(cloud, browser):
 def test_admin_creates_project_user_and_assignment_from_the_dashboard(cloud, browser):
     client = browser(cloud.admin)
     response = client.post(
-        "/identity/admin/projects/", {"name": "gamma", "description": "g", "enabled": "on"}
+        "/dashboard/identity/admin/projects/", {"name": "gamma", "description": "g", "enabled": "on"}
     )
     assert response.status_code == 302
     assert Project.objects.get(name="gamma").enabled
 
-    response = client.post("/identity/admin/users/", {"username": "carol", "password": "long-enough-pw"})
+    response = client.post(
+        "/dashboard/identity/admin/users/", {"username": "carol", "password": "long-enough-pw"}
+    )
     assert response.status_code == 302
     assert User.objects.get(username="carol").check_password("long-enough-pw")
 
     response = client.post(
-        "/identity/admin/role-assignments/", {"user": "carol", "project": "gamma", "role": "member"}
+        "/dashboard/identity/admin/role-assignments/", {"user": "carol", "project": "gamma", "role": "member"}
     )
     assert response.status_code == 302
     assert RoleAssignment.objects.filter(
         user__username="carol", project__name="gamma", role__name="member"
     ).exists()
-    assert "carol is now member on gamma." in messages_of(client.get("/identity/admin/role-assignments/"))
+    assert "carol is now member on gamma." in messages_of(
+        client.get("/dashboard/identity/admin/role-assignments/")
+    )
 
 
 def test_admin_form_errors_are_shown_not_raised(cloud, browser):
     client = browser(cloud.admin)
-    duplicate = client.post("/identity/admin/projects/", {"name": "alpha", "enabled": "on"})
+    duplicate = client.post("/dashboard/identity/admin/projects/", {"name": "alpha", "enabled": "on"})
     assert duplicate.status_code == 200
     assert "already exists" in duplicate.content.decode()
-    short = client.post("/identity/admin/users/", {"username": "carol", "password": "short"})
+    short = client.post("/dashboard/identity/admin/users/", {"username": "carol", "password": "short"})
     assert short.status_code == 200
     assert "too short" in short.content.decode()
     again = client.post(
-        "/identity/admin/role-assignments/", {"user": "alice", "project": "alpha", "role": "member"}
+        "/dashboard/identity/admin/role-assignments/", {"user": "alice", "project": "alpha", "role": "member"}
     )
     assert again.status_code == 200
     assert "already holds member on alpha" in again.content.decode()
@@ -214,17 +224,21 @@ def test_admin_form_errors_are_shown_not_raised(cloud, browser):
 
 def test_admin_cannot_delete_admin_project_or_self_from_the_dashboard(cloud, browser):
     client = browser(cloud.admin)
-    response = client.post(f"/identity/admin/projects/{cloud.admin_project.pk}/delete/", follow=True)
+    response = client.post(
+        f"/dashboard/identity/admin/projects/{cloud.admin_project.pk}/delete/", follow=True
+    )
     assert "cannot be deleted" in response.content.decode()
     assert Project.objects.filter(pk=cloud.admin_project.pk).exists()
-    response = client.post(f"/identity/admin/users/{cloud.admin.pk}/delete/", follow=True)
+    response = client.post(f"/dashboard/identity/admin/users/{cloud.admin.pk}/delete/", follow=True)
     assert "your own account" in response.content.decode()
     assert User.objects.filter(pk=cloud.admin.pk).exists()
 
 
 def test_admin_revokes_assignment_from_the_dashboard(cloud, browser):
     assignment = RoleAssignment.objects.get(user=cloud.reader, project=cloud.project)
-    response = browser(cloud.admin).post(f"/identity/admin/role-assignments/{assignment.pk}/revoke/")
+    response = browser(cloud.admin).post(
+        f"/dashboard/identity/admin/role-assignments/{assignment.pk}/revoke/"
+    )
     assert response.status_code == 302
     assert not RoleAssignment.objects.filter(pk=assignment.pk).exists()
 
@@ -232,9 +246,9 @@ def test_admin_revokes_assignment_from_the_dashboard(cloud, browser):
 @pytest.mark.parametrize(
     "path",
     [
-        "/identity/admin/projects/{project}/delete/",
-        "/identity/admin/users/{user}/delete/",
-        "/identity/admin/role-assignments/{assignment}/revoke/",
+        "/dashboard/identity/admin/projects/{project}/delete/",
+        "/dashboard/identity/admin/users/{user}/delete/",
+        "/dashboard/identity/admin/role-assignments/{assignment}/revoke/",
     ],
 )
 def test_non_admin_delete_posts_are_403_and_change_nothing(cloud, browser, path):
@@ -249,7 +263,7 @@ def test_non_admin_delete_posts_are_403_and_change_nothing(cloud, browser, path)
 
 
 def current_project(client) -> str:
-    page = client.get("/overview/").content.decode()
+    page = client.get("/dashboard/overview/").content.decode()
     start = page.index('id="current-project">') + len('id="current-project">')
     return page[start : page.index("<", start)]
 
@@ -257,7 +271,9 @@ def current_project(client) -> str:
 def test_switching_to_a_project_without_a_role_keeps_the_current_one(cloud, browser):
     client = browser(cloud.member)
     assert current_project(client) == "alpha"
-    response = client.post("/switch-project/", {"project": str(cloud.other_project.pk)}, follow=True)
+    response = client.post(
+        "/dashboard/switch-project/", {"project": str(cloud.other_project.pk)}, follow=True
+    )
     assert response.status_code == 200
     assert "You have no role on that project." in response.content.decode()
     assert current_project(client) == "alpha"
@@ -267,7 +283,7 @@ def test_switching_to_a_project_without_a_role_keeps_the_current_one(cloud, brow
 @pytest.mark.parametrize("value", ["", "not-a-uuid", "0" * 32, "../../etc"])
 def test_switching_to_garbage_is_an_error_message_not_a_crash(cloud, browser, value):
     client = browser(cloud.member)
-    response = client.post("/switch-project/", {"project": value}, follow=True)
+    response = client.post("/dashboard/switch-project/", {"project": value}, follow=True)
     assert response.status_code == 200
     assert "You have no role on that project." in response.content.decode()
     assert current_project(client) == "alpha"
@@ -279,19 +295,19 @@ def test_switching_to_a_project_with_a_role_changes_the_overview(cloud, browser)
         cloud.ctx(cloud.admin), user=cloud.member, project=gamma, role=Role.objects.get(name="reader")
     )
     client = browser(cloud.member)
-    response = client.post("/switch-project/", {"project": str(gamma.pk), "next": KEYPAIRS})
+    response = client.post("/dashboard/switch-project/", {"project": str(gamma.pk), "next": KEYPAIRS})
     assert response.status_code == 302
     assert response["Location"] == KEYPAIRS
     assert current_project(client) == "gamma"
     # Roles follow the project: alice is only a reader on gamma, so no create form there.
     assert b'id="keypair-form"' not in client.get(KEYPAIRS).content
-    client.post("/switch-project/", {"project": str(cloud.project.pk)})
+    client.post("/dashboard/switch-project/", {"project": str(cloud.project.pk)})
     assert current_project(client) == "alpha"
     assert b'id="keypair-form"' in client.get(KEYPAIRS).content
 
 
 def test_switcher_lists_only_my_projects(cloud, browser):
-    page = browser(cloud.member).get("/overview/").content.decode()
+    page = browser(cloud.member).get("/dashboard/overview/").content.decode()
     assert ">alpha</option>" in page
     assert ">beta</option>" not in page
     assert ">admin</option>" not in page
@@ -299,14 +315,14 @@ def test_switcher_lists_only_my_projects(cloud, browser):
 
 def test_switch_does_not_redirect_off_site(cloud, browser):
     response = browser(cloud.member).post(
-        "/switch-project/", {"project": str(cloud.project.pk), "next": "https://evil.example/"}
+        "/dashboard/switch-project/", {"project": str(cloud.project.pk), "next": "https://evil.example/"}
     )
     assert response.status_code == 302
-    assert response["Location"] == "/overview/"
+    assert response["Location"] == "/dashboard/overview/"
 
 
 def test_switch_is_post_only(cloud, browser):
-    assert browser(cloud.member).get("/switch-project/").status_code == 405
+    assert browser(cloud.member).get("/dashboard/switch-project/").status_code == 405
 
 
 def test_losing_the_role_on_the_current_project_falls_back_to_another(cloud, browser):
@@ -315,7 +331,7 @@ def test_losing_the_role_on_the_current_project_falls_back_to_another(cloud, bro
         cloud.ctx(cloud.admin), user=cloud.member, project=gamma, role=Role.objects.get(name="member")
     )
     client = browser(cloud.member)
-    client.post("/switch-project/", {"project": str(gamma.pk)})
+    client.post("/dashboard/switch-project/", {"project": str(gamma.pk)})
     assert current_project(client) == "gamma"
     services.revoke_role(cloud.ctx(cloud.admin), RoleAssignment.objects.get(user=cloud.member, project=gamma))
     assert current_project(client) == "alpha"
@@ -324,7 +340,7 @@ def test_losing_the_role_on_the_current_project_falls_back_to_another(cloud, bro
 def test_overview_shows_quota_usage(cloud, browser):
     services.set_quotas(cloud.ctx(cloud.admin), cloud.project, {"key_pairs": 4})
     KeyPairFactory(user=cloud.member)
-    page = browser(cloud.member).get("/overview/").content.decode()
+    page = browser(cloud.member).get("/dashboard/overview/").content.decode()
     start = page.index('data-resource="key_pairs"')
     assert "1 of 4" in page[start : start + 600]
 
@@ -332,7 +348,7 @@ def test_overview_shows_quota_usage(cloud, browser):
 def test_user_without_any_project_sees_a_hint_not_an_error(cloud, browser):
     from tests.factories import UserFactory
 
-    response = browser(UserFactory(username="loner")).get("/overview/")
+    response = browser(UserFactory(username="loner")).get("/dashboard/overview/")
     assert response.status_code == 200
     assert "You hold no role on any project yet" in response.content.decode()
     assert browser(User.objects.get(username="loner")).get(KEYPAIRS).status_code == 200

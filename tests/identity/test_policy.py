@@ -150,10 +150,12 @@ def test_editing_the_policy_file_takes_effect_without_restart(cloud, clients, po
 def test_yaml_override_applies_to_the_dashboard_too(cloud, client, policy_file):
     policy_file({"identity:keypair:create": "is_admin"})
     client.force_login(cloud.member)
-    page = client.get("/identity/keypairs/")
+    page = client.get("/dashboard/identity/keypairs/")
     assert page.status_code == 200
     assert b'id="keypair-form"' not in page.content
-    assert client.post("/identity/keypairs/", {"name": "k", "key_type": "ed25519"}).status_code == 403
+    assert (
+        client.post("/dashboard/identity/keypairs/", {"name": "k", "key_type": "ed25519"}).status_code == 403
+    )
 
 
 def test_missing_policy_file_falls_back_to_defaults(cloud, clients, settings, tmp_path):

@@ -195,7 +195,7 @@ def test_overview_page(cloud, member_browser, django_assert_num_queries):
 
     assert_fixed_queries(
         django_assert_num_queries,
-        lambda: member_browser.get("/overview/"),
+        lambda: member_browser.get("/dashboard/overview/"),
         PAGE_QUERIES + 1,  # the quota table's usage: key pairs, and instances/cores/RAM in one aggregate
         grow=grow,
         rows=page_rows(b"<option value="),
@@ -206,7 +206,7 @@ def test_keypairs_page(cloud, member_browser, django_assert_num_queries):
     KeyPairFactory(user=cloud.member)
     assert_fixed_queries(
         django_assert_num_queries,
-        lambda: member_browser.get("/identity/keypairs/"),
+        lambda: member_browser.get("/dashboard/identity/keypairs/"),
         PAGE_QUERIES,
         grow=lambda: [KeyPairFactory(user=cloud.member) for _ in range(MANY - 1)],
         rows=page_rows(b"<tr data-name="),
@@ -217,7 +217,7 @@ def test_operations_page(cloud, member_browser, django_assert_num_queries):
     make_operation(cloud.project, cloud.member)
     assert_fixed_queries(
         django_assert_num_queries,
-        lambda: member_browser.get("/operations/"),
+        lambda: member_browser.get("/dashboard/operations/"),
         PAGE_QUERIES,
         grow=lambda: [make_operation(cloud.project, cloud.member) for _ in range(MANY - 1)],
         rows=page_rows(b"host.ping"),
@@ -231,7 +231,7 @@ def test_admin_projects_page(cloud, admin_browser, django_assert_num_queries):
 
     assert_fixed_queries(
         django_assert_num_queries,
-        lambda: admin_browser.get("/identity/admin/projects/"),
+        lambda: admin_browser.get("/dashboard/identity/admin/projects/"),
         PAGE_QUERIES,
         grow=grow,
         rows=page_rows(b"Delete project "),
@@ -241,7 +241,7 @@ def test_admin_projects_page(cloud, admin_browser, django_assert_num_queries):
 def test_admin_users_page(cloud, admin_browser, django_assert_num_queries):
     assert_fixed_queries(
         django_assert_num_queries,
-        lambda: admin_browser.get("/identity/admin/users/"),
+        lambda: admin_browser.get("/dashboard/identity/admin/users/"),
         PAGE_QUERIES,
         grow=lambda: more_users(MANY),
         rows=page_rows(b"Delete user "),
@@ -252,7 +252,7 @@ def test_admin_role_assignments_page(cloud, admin_browser, django_assert_num_que
     # 6 more than a plain page: the assignment form lists users, projects and roles (COUNT + rows each).
     assert_fixed_queries(
         django_assert_num_queries,
-        lambda: admin_browser.get("/identity/admin/role-assignments/"),
+        lambda: admin_browser.get("/dashboard/identity/admin/role-assignments/"),
         PAGE_QUERIES + 6,
         grow=lambda: more_projects_for(cloud, UserFactory(), MANY),
         rows=page_rows(b'data-confirm="Remove '),

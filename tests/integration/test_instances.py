@@ -42,7 +42,11 @@ def compute_plane(request, django_db_setup, django_db_blocker, live_server, tmp_
     (broken_dir / "images").unlink(missing_ok=True)
     (broken_dir / "images").write_text("not a directory")
     workers = Plane(tmp_path_factory.mktemp("worker-logs"))
-    workers.env.update(ZENITH_PORTAL_URL=live_server.url, ZENITH_HEARTBEAT_INTERVAL="1")
+    # Power sync off: what an instance shows after an action is what that action's callback set, not
+    # what a later sync of the agent's domains corrected it to.
+    workers.env.update(
+        ZENITH_PORTAL_URL=live_server.url, ZENITH_HEARTBEAT_INTERVAL="1", ZENITH_POWER_SYNC="0"
+    )
     request.node.stash[PLANE_KEY] = workers
     try:
         launched = [workers.launch_conductor()] + [workers.launch_agent(h, SIM_URI) for h in (*HOSTS, BROKEN)]

@@ -57,7 +57,13 @@ def test_defaults_suit_plain_http_and_the_environment_hardens(tmp_path):
 
 def test_pages_carry_the_csp_and_have_no_inline_script(cloud, client):
     client.force_login(cloud.member)
-    for path in ("/login/", "/overview/", "/compute/images/", "/compute/instances/launch/", "/api/docs/"):
+    for path in (
+        "/login/",
+        "/dashboard/overview/",
+        "/dashboard/compute/images/",
+        "/dashboard/compute/instances/launch/",
+        "/api/docs/",
+    ):
         response = client.get(path, follow=True)
         assert response.status_code == 200, path
         assert "script-src 'self'" in response["Content-Security-Policy"], path
@@ -78,7 +84,7 @@ def test_hsts_and_secure_cookies_when_set(cloud, client, settings):
     settings.SECURE_HSTS_SECONDS = 3600
     settings.SESSION_COOKIE_SECURE = True
     client.force_login(cloud.member)
-    response = client.get("/overview/", secure=True)
+    response = client.get("/dashboard/overview/", secure=True)
     assert response["Strict-Transport-Security"] == "max-age=3600"
     client.logout()
     response = client.post("/login/", {"username": "alice", "password": PASSWORD}, secure=True)

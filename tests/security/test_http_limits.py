@@ -53,7 +53,7 @@ def test_the_dashboard_upload_over_the_limit_is_a_form_error(cloud, client, smal
         "min_disk": 0,
         "min_ram": 0,
     }
-    response = client.post("/compute/images/upload/", data)
+    response = client.post("/dashboard/compute/images/upload/", data)
     assert response.status_code == 400
     assert "limited to 1000 bytes" in response.content.decode()
 

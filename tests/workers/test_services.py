@@ -367,10 +367,10 @@ def test_conductor_ping_step_forwards_to_the_host_queue(sent):
     assert message.queue == "compute.host-a"
     assert message.kwargs == {"nonce": str(op.pk)}
     link, link_error = message.options["link"], message.options["link_error"]
-    assert link.task == "workers.tasks.host_task_done"
+    assert link.task == "workers.tasks.transition_done"
     assert link.kwargs == {"operation_id": str(op.pk)}
     assert link.options["queue"] == queues.CONDUCTOR
-    assert link_error.task == "workers.tasks.host_task_crashed"
+    assert link_error.task == "workers.tasks.host_task_failed"
     assert link_error.options["queue"] == queues.CONDUCTOR
 
 
@@ -387,15 +387,15 @@ def test_host_callbacks_finish_the_operation():
     from workers import tasks
 
     ok = make_operation(state=Operation.RUNNING)
-    tasks.host_task_done({"ok": True, "host": "h", "message": "pong from h"}, operation_id=str(ok.pk))
+    tasks.transition_done({"ok": True, "host": "h", "message": "pong from h"}, operation_id=str(ok.pk))
     assert (reload(ok).state, reload(ok).message) == (Operation.SUCCEEDED, "pong from h")
 
     refused = make_operation(state=Operation.RUNNING)
-    tasks.host_task_done({"ok": False, "error": "no such domain"}, operation_id=str(refused.pk))
+    tasks.transition_done({"ok": False, "error": "no such domain"}, operation_id=str(refused.pk))
     assert (reload(refused).state, reload(refused).message) == (Operation.FAILED, "no such domain")
 
     crashed = make_operation(state=Operation.RUNNING)
-    tasks.host_task_crashed("00000000-0000-0000-0000-000000000001", operation_id=str(crashed.pk))
+    tasks.host_task_failed("00000000-0000-0000-0000-000000000001", operation_id=str(crashed.pk))
     assert reload(crashed).state == Operation.FAILED
     assert reload(crashed).message.startswith("The host task crashed")
 

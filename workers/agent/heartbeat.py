@@ -16,17 +16,19 @@ from dataclasses import asdict
 from celery import current_app
 from celery.signals import worker_ready, worker_shutdown
 
+from .. import tasknames
 from . import runtime
 from .drivers.base import HostInfo
 
 log = logging.getLogger(__name__)
 
-TASK = "compute.tasks.host_heartbeat"
-SYNC_TASK = "compute.tasks.power_sync"
-EVENT_TASK = "compute.tasks.power_event"
+TASK = tasknames.HOST_HEARTBEAT
+SYNC_TASK = tasknames.POWER_SYNC
+EVENT_TASK = tasknames.POWER_EVENT
 QUEUE = "conductor"
 INTERVAL_ENV = "ZENITH_HEARTBEAT_INTERVAL"
 DEFAULT_INTERVAL = 10.0
+POWER_SYNC_ENV = "ZENITH_POWER_SYNC"
 
 _stop = threading.Event()
 _thread: threading.Thread | None = None
@@ -42,6 +44,14 @@ def interval() -> float:
     return value if value > 0 else DEFAULT_INTERVAL
 
 
+def power_sync_enabled() -> bool:
+    """``ZENITH_POWER_SYNC=0`` turns power sync off for this agent: it forwards no lifecycle events and
+    its periodic domain list feeds the drift view only. The conductor then learns a guest's state only
+    from the answers to its own actions, which is how the integration tests check what each action's
+    callback sets."""
+    return os.environ.get(POWER_SYNC_ENV, "1") != "0"
+
+
 def report(host: str, uri: str | None = None) -> HostInfo:
     """Read the host's capacity from libvirt and send it to the conductor; returns what was sent."""
     info = runtime.driver(uri).host_info()
@@ -52,7 +62,9 @@ def report(host: str, uri: str | None = None) -> HostInfo:
 def sync(host: str, uri: str | None = None) -> int:
     """Send the conductor every domain libvirt lists here (power sync and the drift view)."""
     domains = runtime.driver(uri).list_domains()
-    current_app.send_task(SYNC_TASK, kwargs={"host": host, "domains": domains}, queue=QUEUE)
+    current_app.send_task(
+        SYNC_TASK, kwargs={"host": host, "domains": domains, "apply": power_sync_enabled()}, queue=QUEUE
+    )
     return len(domains)
 
 
@@ -70,7 +82,7 @@ def _listen(host: str, uri: str) -> None:
     """Forward libvirt's lifecycle events (a guest powering itself off, ...) to the conductor."""
     drv = runtime.driver(uri)
     listen = getattr(drv, "listen_events", None)
-    if listen is None:
+    if listen is None or not power_sync_enabled():
         return
 
     def forward(domain_uuid: str, instance_id: str | None, power_state: str, event: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from celery import current_app, shared_task
 
+from .. import tasknames
 from . import heartbeat, images, runtime
 from .drivers.base import DiskSpec, DomainNotFound, DomainSpec, DriverError
 from .runtime import host_name
@@ -27,7 +28,7 @@ MiB = 1024 * 1024
 STOP_TIMEOUT_ENV = "ZENITH_STOP_TIMEOUT"
 
 
-@shared_task(name="workers.agent.tasks.ping", acks_late=True)
+@shared_task(name=tasknames.AGENT_PING, acks_late=True)
 def ping(nonce: str = "") -> dict:
     """Answer with who ran it: proves a message for this host reached this host's agent."""
     return {
@@ -40,7 +41,7 @@ def ping(nonce: str = "") -> dict:
     }
 
 
-@shared_task(name="workers.agent.tasks.report_host", acks_late=True)
+@shared_task(name=tasknames.AGENT_REPORT_HOST, acks_late=True)
 def report_host() -> dict:
     """ "All hosts report now": send a heartbeat with fresh capacity, and answer with it."""
     info = heartbeat.report(host_name())
@@ -65,7 +66,7 @@ class Progress:
         self._last, self._percent = now, percent
         with contextlib.suppress(Exception):  # progress is best effort; the result is what counts
             current_app.send_task(
-                "workers.tasks.operation_progress",
+                tasknames.OPERATION_PROGRESS,
                 kwargs={"operation_id": self.operation_id, "percent": percent, "message": message},
                 queue=CONDUCTOR,
             )
@@ -81,7 +82,7 @@ def _fetch(spec: dict, progress=None) -> str:
     )
 
 
-@shared_task(name="workers.agent.tasks.spawn_instance", acks_late=True)
+@shared_task(name=tasknames.AGENT_SPAWN_INSTANCE, acks_late=True)
 def spawn_instance(operation_id: str, instance: dict, image: dict) -> dict:
     """Fetch the image (cached), create the copy-on-write root disk, define and start the domain."""
     host = host_name()
@@ -162,7 +163,7 @@ def _hard_reboot(drv, domain: str) -> None:
     drv.start(domain)
 
 
-@shared_task(name="workers.agent.tasks.instance_action", acks_late=True)
+@shared_task(name=tasknames.AGENT_INSTANCE_ACTION, acks_late=True)
 def instance_action(action: str, domain: str, instance_id: str = "") -> dict:
     """One lifecycle action on a domain; answers with the power state libvirt reports after it."""
     host = host_name()
@@ -204,7 +205,7 @@ def instance_action(action: str, domain: str, instance_id: str = "") -> dict:
         return {"ok": False, "host": host, "power_state": power, "error": str(exc)}
 
 
-@shared_task(name="workers.agent.tasks.console_log", acks_late=True)
+@shared_task(name=tasknames.AGENT_CONSOLE_LOG, acks_late=True)
 def console_log(domain: str, instance_id: str, lines: int = 100) -> dict:
     """The tail of the guest's serial console log. libvirt's test driver runs no guest, so there is
     none to read there: that is said, not faked."""

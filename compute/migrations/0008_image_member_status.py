@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     them again; instances already launched from them keep running."""
 
     dependencies = [
-        ('compute', '0006_instance_action_idempotency_key'),
+        ('compute', '0007_resource_action'),
     ]
 
     operations = [

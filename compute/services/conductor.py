@@ -1,0 +1,194 @@
+"""The conductor's decisions about instances, each owning its next dispatch: schedule and claim a
+host, hand the spawn to that host's agent, record its answer (active, reschedule elsewhere, or
+error with a fault naming every attempt), and finish a delete (release the claim)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from identity import audit
+from identity.errors import InvalidInput
+from identity.models import ResourceAction
+from workers import dispatch, tasknames
+from workers import services as ledger
+from workers.lifecycle import make_fault
+from workers.tasks import host_callbacks
+
+from .. import scheduler
+from ..models import Image, Instance
+from .images import image_boot_spec
+
+log = logging.getLogger(__name__)
+
+I = Instance  # noqa: E741 - the state constants read better short
+
+MAX_FAULT_HOSTS = 50  # per-host verdicts kept in a no-valid-host fault (the message counts them all)
+
+__all__ = ["MAX_FAULT_HOSTS", "finish_delete", "schedule_and_spawn", "schedule_instance", "spawn_finished"]
+
+
+def schedule_and_spawn(operation_id: str, instance_id: str) -> None:
+    """Conductor: schedule the instance (claim a host), then hand the spawn to that host's agent,
+    whose answer comes back to ``settle_step("create")`` of the instance lifecycle."""
+    work = schedule_instance(operation_id, instance_id)
+    if work is None:
+        return
+    dispatch.send_to_host(
+        tasknames.AGENT_SPAWN_INSTANCE,
+        work["host"],
+        kwargs={"operation_id": operation_id, "instance": work["instance"], "image": work["image"]},
+        **host_callbacks(operation_id, resource_type="instance", resource_id=instance_id, step="create"),
+    )
+
+
+def _release_claim(instance_id) -> None:
+    """Give the instance's claimed capacity back to its host (once)."""
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance_id)
+        if instance.host_id is None:
+            return
+        scheduler.release(instance.host_id, instance.vcpus, instance.memory_mb, instance.disk_gb)
+        instance.host = None
+        instance.save(update_fields=["host", "updated"])
+
+
+def schedule_instance(operation_id, instance_id) -> dict | None:
+    """Conductor: pick a host and claim it. Returns the host task's kwargs, or None when there is
+    nothing to spawn (the instance was deleted meanwhile, or no host fits: it is now in error)."""
+    instance = Instance.objects.select_related("image").filter(pk=instance_id).first()
+    if instance is None or instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
+        ledger.succeed(operation_id, message="instance no longer building: nothing to spawn")
+        return None
+    if instance.task_state != I.SCHEDULING:
+        return None  # already placed (a redelivered message): the spawn's callback finishes it
+    request = scheduler.Request.for_instance(instance, exclude=instance.attempted_hosts)
+    try:
+        host = scheduler.select_and_claim(request)
+    except scheduler.NoValidHost as exc:
+        _error_instance(
+            operation_id,
+            instance_id,
+            make_fault("no_valid_host", exc.summary(), [v.as_dict() for v in exc.verdicts[:MAX_FAULT_HOSTS]]),
+        )
+        return None
+    with transaction.atomic():
+        instance = (
+            Instance.objects.select_for_update(of=("self",)).select_related("image").get(pk=instance_id)
+        )
+        if instance.vm_state != I.BUILDING or instance.task_state != I.SCHEDULING:
+            scheduler.release(host.pk, request.vcpus, request.memory_mb, request.disk_gb)
+            if instance.task_state in (I.DELETING, "") or instance.vm_state != I.BUILDING:
+                ledger.succeed(operation_id, message="instance deleted while it was being scheduled")
+            return None
+        instance.host = host
+        instance.task_state = I.SPAWNING
+        instance.attempted_hosts = [*instance.attempted_hosts, host.name]
+        instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
+    try:
+        image_spec = _boot_spec(instance.image, instance.project_id)
+    except InvalidInput as exc:  # e.g. its kernel image was deleted since the launch was accepted
+        _release_claim(instance_id)
+        _error_instance(operation_id, instance_id, make_fault("image_unavailable", exc.message))
+        return None
+    ledger.report_progress(operation_id, 10, f"scheduled on {host.name}")
+    return {
+        "host": host.name,
+        "instance": {
+            "id": str(instance.pk),
+            "name": instance.name,
+            "domain": instance.domain_name,
+            "vcpus": instance.vcpus,
+            "memory_mb": instance.memory_mb,
+            "disk_gb": instance.disk_gb,
+            "key_data": instance.key_data,
+            "user_data": instance.user_data,
+            "metadata": instance.metadata,
+        },
+        "image": image_spec,
+    }
+
+
+def _boot_spec(image: Image, project_id) -> dict:
+    spec = image_boot_spec(image, project_id)  # its URLs are good while this project may use the image
+    spec["cmdline"] = str((image.properties or {}).get("os_command_line", ""))
+    return spec
+
+
+def spawn_finished(operation_id, instance_id, result: dict) -> str:
+    """Conductor: the host answered a spawn. Returns "active", "reschedule", "error" or "gone"."""
+    instance = Instance.objects.filter(pk=instance_id).first()
+    if instance is None:
+        return "gone"
+    if result.get("ok"):
+        with transaction.atomic():
+            instance = Instance.objects.select_for_update().get(pk=instance_id)
+            if instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
+                return "gone"  # deleted while spawning: the delete's destroy removes the domain
+            instance.vm_state = I.ACTIVE
+            instance.task_state = ""
+            instance.power_state = result.get("power_state") or "running"
+            instance.launched_at = timezone.now()
+            instance.fault = None
+            instance.save(
+                update_fields=["vm_state", "task_state", "power_state", "launched_at", "fault", "updated"]
+            )
+            ledger.succeed(operation_id, result=result, message=f"active on {result.get('host', '')}")
+            audit.finish(operation_id, ResourceAction.SUCCESS)
+        return "active"
+    error = result.get("error") or "the host could not spawn the instance"
+    _release_claim(instance_id)
+    instance.refresh_from_db()
+    if instance.task_state == I.DELETING or instance.vm_state != I.BUILDING:
+        return "gone"
+    if len(instance.attempted_hosts) < settings.ZENITH_SCHEDULER_MAX_ATTEMPTS:
+        Instance.objects.filter(pk=instance_id, vm_state=I.BUILDING).exclude(task_state=I.DELETING).update(
+            task_state=I.SCHEDULING, fault=make_fault("spawn_failed", f"{result.get('host', '?')}: {error}")
+        )
+        ledger.report_progress(operation_id, 5, f"spawn failed on {result.get('host', '?')}, rescheduling")
+        return "reschedule"
+    tried = ", ".join(instance.attempted_hosts)
+    _error_instance(
+        operation_id,
+        instance_id,
+        make_fault(
+            "spawn_failed", f"Spawning failed on every host tried ({tried}); last error: {error}", result
+        ),
+    )
+    return "error"
+
+
+def _error_instance(operation_id, instance_id, fault: dict) -> None:
+    with transaction.atomic():
+        Instance.objects.filter(pk=instance_id).exclude(vm_state=I.DELETED).update(
+            vm_state=I.ERROR, task_state="", fault=fault, updated=timezone.now()
+        )
+        ledger.fail(operation_id, fault["message"])
+        audit.finish(operation_id, ResourceAction.ERROR, fault["message"])
+
+
+def finish_delete(operation_id, instance_id, result: dict) -> None:
+    """Conductor: the domain and its disks are gone (or never existed): release and mark deleted."""
+    if not result.get("ok"):
+        error = result.get("error") or "the host could not delete the instance"
+        with transaction.atomic():
+            Instance.objects.filter(pk=instance_id, task_state=I.DELETING).update(
+                task_state="",
+                vm_state=I.ERROR,
+                fault=make_fault("delete_failed", error),
+                updated=timezone.now(),
+            )
+            ledger.fail(operation_id, error, result=result)
+            audit.finish(operation_id, ResourceAction.ERROR, error)
+        return
+    _release_claim(instance_id)
+    now = timezone.now()
+    with transaction.atomic():
+        Instance.objects.filter(pk=instance_id).update(
+            vm_state=I.DELETED, task_state="", power_state="nostate", terminated_at=now, updated=now
+        )
+        ledger.succeed(operation_id, result=result, message=result.get("message", "deleted"))
+        audit.finish(operation_id, ResourceAction.SUCCESS, result.get("message", ""))

@@ -1,0 +1,245 @@
+"""The instance's state machine, declared once (Nova's): which transition may start from which
+``vm_state``, the ``task_state`` while it runs, the ``vm_state`` it ends in, and how users meet it
+(label, icon, confirmation, message). ``workers.lifecycle`` turns it into the service's begin, the
+conductor's steps, the API's action endpoints and the dashboard's buttons.
+
+Every transition is service -> Operation -> conductor -> the host's ``compute.<host>`` queue ->
+callback; nothing here talks to a hypervisor.
+"""
+
+from __future__ import annotations
+
+from identity.context import Context
+from identity.errors import Conflict
+from workers import dispatch, lifecycle, tasknames
+from workers import services as ledger
+from workers.lifecycle import HostWork, Transition
+from workers.models import Operation
+
+from ..models import Instance
+from . import conductor
+from .power import POWER_TO_VM_STATE
+
+I = Instance  # noqa: E741 - the state constants read better short
+
+_ALL_LIVE = frozenset({I.BUILDING, I.ACTIVE, I.STOPPED, I.PAUSED, I.SUSPENDED, I.ERROR})
+_REBOOT = "compute:instance:reboot"
+
+
+def _action(*args, **kwargs) -> Transition:
+    """Every instance transition is carried out by the same agent task, on the compute queue."""
+    return Transition(*args, host_task=tasknames.AGENT_INSTANCE_ACTION, **kwargs)
+
+
+TRANSITIONS = (
+    _action(
+        "start",
+        frozenset({I.STOPPED}),
+        I.POWERING_ON,
+        I.ACTIVE,
+        "Start",
+        icon="play-fill",
+        style="success",
+        message="Starting instance {name}.",
+        doc="Boot a stopped instance.",
+    ),
+    _action(
+        "stop",
+        frozenset({I.ACTIVE, I.ERROR}),
+        I.POWERING_OFF,
+        I.STOPPED,
+        "Stop",
+        icon="stop-fill",
+        style="warning",
+        confirm="Stop instance {name}? Its guest is shut down.",
+        message="Stopping instance {name}.",
+        doc="Shut the guest down (ACPI, then power off after a timeout).",
+    ),
+    _action(
+        "reboot",
+        frozenset({I.ACTIVE}),
+        I.REBOOTING,
+        I.ACTIVE,
+        "Reboot",
+        icon="arrow-clockwise",
+        confirm="Reboot instance {name}?",
+        message="Rebooting instance {name}.",
+        policy=_REBOOT,
+        endpoint="",  # the API's reboot endpoint chooses soft or hard from its body
+    ),
+    _action(
+        "reboot_hard",
+        frozenset({I.ACTIVE, I.STOPPED, I.PAUSED, I.SUSPENDED, I.ERROR}),
+        I.REBOOTING_HARD,
+        I.ACTIVE,
+        "Hard reboot",
+        icon="lightning-charge",
+        style="warning",
+        confirm="Hard reboot instance {name}? Like pressing reset: what the guest has not written to "
+        "disk is lost.",
+        message="Hard rebooting instance {name}.",
+        policy=_REBOOT,
+        endpoint="",
+    ),
+    _action(
+        "pause",
+        frozenset({I.ACTIVE}),
+        I.PAUSING,
+        I.PAUSED,
+        "Pause",
+        icon="pause-fill",
+        message="Pausing instance {name}.",
+        doc="Freeze the guest's vCPUs (it stays in memory).",
+    ),
+    _action(
+        "unpause",
+        frozenset({I.PAUSED}),
+        I.UNPAUSING,
+        I.ACTIVE,
+        "Unpause",
+        icon="play",
+        message="Unpausing instance {name}.",
+        doc="Thaw a paused guest.",
+    ),
+    _action(
+        "suspend",
+        frozenset({I.ACTIVE}),
+        I.SUSPENDING,
+        I.SUSPENDED,
+        "Suspend",
+        icon="moon",
+        confirm="Suspend instance {name}? Its memory is saved to disk.",
+        message="Suspending instance {name}.",
+        doc="Save the guest's memory to disk and stop it.",
+    ),
+    _action(
+        "resume",
+        frozenset({I.SUSPENDED}),
+        I.RESUMING,
+        I.ACTIVE,
+        "Resume",
+        icon="sunrise",
+        message="Resuming instance {name}.",
+        doc="Restore a suspended guest.",
+    ),
+    _action(
+        "delete",
+        _ALL_LIVE,
+        I.DELETING,
+        I.DELETED,
+        "Delete",
+        icon="trash",
+        style="danger",
+        confirm="Delete instance {name}? Its disks are destroyed: this cannot be undone.",
+        message="Deleting instance {name}.",
+        while_busy=True,
+        endpoint="",  # DELETE on the instance itself
+    ),
+)
+
+
+class InstanceLifecycle(lifecycle.Lifecycle):
+    """Instances: vm_state / task_state, a lock that stops non-admins, a host for every action but
+    delete (which is local when the host is down), power state reported by the host."""
+
+    kind = "instance"
+    model = Instance
+    state_field = "vm_state"
+    busy_field = "task_state"
+    deleted = I.DELETED
+    deleting = I.DELETING
+    policy_prefix = "compute:instance"
+
+    def describe(self, obj) -> str:
+        return f"{obj.vm_state} (status {obj.status})"
+
+    def refuse(self, ctx: Context, obj, transition: Transition) -> None:
+        if obj.locked and not ctx.is_admin:
+            raise Conflict(f"Instance {obj.name} is locked: unlock it first.", code="locked")
+
+    def refuse_after_state(self, ctx: Context, obj, transition: Transition) -> None:
+        if transition.name != "delete" and obj.host_id is None:
+            raise Conflict(f"Instance {obj.name} is on no host.", code="invalid_state")
+
+    def started(self, obj, operation: Operation) -> None:
+        Instance.objects.filter(pk=obj.pk).update(operation=operation)
+        obj.operation = operation
+
+    def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
+        instance = Instance.objects.select_related("host").filter(pk=resource_id).first()
+        if instance is None:
+            ledger.fail(operation_id, "the instance no longer exists")
+            return None
+        if transition.name == "delete":
+            if instance.host is None or not instance.host.is_up():
+                # Never placed, or its host is down: delete here (Nova's local delete). A domain left on
+                # a down host shows up in the drift view once the host is back.
+                note = "" if instance.host is None else f" (host {instance.host.name} is down: local delete)"
+                conductor.finish_delete(operation_id, resource_id, {"ok": True, "message": "deleted" + note})
+                return None
+        elif instance.host is None:
+            self.settle(
+                operation_id,
+                resource_id,
+                transition.name,
+                {"ok": False, "error": "the instance is on no host"},
+            )
+            return None
+        return HostWork(
+            host=instance.host.name,
+            task=transition.host_task,
+            kwargs={
+                "action": transition.name,
+                "domain": instance.domain_name,
+                "instance_id": str(instance.pk),
+            },
+            role=transition.role,
+        )
+
+    def succeeded(self, obj, transition: Transition, result: dict) -> list[str]:
+        obj.power_state = result.get("power_state") or obj.power_state
+        return ["power_state"]
+
+    def failed(self, obj, transition: Transition, result: dict, error: str) -> list[str]:
+        power = result.get("power_state") or ""
+        if power:
+            obj.power_state = power
+            obj.vm_state = POWER_TO_VM_STATE.get(power, obj.vm_state)
+        return ["power_state"]
+
+    def settle_delete(self, operation_id, resource_id, result: dict) -> None:
+        conductor.finish_delete(operation_id, resource_id, result)
+
+    def settle_step(self, operation_id, resource_id, step: str, result: dict) -> None:
+        if step != "create":
+            super().settle_step(operation_id, resource_id, step, result)
+            return
+        outcome = conductor.spawn_finished(operation_id, resource_id, result)
+        if outcome == "reschedule":
+            conductor.schedule_and_spawn(operation_id, resource_id)
+        elif outcome == "gone" and result.get("ok") and result.get("host"):
+            # Deleted while the host was spawning: the domain it just made must not outlive the row.
+            dispatch.send_to_host(
+                tasknames.AGENT_INSTANCE_ACTION,
+                result["host"],
+                kwargs={
+                    "action": "delete",
+                    "domain": f"zenith-{resource_id}",
+                    "instance_id": str(resource_id),
+                },
+            )
+
+    def timed_out_state(self, obj, operation: Operation) -> str | None:
+        return I.ERROR if operation.kind == "instance.create" and obj.vm_state == I.BUILDING else None
+
+
+INSTANCE = lifecycle.register(InstanceLifecycle(TRANSITIONS))
+ACTIONS = INSTANCE.transitions
+
+
+def allowed_actions(instance: Instance) -> list[str]:
+    """The transitions the instance's state allows now (for buttons and the API's 409s)."""
+    return INSTANCE.allowed(instance)
+
+
+__all__ = ["ACTIONS", "INSTANCE", "TRANSITIONS", "InstanceLifecycle", "allowed_actions"]

@@ -1,0 +1,22 @@
+"""The site's URLs with a stand-in for the OpenStack-compatible API appended at each of its prefixes,
+as the compat layer will be mounted: its views must get those paths, not the dashboard's redirects."""
+
+import re
+
+from django.http import HttpResponse
+from django.urls import re_path
+
+from portal.urls import handler404, handler500  # noqa: F401 (the handlers)
+from portal.urls import urlpatterns as site
+
+OPENSTACK_PREFIXES = ("identity", "compute/v2.1", "image", "volume/v3", "network")
+
+
+def compat(request, rest=""):
+    return HttpResponse(f"compat {request.path}")
+
+
+urlpatterns = [
+    *site,
+    *(re_path(rf"^{re.escape(prefix)}(?P<rest>/.*)?$", compat) for prefix in OPENSTACK_PREFIXES),
+]

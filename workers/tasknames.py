@@ -1,0 +1,27 @@
+"""Every Celery task name of the asynchronous plane, in one place: the conductor's and the agents'.
+
+Tasks are sent by name (``send_task``), so the sender never imports the receiver: the agent imports
+no model, and the conductor never imports agent code. Each name is defined once here and used by
+both the ``@shared_task`` that implements it and every sender.
+"""
+
+# Conductor (queue ``conductor``): generic steps of every async resource.
+RUN_TRANSITION = "workers.tasks.run_transition"
+TRANSITION_DONE = "workers.tasks.transition_done"
+HOST_TASK_FAILED = "workers.tasks.host_task_failed"
+SWEEP_OPERATIONS = "workers.tasks.sweep_operations"
+PING_HOST = "workers.tasks.ping_host"
+OPERATION_PROGRESS = "workers.tasks.operation_progress"
+
+# Conductor: compute.
+BUILD_INSTANCE = "compute.tasks.build_instance"
+HOST_HEARTBEAT = "compute.tasks.host_heartbeat"
+POWER_SYNC = "compute.tasks.power_sync"
+POWER_EVENT = "compute.tasks.power_event"
+
+# Host agents (queues ``compute.<host>``, ``storage.<host>``, ``network.<host>``).
+AGENT_PING = "workers.agent.tasks.ping"
+AGENT_REPORT_HOST = "workers.agent.tasks.report_host"
+AGENT_SPAWN_INSTANCE = "workers.agent.tasks.spawn_instance"
+AGENT_INSTANCE_ACTION = "workers.agent.tasks.instance_action"
+AGENT_CONSOLE_LOG = "workers.agent.tasks.console_log"
