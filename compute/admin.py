@@ -70,8 +70,8 @@ class ImageAdmin(admin.ModelAdmin):
 
 @admin.register(ImageMember)
 class ImageMemberAdmin(admin.ModelAdmin):
-    list_display = ["image", "project", "created"]
-    list_filter = ["project"]
+    list_display = ["image", "project", "status", "created", "updated"]
+    list_filter = ["status", "project"]
     search_fields = ["image__name", "project__name"]
     list_select_related = ["image", "project"]
     autocomplete_fields = ["image", "project"]

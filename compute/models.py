@@ -175,18 +175,31 @@ class Image(models.Model):
 
 
 class ImageMember(models.Model):
-    """An object grant: ``project`` may see and boot the shared image ``image``."""
+    """An offer of the shared image ``image`` to ``project``, with the member's consent (as Glance does).
+
+    ``status`` starts ``pending`` when the owner adds the project; only the member project decides it:
+    ``accepted`` lets the project list, resolve by name and boot the image, ``rejected`` (also what
+    leaving does) hides it again. A pending or rejected image is seen by the member only where it
+    decides (``ImageQuerySet.offered_to``), never in its catalogue.
+    """
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    STATUSES = [(s, s) for s in (PENDING, ACCEPTED, REJECTED)]
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="members")
     project = models.ForeignKey("identity.Project", on_delete=models.CASCADE, related_name="image_grants")
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
     created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["created"]
         constraints = [models.UniqueConstraint(fields=["image", "project"], name="unique_image_member")]
 
     def __str__(self) -> str:
-        return f"{self.project_id} may use image {self.image_id}"
+        return f"image {self.image_id} offered to {self.project_id}: {self.status}"
 
 
 class Instance(models.Model):

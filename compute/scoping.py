@@ -29,18 +29,37 @@ class FlavorQuerySet(ScopedQuerySet):
 
 class ImageQuerySet(ScopedQuerySet):
     """Glance's visibility: public images for all, private ones for their project, shared ones for
-    the projects they were shared with (ImageMember grants). Cloud admins see every image."""
+    the projects that accepted them (ImageMember rows with status ``accepted``). Cloud admins see
+    every image. A shared image offered but not accepted is out of the catalogue: ``offered_to``
+    reaches it where the member decides."""
 
     def visible_to(self, ctx: Context):
         if ctx.is_admin:
             return self.exclude(status="deleted")
         if ctx.user is None or ctx.project is None:
             return self.none()
+        return self.usable_by_project(ctx.project.pk)
+
+    def offered_to(self, ctx: Context, statuses: tuple[str, ...]):
+        """The shared images offered to the caller's project whose membership has one of ``statuses``
+        (whatever the caller's role: this is where the member sees what it may accept or reject)."""
+        if ctx.user is None or ctx.project is None:
+            return self.none()
         from .models import ImageMember
 
-        shared = ImageMember.objects.filter(project_id=ctx.project.pk).values("image_id")
+        offers = ImageMember.objects.filter(project_id=ctx.project.pk, status__in=statuses)
+        return self.exclude(status="deleted").filter(visibility="shared", pk__in=offers.values("image_id"))
+
+    def usable_by_project(self, project_id):
+        """The images ``project_id`` may boot right now (public, its own, shared and accepted), for
+        checks made without a caller (a signed download URL re-checks its project with this)."""
+        from .models import ImageMember
+
+        shared = ImageMember.objects.filter(project_id=project_id, status=ImageMember.ACCEPTED)
         return self.exclude(status="deleted").filter(
-            Q(visibility="public") | Q(project_id=ctx.project.pk) | Q(visibility="shared", pk__in=shared)
+            Q(visibility="public")
+            | Q(project_id=project_id)
+            | Q(visibility="shared", pk__in=shared.values("image_id"))
         )
 
 

@@ -107,7 +107,7 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
         instance.attempted_hosts = [*instance.attempted_hosts, host.name]
         instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
     try:
-        image_spec = _boot_spec(instance.image)
+        image_spec = _boot_spec(instance.image, instance.project_id)
     except InvalidInput as exc:  # e.g. its kernel image was deleted since the launch was accepted
         _release_claim(instance_id)
         _error_instance(operation_id, instance_id, make_fault("image_unavailable", exc.message))
@@ -130,8 +130,8 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
     }
 
 
-def _boot_spec(image: Image) -> dict:
-    spec = image_boot_spec(image)
+def _boot_spec(image: Image, project_id) -> dict:
+    spec = image_boot_spec(image, project_id)  # its URLs are good while this project may use the image
     spec["cmdline"] = str((image.properties or {}).get("os_command_line", ""))
     return spec
 

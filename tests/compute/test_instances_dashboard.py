@@ -254,7 +254,7 @@ class TestLaunchWizard:
                 "Metadata line 1 is not key=value.",
                 "configuration",
             ),
-            ({"name": "\x01", "image": "cirros", "flavor": "m1.tiny"}, "printable characters", None),
+            ({"name": "\x01", "image": "cirros", "flavor": "m1.tiny"}, "invisible or control", None),
             (
                 {"name": "x", "image": "cirros", "flavor": "m1.tiny", "user_data": "x" * 70000},
                 "User data is limited to 64 KiB.",
