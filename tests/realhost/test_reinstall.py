@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from compute import services
-from compute.models import Host, Instance
+from compute.models import Instance
 from tests.conftest import token_client
 from tests.integration.conftest import PLANE_KEY, Plane, clear_broker
 from tests.integration.test_async_plane import wait_for
@@ -31,6 +31,7 @@ from tests.realhost.conftest import URI, var_dir
 from tests.realhost.test_instances_real import API, BOOT, REAL, wait_marker, wait_status
 from workers.agent.drivers import domain_xml as dx
 from workers.agent.drivers.libvirt_driver import LibvirtDriver
+from workers.models import Host
 
 pytestmark = [pytest.mark.realhost, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -120,7 +121,7 @@ def test_an_agent_of_a_second_clone_launches_a_real_guest(cloud, second_clone, e
     services.seed_flavors()
     call_command("register_guest_image", dir=str(Path(realhost.kernel).parent), stdout=io.StringIO())
     wait_for(
-        lambda: Host.objects.filter(name=REAL, hypervisor_type__iexact="qemu").exists(),
+        lambda: Host.objects.filter(name=REAL, compute__hypervisor_type__iexact="qemu").exists(),
         lambda: f"the real host to register\n{plane.logs()}",
     )
     client = token_client(cloud.member, cloud.project)

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     them again; instances already launched from them keep running."""
 
     dependencies = [
-        ('compute', '0007_resource_action'),
+        ('compute', '0008_hosts_in_the_async_plane'),
     ]
 
     operations = [
