@@ -88,7 +88,8 @@ class HostQuerySet(ScopedQuerySet):
 
     def with_role(self, role: str):
         """Hosts whose agent carries ``role`` (compute, storage, network)."""
-        return self.filter(roles__contains=role) if role else self
+        # The JSON list as text holds the quoted name: portable to SQLite, which has no JSON containment.
+        return self.filter(roles__icontains=f'"{role}"') if role else self
 
 
 def _default_roles() -> list[str]:

@@ -16,6 +16,7 @@ URI_ENV = "ZENITH_LIBVIRT_URI"
 DEFAULT_URI = "test:///default"
 VAR_ENV = "ZENITH_VAR_DIR"
 POOL_ENV = "ZENITH_LIBVIRT_POOL_PATH"
+ROLES_ENV = "ZENITH_AGENT_ROLES"
 DOMAIN_TYPE_ENV = "ZENITH_DOMAIN_TYPE"
 
 _driver: LibvirtDriver | None = None
@@ -28,6 +29,13 @@ def host_name() -> str:
 
 def libvirt_uri() -> str:
     return os.environ.get(URI_ENV) or DEFAULT_URI
+
+
+def roles() -> list[str]:
+    """The roles this agent carries (``ZENITH_AGENT_ROLES``, comma-separated; default compute):
+    it consumes ``<role>.<host>`` for each and reports a heartbeat section for each."""
+    named = [r.strip() for r in os.environ.get(ROLES_ENV, "compute").split(",") if r.strip()]
+    return named or ["compute"]
 
 
 def var_dir() -> Path:
