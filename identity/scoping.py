@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .errors import NotFound
+from .errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from .context import Context
@@ -23,6 +23,25 @@ class ScopedQuerySet(models.QuerySet):
 
     def visible_to(self, ctx: Context):
         raise NotImplementedError
+
+    def resolve(self, ctx: Context, ref, what: str):
+        """A row the caller may see, by id or (unique) name: what a user types to name a flavor, an
+        image, a volume or a network. 400 with a clear message otherwise (never a 404 for input)."""
+        if isinstance(ref, self.model):
+            ref = ref.pk
+        if not isinstance(ref, str) or not ref.strip():
+            raise InvalidInput(f"Say which {what} to use (its id or name).")
+        ref = ref.strip()
+        try:
+            return self.get_visible(ctx, pk=ref)
+        except NotFound:
+            pass
+        matches = list(self.visible_to(ctx).filter(name=ref)[:2])
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise InvalidInput(f"More than one {what} is named {ref!r}: use its id.")
+        raise InvalidInput(f"No {what} {ref!r} is available to this project.")
 
     def get_visible(self, ctx: Context, **lookup):
         """One row the caller may see, or NotFound (also for malformed ids)."""

@@ -87,8 +87,9 @@ def send_to_host(
     )
 
 
-def send_to_all_hosts(task: str, hosts: list[str], *, kwargs: dict) -> int:
-    """Send one task to every host: one fanout message where the broker has fanout, else one per host."""
+def send_to_all_hosts(task: str, hosts: list[str], *, kwargs: dict, role: str = "compute") -> int:
+    """Send one task to every host: one fanout message where the broker has fanout (every agent
+    subscribes to it), else one per host on its ``<role>.<host>`` queue."""
     if queues.broker_has_fanout(settings.CELERY_BROKER_URL):
         from kombu.common import Broadcast
 
@@ -99,7 +100,7 @@ def send_to_all_hosts(task: str, hosts: list[str], *, kwargs: dict) -> int:
         current_app.send_task(task, kwargs=kwargs, queue=broadcast, declare=[broadcast.exchange])
         return 1
     for host in hosts:
-        current_app.send_task(task, kwargs=kwargs, queue=queues.compute_queue(host))
+        current_app.send_task(task, kwargs=kwargs, queue=f"{role}.{host}")
     return len(hosts)
 
 

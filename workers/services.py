@@ -17,7 +17,7 @@ from identity import policy
 from identity.context import Context
 from identity.errors import InvalidInput
 
-from . import dispatch, queues
+from . import dispatch, queues, tasknames
 from .models import Host, Operation
 from .signals import operation_failed
 
@@ -195,16 +195,19 @@ def validate_host_name(name: str) -> str:
 
 
 @transaction.atomic
-def ping_host(ctx: Context, host: str) -> Operation:
-    """Ask a host's agent to answer on its own queue: proves the whole path conductor -> host -> back."""
+def ping_host(ctx: Context, host: str, role: str = "compute") -> Operation:
+    """Ask a host's agent to answer on its ``<role>.<host>`` queue: proves the whole path conductor ->
+    host -> back for that role."""
     policy.enforce(ctx, "workers:host:ping")
     host = validate_host_name(host)
+    if role not in queues.HOST_QUEUE_KINDS:
+        raise InvalidInput(f"A host's role is one of {', '.join(queues.HOST_QUEUE_KINDS)}.")
     return dispatch.enqueue(
         ctx,
         deadline=PING_DEADLINE,
         kind="host.ping",
-        task="workers.tasks.ping_host",
-        kwargs={"host": host},
+        task=tasknames.PING_HOST,
+        kwargs={"host": host, "role": role},
         queue=queues.CONDUCTOR,
         resource_type="host",
     )

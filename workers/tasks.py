@@ -91,14 +91,18 @@ def host_heartbeat(host: str, info: dict) -> None:
 
 
 @shared_task(name=tasknames.PING_HOST, ignore_result=True)
-def ping_host(operation_id: str, host: str) -> None:
-    """Conductor step of host.ping: forward to the host's compute queue with a callback to us."""
+def ping_host(operation_id: str, host: str, role: str = "compute") -> None:
+    """Conductor step of host.ping: forward to the host's queue of that role with a callback to us."""
     op = services.start(operation_id)
     if op is None:
         return
-    services.report_progress(operation_id, 10, f"sent to {queues.compute_queue(host)}")
+    services.report_progress(operation_id, 10, f"sent to {role}.{host}")
     dispatch.send_to_host(
-        tasknames.AGENT_PING, host, kwargs={"nonce": operation_id}, **host_callbacks(operation_id)
+        tasknames.AGENT_PING,
+        host,
+        kwargs={"nonce": operation_id},
+        queue_kind=role,
+        **host_callbacks(operation_id),
     )
 
 

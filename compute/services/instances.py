@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from identity import audit, policy, quotas
 from identity.context import Context
-from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from identity.errors import Conflict, InvalidInput, ServiceUnavailable
 from identity.models import KeyPair
 from identity.names import clean_name
 from workers import dispatch, queues, tasknames
@@ -94,26 +94,6 @@ def _clean_user_data(value: Any) -> str:
     return value
 
 
-def _resolve(model, ctx: Context, ref: Any, what: str):
-    """A visible row by id or (unique) name; 400 with a clear message otherwise."""
-    if isinstance(ref, model):
-        ref = ref.pk
-    if not isinstance(ref, str) or not ref.strip():
-        raise InvalidInput(f"Say which {what} to use (its id or name).")
-    ref = ref.strip()
-    visible = model.objects.visible_to(ctx)
-    try:
-        return visible.get_visible(ctx, pk=ref)
-    except NotFound:
-        pass
-    matches = list(visible.filter(name=ref)[:2])
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise InvalidInput(f"More than one {what} is named {ref!r}: use its id.")
-    raise InvalidInput(f"No {what} {ref!r} is available to this project.")
-
-
 def _clean_networks(networks: Any, security_groups: Any) -> None:
     """Networking is a later capability: refuse what cannot be honoured, never ignore it silently."""
     if networks not in (None, [], "auto", "none"):
@@ -150,10 +130,10 @@ def create_instance(
     policy.enforce(ctx, "compute:instance:create")
     name = _clean_name(name)
     key = clean_idempotency_key(idempotency_key)
-    flavor_obj: Flavor = _resolve(Flavor, ctx, flavor, "flavor")
+    flavor_obj: Flavor = Flavor.objects.resolve(ctx, flavor, "flavor")
     if flavor_obj.disabled:
         raise InvalidInput(f"Flavor {flavor_obj.name} is disabled: choose another.")
-    image_obj: Image = _resolve(Image, ctx, image, "image")
+    image_obj: Image = Image.objects.resolve(ctx, image, "image")
     check_image_bootable(image_obj, flavor_obj)
     key_data = ""
     if key_name:
@@ -312,7 +292,7 @@ def explain_scheduling(
 ) -> dict:
     """Admins' dry run: for a flavor, every host with pass or the reasons it fails (nothing claimed)."""
     policy.enforce(ctx, "compute:host:explain")
-    flavor_obj = _resolve(Flavor, ctx, flavor, "flavor")
+    flavor_obj = Flavor.objects.resolve(ctx, flavor, "flavor")
     request = scheduler.Request(
         vcpus=flavor_obj.vcpus,
         memory_mb=flavor_obj.ram_mb,

@@ -339,7 +339,7 @@ def test_ping_host_by_an_admin_records_the_operation(cloud, sent, django_capture
     assert op.kind == "host.ping"
     assert op.queue == queues.CONDUCTOR
     assert op.task_name == "workers.tasks.ping_host"
-    assert op.payload == {"host": "host-a.example_1"}
+    assert op.payload == {"host": "host-a.example_1", "role": "compute"}
     assert op.resource_type == "host"
     assert op.project == cloud.admin_project
     assert op.user == cloud.admin

@@ -16,10 +16,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("host")
         parser.add_argument("--timeout", type=float, default=15.0)
+        parser.add_argument("--role", default="compute", help="which of the host's queues to ping")
 
-    def handle(self, *args, host, timeout, **options):
+    def handle(self, *args, host, timeout, role, **options):
         try:
-            op = services.ping_host(system_context(), host)
+            op = services.ping_host(system_context(), host, role)
         except ZenithError as exc:
             raise CommandError(exc.message) from None
         give_up = time.monotonic() + timeout
