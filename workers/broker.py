@@ -1,4 +1,5 @@
-"""The embedded broker: kombu's filesystem transport, with message files that appear whole.
+"""The brokers' kombu transports: the embedded filesystem one, with message files that appear whole,
+and Redis, guarded against acks on a dead connection (below).
 
 kombu's ``filesystem`` transport creates a message file under its final name and writes it
 afterwards; a consumer polling in between (every 20 ms here) takes the still-empty file, fails
@@ -15,6 +16,7 @@ from time import monotonic
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
+from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -36,3 +38,45 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+# --- Redis: no crash on acking a message whose connection died --------------------------------------
+
+
+class RedisQoS(kombu_redis.QoS):
+    """Acks of messages taken over a connection that has since died (a broker outage) fail cleanly.
+
+    With ``acks_late`` a task that was running when the broker went away is acknowledged after the
+    worker reconnected, on its old channel. That channel's transport has been closed (``client`` is
+    None), and kombu's Redis channel then builds a new connection pool from it and raises
+    ``AttributeError: 'NoneType' object has no attribute 'hostname'``, which no caller expects: the
+    conductor stopped for good (issue 14). Raised here as a connection error instead, the ack is logged
+    ("Couldn't ack") and dropped; the message stays in Redis' unacked set and is redelivered after the
+    visibility timeout, which every conductor and agent step tolerates (they are idempotent).
+    """
+
+    def _check_open(self, delivery_tag) -> None:
+        transport = getattr(self.channel, "connection", None)
+        if getattr(transport, "client", None) is None or getattr(self.channel, "closed", False):
+            raise kombu_redis.get_redis_ConnectionError()(
+                f"cannot settle message {delivery_tag}: its broker connection was closed "
+                "(it will be redelivered after the visibility timeout)"
+            )
+
+    def ack(self, delivery_tag):
+        self._check_open(delivery_tag)
+        return super().ack(delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        self._check_open(delivery_tag)
+        return super().reject(delivery_tag, requeue=requeue)
+
+
+class RedisChannel(kombu_redis.Channel):
+    QoS = RedisQoS
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with :class:`RedisQoS`."""
+
+    Channel = RedisChannel
