@@ -17,6 +17,7 @@ from workers.tasks import failure_reason
 from . import services
 
 log = logging.getLogger(__name__)
+DEFER_SECONDS = 2  # a build that found every host silent looks again this much later
 
 
 @shared_task(name="compute.tasks.host_heartbeat", ignore_result=True)
@@ -42,6 +43,14 @@ def build_instance(operation_id: str, instance_id: str) -> None:
 
 def _schedule_and_spawn(operation_id: str, instance_id: str) -> None:
     work = services.schedule_instance(operation_id, instance_id)
+    if work == services.DEFERRED:
+        # Every host silent: heartbeats queued behind this message (a conductor or broker outage).
+        build_instance.apply_async(
+            kwargs={"operation_id": operation_id, "instance_id": instance_id},
+            queue=queues.CONDUCTOR,
+            countdown=DEFER_SECONDS,
+        )
+        return
     if work is None:
         return
     dispatch.send_to_host(
@@ -58,13 +67,23 @@ def spawn_done(result: dict, *, operation_id: str, instance_id: str) -> None:
     outcome = services.spawn_finished(operation_id, instance_id, result)
     if outcome == "reschedule":
         _schedule_and_spawn(operation_id, instance_id)
-    elif outcome == "gone" and result.get("ok") and result.get("host"):
-        # Deleted while the host was spawning: the domain it just made must not outlive the row.
+    elif outcome in ("gone", "stale") and result.get("ok") and result.get("host"):
+        # Deleted while the host was spawning, or moved to another host meanwhile (its first host was
+        # down): the domain this host just made must not outlive the row, nor run twice.
         dispatch.send_to_host(
             "workers.agent.tasks.instance_action",
             result["host"],
             kwargs={"action": "delete", "domain": f"zenith-{instance_id}", "instance_id": instance_id},
         )
+
+
+@shared_task(name="compute.tasks.reschedule_from_down_hosts", ignore_result=True)
+def reschedule_from_down_hosts() -> int:
+    """Periodic (beat): spawns waiting on a host that went down are scheduled again on another host."""
+    moved = services.release_from_down_hosts()
+    for operation_id, instance_id in moved:
+        _schedule_and_spawn(operation_id, instance_id)
+    return len(moved)
 
 
 @shared_task(name="compute.tasks.spawn_crashed", ignore_result=True)

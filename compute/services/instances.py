@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from identity import policy, quotas
@@ -516,19 +516,39 @@ def _release_claim(instance_id) -> None:
         instance.save(update_fields=["host", "updated"])
 
 
-def schedule_instance(operation_id, instance_id) -> dict | None:
+DEFERRED = "deferred"
+
+
+def _every_host_silent() -> bool:
+    """Hosts are enrolled, and not one has been heard from lately: what failed is the conductor or the
+    broker (their heartbeats queue up behind the work), not every host at once."""
+    recent = timezone.now() - settings.ZENITH_HOST_DOWN_AFTER
+    enabled = Host.objects.filter(enabled=True)
+    return enabled.exists() and not enabled.filter(last_heartbeat__gte=recent).exists()
+
+
+def schedule_instance(operation_id, instance_id) -> dict | str | None:
     """Conductor: pick a host and claim it. Returns the host task's kwargs, or None when there is
-    nothing to spawn (the instance was deleted meanwhile, or no host fits: it is now in error)."""
+    nothing to spawn (the instance was deleted meanwhile, or no host fits: it is now in error), or
+    DEFERRED when every host is silent (the caller tries again shortly, until the deadline)."""
     instance = Instance.objects.select_related("image").filter(pk=instance_id).first()
     if instance is None or instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
         ledger.succeed(operation_id, message="instance no longer building: nothing to spawn")
         return None
+    if instance.task_state == I.SPAWNING and instance.host_id is not None:
+        # Already placed: this is a redelivered message (the conductor died after the claim, maybe before
+        # the spawn was sent). Send the spawn again: the agent's spawn is idempotent, and a second answer
+        # for a finished operation is ignored (spawn_finished).
+        return _spawn_work(instance, instance.host.name)
     if instance.task_state != I.SCHEDULING:
-        return None  # already placed (a redelivered message): the spawn's callback finishes it
+        return None
     request = scheduler.Request.for_instance(instance, exclude=instance.attempted_hosts)
     try:
         host = scheduler.select_and_claim(request)
     except scheduler.NoValidHost as exc:
+        if _every_host_silent():
+            ledger.report_progress(operation_id, 5, "waiting for the hosts' heartbeats")
+            return DEFERRED
         _error_instance(
             operation_id,
             instance_id,
@@ -549,14 +569,20 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
         instance.attempted_hosts = [*instance.attempted_hosts, host.name]
         instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
     try:
-        image_spec = _boot_spec(instance.image)
+        work = _spawn_work(instance, host.name)
     except InvalidInput as exc:  # e.g. its kernel image was deleted since the launch was accepted
         _release_claim(instance_id)
         _error_instance(operation_id, instance_id, _fault("image_unavailable", exc.message))
         return None
     ledger.report_progress(operation_id, 10, f"scheduled on {host.name}")
+    return work
+
+
+def _spawn_work(instance: Instance, host_name: str) -> dict:
+    """The kwargs of a host's spawn task for ``instance`` (raises InvalidInput when its image is gone)."""
+    image_spec = _boot_spec(instance.image)
     return {
-        "host": host.name,
+        "host": host_name,
         "instance": {
             "id": str(instance.pk),
             "name": instance.name,
@@ -580,14 +606,21 @@ def _boot_spec(image: Image) -> dict:
 
 def spawn_finished(operation_id, instance_id, result: dict) -> str:
     """Conductor: the host answered a spawn. Returns "active", "reschedule", "error" or "gone"."""
-    instance = Instance.objects.filter(pk=instance_id).first()
+    instance = Instance.objects.select_related("host").filter(pk=instance_id).first()
     if instance is None:
         return "gone"
+    answered_by = result.get("host")
+    if answered_by and answered_by != (instance.host.name if instance.host_id else None):
+        # A late or repeated answer from a host this instance is no longer placed on (it was rescheduled
+        # away from a host that went down, or deleted): it settles nothing here.
+        return "stale"
     if result.get("ok"):
         with transaction.atomic():
             instance = Instance.objects.select_for_update().get(pk=instance_id)
-            if instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
+            if instance.vm_state == I.DELETED or instance.task_state == I.DELETING:
                 return "gone"  # deleted while spawning: the delete's destroy removes the domain
+            if instance.vm_state != I.BUILDING:
+                return "duplicate"  # a redelivered spawn answered again: already settled
             instance.vm_state = I.ACTIVE
             instance.task_state = ""
             instance.power_state = result.get("power_state") or "running"
@@ -600,6 +633,8 @@ def spawn_finished(operation_id, instance_id, result: dict) -> str:
             _finish_action(operation_id, InstanceAction.SUCCESS)
         return "active"
     error = result.get("error") or "the host could not spawn the instance"
+    if instance.vm_state != I.BUILDING or instance.task_state != I.SPAWNING:
+        return "gone" if instance.task_state == I.DELETING or instance.vm_state == I.DELETED else "duplicate"
     _release_claim(instance_id)
     instance.refresh_from_db()
     if instance.task_state == I.DELETING or instance.vm_state != I.BUILDING:
@@ -617,6 +652,48 @@ def spawn_finished(operation_id, instance_id, result: dict) -> str:
         _fault("spawn_failed", f"Spawning failed on every host tried ({tried}); last error: {error}", result),
     )
     return "error"
+
+
+def release_from_down_hosts(now=None) -> list[tuple[str, str]]:
+    """Conductor: instances still spawning on a host that stopped heartbeating give their claim back
+    and go back to scheduling (that host stays in ``attempted_hosts``, so another one is chosen).
+
+    Returns ``(operation_id, instance_id)`` pairs to schedule again. Should the down host come back and
+    answer its old spawn after all, that answer is stale (spawn_finished) and its domain is deleted.
+    """
+    now = now or timezone.now()
+    down_before = now - settings.ZENITH_HOST_DOWN_AFTER
+    if not Host.objects.filter(enabled=True, last_heartbeat__gte=down_before).exists():
+        # Every host silent at once: the broker (or this conductor's link to it) is what failed, not
+        # the hosts. There is nowhere else to go; their spawns resume when the heartbeats do.
+        return []
+    candidates = Instance.objects.filter(
+        vm_state=I.BUILDING,
+        task_state=I.SPAWNING,
+        host__isnull=False,
+        operation__state=Operation.RUNNING,
+    ).filter(Q(host__last_heartbeat__isnull=True) | Q(host__last_heartbeat__lt=down_before))
+    moved = []
+    for instance_id in list(candidates.values_list("pk", flat=True)):
+        with transaction.atomic():
+            instance = (
+                Instance.objects.select_for_update(of=("self",))
+                .select_related("host")
+                .filter(pk=instance_id, vm_state=I.BUILDING, task_state=I.SPAWNING)
+                .first()
+            )
+            if instance is None or instance.host is None or instance.host.is_up(now):
+                continue
+            down = instance.host.name
+            scheduler.release(instance.host_id, instance.vcpus, instance.memory_mb, instance.disk_gb)
+            instance.host = None
+            instance.task_state = I.SCHEDULING
+            instance.fault = _fault("host_down", f"{down}: the host went down before it spawned the instance")
+            instance.save(update_fields=["host", "task_state", "fault", "updated"])
+            ledger.report_progress(instance.operation_id, 5, f"host {down} is down, rescheduling")
+        log.warning("instance %s: host %s is down, rescheduling", instance_id, down)
+        moved.append((str(instance.operation_id), str(instance_id)))
+    return moved
 
 
 def _error_instance(operation_id, instance_id, fault: dict) -> None:
@@ -661,6 +738,8 @@ def action_finished(operation_id, instance_id, action: str, result: dict) -> Non
     spec = ACTIONS[action]
     with transaction.atomic():
         instance = Instance.objects.select_for_update().filter(pk=instance_id).first()
+        if Operation.objects.filter(pk=operation_id).exclude(state__in=Operation.UNFINISHED).exists():
+            return  # a redelivered action answered again: its operation is settled already
         if instance is None or instance.vm_state == I.DELETED:
             ledger.succeed(operation_id, message="instance deleted meanwhile")
             return
