@@ -75,7 +75,9 @@ run: install
 	@echo "  Log in as admin, demo or viewer with the password printed above (ZENITH_DEMO_PASSWORD)."
 	@echo "  API docs: http://127.0.0.1:$(PORT)/api/docs/   Stop with Ctrl-C."
 	@echo
-	ZENITH_PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
+	@# Each process under workers/respawn.py: one that dies is logged and restarted, not the end of all.
+	@mkdir -p var && $(BIN)/python -m workers.respawn procfile Procfile $(BIN)/python > var/Procfile.run
+	ZENITH_PORT=$(PORT) $(BIN)/honcho start -f var/Procfile.run -d . $(PROCESSES)
 
 lint: install
 	$(BIN)/ruff check .
