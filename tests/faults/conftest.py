@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +38,10 @@ from workers import processes
 
 SIM_URI = processes.simulated_host_uri()
 HOSTS = ("sim-1", "sim-2")
-IMAGE_BYTES = b"QFI\xfb" + b"\0" * 4092 + b"zenith fault image" * 2000
+# Large enough that a host's first spawn spends a moment downloading it (its spawns are in flight
+# then, held unacknowledged by the agent), unique per test so that no host has it cached already.
+IMAGE_MB = 48
+MiB = 1024 * 1024
 DEADLINE = 60  # seconds: every operation of the suite
 # Shortened for the suite (the defaults are minutes): the same mechanisms, on a faster clock.
 FAST = {
@@ -171,7 +175,9 @@ def fault_cloud(request, cloud, django_db_blocker, tmp_path, settings):
     services.seed_flavors()
     admin = cloud.ctx(cloud.admin)
     image = services.create_image(admin, name="tiny", disk_format="qcow2", visibility="public")
-    services.upload_image_data(admin, image, [IMAGE_BYTES])
+    tag = uuid.uuid4().bytes
+    chunks = (b"QFI\xfb" + tag + b"\0" * (MiB - 20) if i == 0 else b"\0" * MiB for i in range(IMAGE_MB))
+    services.upload_image_data(admin, image, chunks)
     image.refresh_from_db()
     assert image.status == Image.ACTIVE
     quotas.set_limits(cloud.project, {"instances": -1, "cores": -1, "ram": -1})
@@ -199,6 +205,10 @@ def fault_cloud(request, cloud, django_db_blocker, tmp_path, settings):
     finally:
         shut_down(plane, django_db_blocker)
         redis_server.kill()
+        # The image's bytes, in the portal's store and the hosts' caches: 48 MB each, every test.
+        services.delete_image(admin, image)
+        for host in HOSTS:
+            shutil.rmtree(Path(settings.VAR_DIR) / "agent" / host / "images", ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter):
