@@ -63,3 +63,5 @@ def test_an_ack_on_a_closed_connection_is_logged_and_the_message_comes_back(redi
         ):
             conn2.drain_events(timeout=5)
     assert again == [{"n": 1}]
+    message.channel.connection.client = conn  # let the dead connection close quietly
+    conn.release()
