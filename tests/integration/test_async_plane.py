@@ -158,7 +158,11 @@ def test_operation_on_a_queue_nobody_consumes_stays_pending_is_resent_then_faile
     assert (op.state, op.send_count) == (Operation.PENDING, 2)
     assert queued_messages("compute.nobody") == 2  # really published again
 
-    assert services.sweep(now=op.deadline + timedelta(seconds=1)).as_dict() == {"resent": 0, "failed": 1, "redriven": 0}
+    assert services.sweep(now=op.deadline + timedelta(seconds=1)).as_dict() == {
+        "resent": 0,
+        "failed": 1,
+        "redriven": 0,
+    }
     op.refresh_from_db()
     assert op.state == Operation.FAILED
     assert "Deadline exceeded" in op.message

@@ -268,7 +268,11 @@ def test_sweep_leaves_finished_operations_untouched(sent, failed_signals):
         created_ago=long_ago,
     )
 
-    assert services.sweep(now=timezone.now() + long_ago).as_dict() == {"resent": 0, "failed": 0, "redriven": 0}
+    assert services.sweep(now=timezone.now() + long_ago).as_dict() == {
+        "resent": 0,
+        "failed": 0,
+        "redriven": 0,
+    }
 
     for before in (done, failed):
         after = reload(before)
