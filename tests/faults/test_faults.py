@@ -18,6 +18,7 @@ from django.db.models import Sum
 from compute import services
 from compute.models import Host, Instance
 from identity.context import system_context
+from tests.integration.test_async_plane import wait_for
 from workers.models import Operation
 
 from .conftest import DEADLINE, HOSTS, RESULTS, FaultCloud, wait_hosts_up
@@ -55,14 +56,13 @@ def active_on(fc: FaultCloud, host: str) -> list[str]:
     ]
 
 
-def wait_until(predicate, what: str, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+def warm_up(fc: FaultCloud, *, active: int, more: int) -> tuple[list[float], list[str]]:
+    """Four launches, until ``active`` of them run; then ``more`` launches (in flight at the fault).
+    Returns the creates' latencies and the ids of the active instances."""
+    latencies = [create(fc, f"a-{i}") for i in range(4)]
+    wait_for(lambda: len(active_on(fc, "sim-1")) + len(active_on(fc, "sim-2")) >= active, "active ones", 20)
+    earlier = active_on(fc, "sim-1") + active_on(fc, "sim-2")
+    return latencies + [create(fc, f"b-{i}") for i in range(more)], earlier
 
 
 def settled(fc: FaultCloud) -> bool:
@@ -75,7 +75,7 @@ def check(fc: FaultCloud, case: str, fault_at: float, latencies: list[float], **
     """Wait for every resource to settle, assert the invariants of every case, record the figures."""
     limit = DEADLINE + 15  # the last operation was accepted after the fault: its deadline, plus a sweep
     try:
-        wait_until(lambda: settled(fc), "every instance and operation to settle", limit)
+        wait_for(lambda: settled(fc), "every instance and operation to settle", limit)
     except pytest.fail.Exception:
         stuck = list(
             Instance.objects.filter(pk__in=fc.accepted)
@@ -127,7 +127,7 @@ def test_host_agent_sigkilled_during_a_burst(fault_cloud: FaultCloud):
     fc = fault_cloud
     latencies = [create(fc, f"a-{i}") for i in range(8)]
     # Killed while it holds spawns: downloading the image for the first of them, the others waiting.
-    wait_until(lambda: spawning_on(fc, "sim-1") >= 2, "spawns in flight on sim-1", 20)
+    wait_for(lambda: spawning_on(fc, "sim-1") >= 2, "spawns in flight on sim-1", 20)
     fault_at = time.monotonic()
     fc.kill("agent-sim-1")
     latencies += [create(fc, f"c-{i}") for i in range(6)]
@@ -161,7 +161,7 @@ def test_host_agent_sigkilled_during_a_burst(fault_cloud: FaultCloud):
         return drift if drift is not None and drift["unknown_domains"] == [] else None
 
     try:
-        drift = wait_until(no_unknown_domain, "sim-1 to report its domains, none unknown", 20)
+        drift = wait_for(no_unknown_domain, "sim-1 to report its domains, none unknown", 20)
     except pytest.fail.Exception:
         pytest.fail(f"sim-1 did not reconcile: {last}")
     # The simulated host's domains lived in the killed process (libvirt's test driver keeps them in
@@ -172,10 +172,7 @@ def test_host_agent_sigkilled_during_a_burst(fault_cloud: FaultCloud):
 
 def test_conductor_sigkilled_during_a_burst(fault_cloud: FaultCloud):
     fc = fault_cloud
-    latencies = [create(fc, f"a-{i}") for i in range(4)]
-    wait_until(lambda: len(active_on(fc, "sim-1")) + len(active_on(fc, "sim-2")) >= 3, "three active", 20)
-    earlier = active_on(fc, "sim-1") + active_on(fc, "sim-2")
-    latencies += [create(fc, f"b-{i}") for i in range(4)]
+    latencies, earlier = warm_up(fc, active=3, more=4)
     fault_at = time.monotonic()
     fc.kill("conductor")  # with the messages it held (prefetched, running) unacknowledged
     latencies += [create(fc, f"c-{i}") for i in range(8)]
@@ -189,10 +186,7 @@ def test_conductor_sigkilled_during_a_burst(fault_cloud: FaultCloud):
 
 def test_broker_killed_for_20_s_during_a_burst(fault_cloud: FaultCloud):
     fc = fault_cloud
-    latencies = [create(fc, f"a-{i}") for i in range(4)]
-    wait_until(lambda: len(active_on(fc, "sim-1")) + len(active_on(fc, "sim-2")) >= 2, "two active", 20)
-    earlier = active_on(fc, "sim-1") + active_on(fc, "sim-2")
-    latencies += [create(fc, f"b-{i}") for i in range(3)]
+    latencies, earlier = warm_up(fc, active=2, more=3)
     fault_at = time.monotonic()
     fc.redis.kill()  # queued and unacknowledged messages are lost with it (no persistence)
     during = []
