@@ -125,9 +125,14 @@ def spawning_on(fc: FaultCloud, host: str) -> int:
 
 def test_host_agent_sigkilled_during_a_burst(fault_cloud: FaultCloud):
     fc = fault_cloud
-    latencies = [create(fc, f"a-{i}") for i in range(8)]
-    # Killed while it holds spawns: downloading the image for the first of them, the others waiting.
-    wait_for(lambda: spawning_on(fc, "sim-1") >= 2, "spawns in flight on sim-1", 20)
+    # Killed in the middle of a burst while it holds spawns: downloading the image for the first of
+    # them, the others waiting for that download.
+    latencies = []
+    for i in range(12):
+        latencies.append(create(fc, f"a-{i}"))
+        if i >= 2 and spawning_on(fc, "sim-1") >= 1:
+            break
+    wait_for(lambda: spawning_on(fc, "sim-1") >= 1, "a spawn in flight on sim-1", 20)
     fault_at = time.monotonic()
     fc.kill("agent-sim-1")
     latencies += [create(fc, f"c-{i}") for i in range(6)]
