@@ -2,8 +2,10 @@
 every state, locks, and the conductor's side (scheduling, spawn results, rescheduling, faults)."""
 
 import itertools
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from compute import services
 from compute.models import Host, Instance, InstanceAction
@@ -11,6 +13,7 @@ from compute.services.instances import ACTIONS, allowed_actions
 from identity import quotas
 from identity.errors import Conflict, InvalidInput, PolicyDenied, QuotaExceeded
 from tests.factories import KeyPairFactory
+from workers import services as ledger
 from workers.models import Operation
 
 from .conftest import make_flavor, make_host
@@ -406,10 +409,65 @@ def test_hosts_fitting_counts_per_flavor(cloud, tiny):
     assert services.hosts_fitting([tiny, big]) == {tiny.pk: 2, big.pk: 1}
 
 
-def test_a_redelivered_build_message_does_not_claim_twice(cloud, image, tiny):
+def test_a_redelivered_build_message_does_not_claim_twice_and_sends_the_spawn_again(cloud, image, tiny):
+    """The conductor may have died after the claim, before it sent the spawn: the redelivered build
+    re-sends it to the same host (the agent's spawn is idempotent), without a second claim."""
+    make_host("h1")
+    make_host("h2")
+    instance = launch(cloud, flavor=tiny)
+    first = services.schedule_instance(instance.operation_id, instance.pk)
+    again = services.schedule_instance(instance.operation_id, instance.pk)
+    assert again["host"] == first["host"] and again["instance"] == first["instance"]
+    used = dict(Host.objects.values_list("name", "memory_mb_used"))
+    assert sorted(used.values()) == [0, 512]
+    assert Instance.objects.get(pk=instance.pk).task_state == "spawning"
+
+
+def test_a_second_answer_to_a_settled_spawn_changes_nothing(cloud, image, tiny):
     make_host("h1")
     instance = launch(cloud, flavor=tiny)
-    assert services.schedule_instance(instance.operation_id, instance.pk) is not None
-    assert services.schedule_instance(instance.operation_id, instance.pk) is None
+    services.schedule_instance(instance.operation_id, instance.pk)
+    ok = {"ok": True, "host": "h1", "power_state": "running"}
+    assert services.spawn_finished(instance.operation_id, instance.pk, ok) == "active"
+    # A redelivered spawn answers again, then a late failure: neither touches the active instance.
+    assert services.spawn_finished(instance.operation_id, instance.pk, ok) == "duplicate"
+    failure = {"ok": False, "host": "h1", "error": "boom"}
+    assert services.spawn_finished(instance.operation_id, instance.pk, failure) == "duplicate"
+    row = Instance.objects.get(pk=instance.pk)
+    assert (row.vm_state, row.host.name, row.fault) == ("active", "h1", None)
     assert Host.objects.get(name="h1").memory_mb_used == 512
+
+
+def test_an_answer_from_a_host_the_instance_left_is_stale(cloud, image, tiny):
+    make_host("h1")
+    instance = launch(cloud, flavor=tiny)
+    services.schedule_instance(instance.operation_id, instance.pk)
+    answer = {"ok": True, "host": "elsewhere", "power_state": "running"}
+    assert services.spawn_finished(instance.operation_id, instance.pk, answer) == "stale"
     assert Instance.objects.get(pk=instance.pk).task_state == "spawning"
+
+
+def test_spawns_on_a_host_that_went_down_are_released_for_another(cloud, image, tiny):
+    make_host("h1")
+    instance = launch(cloud, flavor=tiny)
+    ledger.start(instance.operation_id)  # the conductor took the build
+    services.schedule_instance(instance.operation_id, instance.pk)
+    make_host("h2")
+    Host.objects.filter(name="h1").update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    moved = services.release_from_down_hosts()
+    assert moved == [(str(instance.operation_id), str(instance.pk))]
+    row = Instance.objects.get(pk=instance.pk)
+    assert (row.host, row.task_state, row.fault["code"]) == (None, "scheduling", "host_down")
+    assert Host.objects.get(name="h1").memory_mb_used == 0
+    work = services.schedule_instance(instance.operation_id, instance.pk)
+    assert work["host"] == "h2"  # h1 is down, and already tried
+
+
+def test_when_every_host_is_silent_scheduling_waits_instead_of_failing(cloud, image, tiny):
+    make_host("h1")
+    Host.objects.update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    instance = launch(cloud, flavor=tiny)
+    assert services.schedule_instance(instance.operation_id, instance.pk) == services.DEFERRED
+    assert services.release_from_down_hosts() == []
+    row = Instance.objects.get(pk=instance.pk)
+    assert (row.vm_state, row.task_state) == ("building", "scheduling")
