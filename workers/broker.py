@@ -40,43 +40,34 @@ class Transport(filesystem.Transport):
     Channel = Channel
 
 
-# --- Redis: no crash on acking a message whose connection died --------------------------------------
-
-
-class RedisQoS(kombu_redis.QoS):
-    """Acks of messages taken over a connection that has since died (a broker outage) fail cleanly.
-
-    With ``acks_late`` a task that was running when the broker went away is acknowledged after the
-    worker reconnected, on its old channel. That channel's transport has been closed (``client`` is
-    None), and kombu's Redis channel then builds a new connection pool from it and raises
-    ``AttributeError: 'NoneType' object has no attribute 'hostname'``, which no caller expects: the
-    conductor stopped for good (issue 14). Raised here as a connection error instead, the ack is logged
-    ("Couldn't ack") and dropped; the message stays in Redis' unacked set and is redelivered after the
-    visibility timeout, which every conductor and agent step tolerates (they are idempotent).
-    """
-
-    def _check_open(self, delivery_tag) -> None:
-        transport = getattr(self.channel, "connection", None)
-        if getattr(transport, "client", None) is None or getattr(self.channel, "closed", False):
-            raise kombu_redis.get_redis_ConnectionError()(
-                f"cannot settle message {delivery_tag}: its broker connection was closed "
-                "(it will be redelivered after the visibility timeout)"
-            )
-
-    def ack(self, delivery_tag):
-        self._check_open(delivery_tag)
-        return super().ack(delivery_tag)
-
-    def reject(self, delivery_tag, requeue=False):
-        self._check_open(delivery_tag)
-        return super().reject(delivery_tag, requeue=requeue)
+# --- Redis: no crash on a connection that died ------------------------------------------------------
 
 
 class RedisChannel(kombu_redis.Channel):
-    QoS = RedisQoS
+    """kombu's Redis channel, which fails cleanly once its connection was closed.
+
+    When the broker goes away, Celery's consumer closes the connection and reconnects. Closing it
+    drops the transport's ``client``; a channel of that connection that needs Redis afterwards (to
+    restore its unacknowledged messages while it closes, or to acknowledge a late-acked task that
+    finishes only now) builds a new connection pool from it and raises ``AttributeError: 'NoneType'
+    object has no attribute 'hostname'``. No caller expects that error: the conductor stopped for
+    good (issue 14, reproduced by tests/faults). Raised as a connection error instead, it is what
+    those callers handle: the close goes on, the ack is logged ("Couldn't ack") and dropped, and
+    the message, still in Redis' unacked set, is delivered again after the visibility timeout
+    (every conductor and agent step tolerates that).
+    """
+
+    def _connparams(self, asynchronous=False):
+        transport = self.connection
+        if transport is None or transport.client is None:
+            raise kombu_redis.get_redis_ConnectionError()(
+                "this channel's broker connection was closed; its unacknowledged messages are "
+                "delivered again after the visibility timeout"
+            )
+        return super()._connparams(asynchronous=asynchronous)
 
 
 class RedisTransport(kombu_redis.Transport):
-    """kombu's Redis transport with :class:`RedisQoS`."""
+    """kombu's Redis transport with :class:`RedisChannel`."""
 
     Channel = RedisChannel
