@@ -4,8 +4,10 @@ work to ``compute.<host>`` with a callback back here (DESIGN.md section 3)."""
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
+from django.conf import settings
 from django.dispatch import receiver
 
 from workers import dispatch, queues
@@ -17,7 +19,8 @@ from workers.tasks import failure_reason
 from . import services
 
 log = logging.getLogger(__name__)
-DEFER_SECONDS = 2  # a build that found every host silent looks again this much later
+DEFER_SECONDS = 2  # a build that found its hosts silent looks again this much later
+_STARTED = time.monotonic()  # when this conductor process started
 
 
 @shared_task(name="compute.tasks.host_heartbeat", ignore_result=True)
@@ -80,6 +83,10 @@ def spawn_done(result: dict, *, operation_id: str, instance_id: str) -> None:
 @shared_task(name="compute.tasks.reschedule_from_down_hosts", ignore_result=True)
 def reschedule_from_down_hosts() -> int:
     """Periodic (beat): spawns waiting on a host that went down are scheduled again on another host."""
+    if time.monotonic() - _STARTED < settings.ZENITH_HOST_DOWN_AFTER.total_seconds():
+        # Just (re)started: the heartbeats queued while this conductor was away are still being read,
+        # host by host; a host whose turn has not come yet is not down.
+        return 0
     moved = services.release_from_down_hosts()
     for operation_id, instance_id in moved:
         _schedule_and_spawn(operation_id, instance_id)

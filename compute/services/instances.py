@@ -519,18 +519,25 @@ def _release_claim(instance_id) -> None:
 DEFERRED = "deferred"
 
 
-def _every_host_silent() -> bool:
-    """Hosts are enrolled, and not one has been heard from lately: what failed is the conductor or the
-    broker (their heartbeats queue up behind the work), not every host at once."""
-    recent = timezone.now() - settings.ZENITH_HOST_DOWN_AFTER
+def _hosts_may_come_back(request) -> bool:
+    """No host fits, but one may in a moment: every enrolled host is silent (what failed is the
+    conductor or the broker: their heartbeats queue up behind this work), or a host this instance
+    could use fell silent only lately (its heartbeats may be queued too, or it is restarting). Past
+    that grace, a silent host is down for good and the launch fails with "no valid host"."""
+    now = timezone.now()
+    recent = now - settings.ZENITH_HOST_DOWN_AFTER
     enabled = Host.objects.filter(enabled=True)
-    return enabled.exists() and not enabled.filter(last_heartbeat__gte=recent).exists()
+    if enabled.exists() and not enabled.filter(last_heartbeat__gte=recent).exists():
+        return True
+    grace = now - 3 * settings.ZENITH_HOST_DOWN_AFTER
+    usable = enabled.exclude(name__in=request.exclude)
+    return usable.filter(last_heartbeat__lt=recent, last_heartbeat__gte=grace).exists()
 
 
 def schedule_instance(operation_id, instance_id) -> dict | str | None:
     """Conductor: pick a host and claim it. Returns the host task's kwargs, or None when there is
     nothing to spawn (the instance was deleted meanwhile, or no host fits: it is now in error), or
-    DEFERRED when every host is silent (the caller tries again shortly, until the deadline)."""
+    DEFERRED when a silent host may be back in a moment (the caller tries again shortly)."""
     instance = Instance.objects.select_related("image").filter(pk=instance_id).first()
     if instance is None or instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
         ledger.succeed(operation_id, message="instance no longer building: nothing to spawn")
@@ -546,7 +553,7 @@ def schedule_instance(operation_id, instance_id) -> dict | str | None:
     try:
         host = scheduler.select_and_claim(request)
     except scheduler.NoValidHost as exc:
-        if _every_host_silent():
+        if _hosts_may_come_back(request):
             ledger.report_progress(operation_id, 5, "waiting for the hosts' heartbeats")
             return DEFERRED
         _error_instance(

@@ -5,6 +5,7 @@ import itertools
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from compute import services
@@ -471,3 +472,18 @@ def test_when_every_host_is_silent_scheduling_waits_instead_of_failing(cloud, im
     assert services.release_from_down_hosts() == []
     row = Instance.objects.get(pk=instance.pk)
     assert (row.vm_state, row.task_state) == ("building", "scheduling")
+
+
+def test_a_host_silent_only_lately_is_waited_for_one_silent_for_long_is_not(cloud, image, tiny):
+    make_host("h1")
+    make_host("h2")
+    now = timezone.now()
+    Host.objects.filter(name="h1").update(last_heartbeat=now - settings.ZENITH_HOST_DOWN_AFTER * 1.5)
+    instance = launch(cloud, flavor=tiny)
+    Host.objects.filter(name="h2").update(enabled=False)
+    assert services.schedule_instance(instance.operation_id, instance.pk) == services.DEFERRED
+    Host.objects.filter(name="h1").update(last_heartbeat=now - settings.ZENITH_HOST_DOWN_AFTER * 4)
+    Host.objects.filter(name="h2").update(enabled=True)  # up: so h1 is the one host down
+    Host.objects.filter(name="h2").update(memory_mb=0)  # and h2 has no room
+    assert services.schedule_instance(instance.operation_id, instance.pk) is None
+    assert Instance.objects.get(pk=instance.pk).vm_state == "error"
