@@ -551,7 +551,22 @@ def schedule_instance(operation_id, instance_id) -> dict | str | None:
         return None
     request = scheduler.Request.for_instance(instance, exclude=instance.attempted_hosts)
     try:
-        host = scheduler.select_and_claim(request)
+        # The claim and the placement commit together: a conductor killed between the two would
+        # otherwise leave a claim on a host that no instance row accounts for (found by tests/faults).
+        # The instance row is locked first, then the host's (the order _release_claim uses too).
+        with transaction.atomic():
+            instance = (
+                Instance.objects.select_for_update(of=("self",)).select_related("image").get(pk=instance_id)
+            )
+            if instance.vm_state != I.BUILDING or instance.task_state != I.SCHEDULING:
+                if instance.task_state in (I.DELETING, "") or instance.vm_state != I.BUILDING:
+                    ledger.succeed(operation_id, message="instance deleted while it was being scheduled")
+                return None
+            host = scheduler.select_and_claim(request)
+            instance.host = host
+            instance.task_state = I.SPAWNING
+            instance.attempted_hosts = [*instance.attempted_hosts, host.name]
+            instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
     except scheduler.NoValidHost as exc:
         if _hosts_may_come_back(request):
             ledger.report_progress(operation_id, 5, "waiting for the hosts' heartbeats")
@@ -562,19 +577,6 @@ def schedule_instance(operation_id, instance_id) -> dict | str | None:
             _fault("no_valid_host", exc.summary(), [v.as_dict() for v in exc.verdicts[:MAX_FAULT_HOSTS]]),
         )
         return None
-    with transaction.atomic():
-        instance = (
-            Instance.objects.select_for_update(of=("self",)).select_related("image").get(pk=instance_id)
-        )
-        if instance.vm_state != I.BUILDING or instance.task_state != I.SCHEDULING:
-            scheduler.release(host.pk, request.vcpus, request.memory_mb, request.disk_gb)
-            if instance.task_state in (I.DELETING, "") or instance.vm_state != I.BUILDING:
-                ledger.succeed(operation_id, message="instance deleted while it was being scheduled")
-            return None
-        instance.host = host
-        instance.task_state = I.SPAWNING
-        instance.attempted_hosts = [*instance.attempted_hosts, host.name]
-        instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
     try:
         work = _spawn_work(instance, host.name)
     except InvalidInput as exc:  # e.g. its kernel image was deleted since the launch was accepted

@@ -10,6 +10,7 @@ fault to every resource stable and the counts are printed at the end of the run 
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import pytest
@@ -112,6 +113,7 @@ def check(fc: FaultCloud, case: str, fault_at: float, latencies: list[float], **
         "stuck": 0,
         "faults": sorted({row.fault["message"][:160] for row in failed}),
         "create_max_ms": round(1000 * max(latencies), 1),
+        "create_p50_ms": round(1000 * statistics.median(latencies), 1),
         **extra,
     }
     RESULTS.append(figures)
