@@ -9,9 +9,10 @@ export PORT
 PG_URL ?= postgres://postgres@127.0.0.1:5432/zenith
 REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
-# Debian packages: libvirt's headers to build libvirt-python; Chromium for the browser tests.
+# Debian packages: libvirt's headers to build libvirt-python; Chromium for the browser tests;
+# redis-server for the fault suite (tests/faults starts and kills a Redis of its own).
 APT_PACKAGES_BUILD := libvirt-dev pkg-config
-APT_PACKAGES_TEST := chromium
+APT_PACKAGES_TEST := chromium redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test install assets apt-install system-deps realhost lint check-migrations test-embedded test-services clean
