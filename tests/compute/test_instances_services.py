@@ -339,6 +339,20 @@ class TestConductor:
         assert instance.fault["code"] == "suspend_failed" and "no space" in instance.fault["message"]
         assert InstanceAction.objects.filter(instance=instance, action="suspend").get().result == "error"
 
+    def test_a_second_answer_to_a_settled_action_changes_nothing(self, cloud, image, tiny):
+        """A redelivered stop runs again on the host and fails there ("already stopped"): ignored."""
+        instance = in_state(launch(cloud, flavor=tiny), "active")
+        services.instance_action(cloud.ctx(cloud.member), instance, "stop")
+        instance.refresh_from_db()
+        op = instance.operation_id
+        services.action_finished(op, instance.pk, "stop", {"ok": True, "power_state": "shutoff"})
+        services.action_finished(
+            op, instance.pk, "stop", {"ok": False, "error": "not running", "power_state": ""}
+        )
+        instance.refresh_from_db()
+        assert (instance.status, instance.task_state, instance.fault) == ("SHUTOFF", "", None)
+        assert Operation.objects.get(pk=op).state == "succeeded"
+
     def test_a_timed_out_create_ends_in_error(self, cloud, image, tiny):
         from workers import services as ledger
 
