@@ -12,9 +12,10 @@ export BIND
 PG_URL ?= postgres://postgres@127.0.0.1:5432/zenith
 REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
-# Debian packages: libvirt's headers to build libvirt-python; Chromium for the browser tests.
+# Debian packages: libvirt's headers to build libvirt-python; Chromium for the browser tests;
+# redis-server for the fault suite (tests/faults starts and kills a Redis of its own).
 APT_PACKAGES_BUILD := libvirt-dev pkg-config
-APT_PACKAGES_TEST := chromium
+APT_PACKAGES_TEST := chromium redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test install assets apt-install system-deps realhost lint check-migrations test-embedded test-services clean
@@ -79,7 +80,9 @@ run: install
 	@echo "  Log in as admin, demo or viewer with the password printed above (ZENITH_DEMO_PASSWORD)."
 	@echo "  API docs: http://127.0.0.1:$(PORT)/api/docs/   Stop with Ctrl-C."
 	@echo
-	ZENITH_PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
+	@# Each process under workers/respawn.py: one that dies is logged and restarted, not the end of all.
+	@mkdir -p var && $(BIN)/python -m workers.respawn procfile Procfile $(BIN)/python > var/Procfile.run
+	ZENITH_PORT=$(PORT) $(BIN)/honcho start -f var/Procfile.run -d . $(PROCESSES)
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,8 +8,10 @@ Instance actions have no task of their own here: they are transitions of the ins
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
+from django.conf import settings
 
 from workers import services as ledger
 from workers import tasknames
@@ -17,6 +19,7 @@ from workers import tasknames
 from . import services
 
 log = logging.getLogger(__name__)
+_STARTED = time.monotonic()  # when this conductor process started
 
 
 @shared_task(name=tasknames.BUILD_INSTANCE, ignore_result=True)
@@ -25,6 +28,19 @@ def build_instance(operation_id: str, instance_id: str) -> None:
     if ledger.start(operation_id) is None:
         return
     services.schedule_and_spawn(operation_id, instance_id)
+
+
+@shared_task(name=tasknames.RESCHEDULE_FROM_DOWN_HOSTS, ignore_result=True)
+def reschedule_from_down_hosts() -> int:
+    """Periodic (beat): spawns waiting on a host that went down are scheduled again on another host."""
+    if time.monotonic() - _STARTED < settings.ZENITH_HOST_DOWN_AFTER.total_seconds():
+        # Just (re)started: the heartbeats queued while this conductor was away are still being read,
+        # host by host; a host whose turn has not come yet is not down.
+        return 0
+    moved = services.release_from_down_hosts()
+    for operation_id, instance_id in moved:
+        services.schedule_and_spawn(operation_id, instance_id)
+    return len(moved)
 
 
 @shared_task(name=tasknames.POWER_SYNC, ignore_result=True)

@@ -228,7 +228,21 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     _default_results = f"file://{VAR_DIR / 'results'}"
     (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A message a worker took but never acknowledged (acks_late: it died holding it) goes back on its
+    # queue after the visibility timeout. kombu's one hour default outlived every operation deadline
+    # (issue 14); it must exceed the longest host task (an image download), and sit well inside the
+    # deadlines. Connect and socket timeouts keep a publish to a dead broker short (see the policy below).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("ZENITH_BROKER_VISIBILITY_TIMEOUT", "120")),
+        # Look for such messages every 5 s (kombu's defaults scan every 10th call of every 10 s).
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": 5,
+    }
+    if CELERY_BROKER_URL.startswith(("redis", "rediss")):
+        # kombu's Redis transport, guarded against acking on a connection that died (workers/broker.py).
+        CELERY_BROKER_TRANSPORT = "workers.broker:RedisTransport"
     _default_results = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else None
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", _default_results)
 CELERY_RESULT_EXPIRES = timedelta(hours=1)
@@ -241,10 +255,31 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers ride out a broker outage of any length: reconnect forever (Celery's default gives up after 100).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# A publish to an unreachable broker gives up within about a second: the Operation stays pending in the
+# ledger (the outbox) and the sweeper sends it when the broker is back, so a request never waits long.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 0.5
+CELERY_REDIS_SOCKET_TIMEOUT = 5
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-operations": {
         "task": "workers.tasks.sweep_operations",
+        "schedule": float(os.environ.get("ZENITH_SWEEP_INTERVAL", "15")),
+        "options": {"queue": "conductor", "expires": 60},
+    },
+    "reschedule-from-down-hosts": {
+        "task": "compute.tasks.reschedule_from_down_hosts",
         "schedule": float(os.environ.get("ZENITH_SWEEP_INTERVAL", "15")),
         "options": {"queue": "conductor", "expires": 60},
     },
@@ -261,6 +296,14 @@ ZENITH_LOGIN_MAX_FAILURES = int(os.environ.get("ZENITH_LOGIN_MAX_FAILURES", "5")
 ZENITH_LOGIN_LOCKOUT = int(os.environ.get("ZENITH_LOGIN_LOCKOUT", "300"))
 # Operations never picked up are re-sent after this long; every operation fails past its deadline.
 ZENITH_OPERATION_RESEND_AFTER = timedelta(seconds=int(os.environ.get("ZENITH_OPERATION_RESEND_AFTER", "30")))
+# A running operation silent this long had its message lost (a broker restarted empty): it is sent again.
+ZENITH_OPERATION_REDRIVE_AFTER = timedelta(
+    seconds=int(
+        os.environ.get(
+            "ZENITH_OPERATION_REDRIVE_AFTER", os.environ.get("ZENITH_BROKER_VISIBILITY_TIMEOUT", "120")
+        )
+    )
+)
 ZENITH_OPERATION_MAX_SENDS = int(os.environ.get("ZENITH_OPERATION_MAX_SENDS", "5"))
 ZENITH_OPERATION_DEFAULT_DEADLINE = timedelta(
     seconds=int(os.environ.get("ZENITH_OPERATION_DEFAULT_DEADLINE", "600"))

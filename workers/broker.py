@@ -1,4 +1,5 @@
-"""The embedded broker: kombu's filesystem transport, with message files that appear whole.
+"""The brokers' kombu transports: the embedded filesystem one, with message files that appear whole,
+and Redis, guarded against acks on a dead connection (below).
 
 kombu's ``filesystem`` transport creates a message file under its final name and writes it
 afterwards; a consumer polling in between (every 20 ms here) takes the still-empty file, fails
@@ -15,6 +16,7 @@ from time import monotonic
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
+from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -36,3 +38,36 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+# --- Redis: no crash on a connection that died ------------------------------------------------------
+
+
+class RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, which fails cleanly once its connection was closed.
+
+    When the broker goes away, Celery's consumer closes the connection and reconnects. Closing it
+    drops the transport's ``client``; a channel of that connection that needs Redis afterwards (to
+    restore its unacknowledged messages while it closes, or to acknowledge a late-acked task that
+    finishes only now) builds a new connection pool from it and raises ``AttributeError: 'NoneType'
+    object has no attribute 'hostname'``. No caller expects that error: the conductor stopped for
+    good (issue 14, reproduced by tests/faults). Raised as a connection error instead, it is what
+    those callers handle: the close goes on, the ack is logged ("Couldn't ack") and dropped, and
+    the message, still in Redis' unacked set, is delivered again after the visibility timeout
+    (every conductor and agent step tolerates that).
+    """
+
+    def _connparams(self, asynchronous=False):
+        transport = self.connection
+        if transport is None or transport.client is None:
+            raise kombu_redis.get_redis_ConnectionError()(
+                "this channel's broker connection was closed; its unacknowledged messages are "
+                "delivered again after the visibility timeout"
+            )
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with :class:`RedisChannel`."""
+
+    Channel = RedisChannel

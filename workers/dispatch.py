@@ -48,11 +48,12 @@ def enqueue(
     return op
 
 
-def send(operation_id) -> bool:
-    """Publish a pending operation's task (again); False when it is no longer pending."""
+def send(operation_id, state: str = Operation.PENDING) -> bool:
+    """Publish an operation's task (again) if it is still in ``state`` (pending: not yet picked up;
+    running: re-driven by the sweeper); False when it is not."""
     now = timezone.now()
-    claimed = Operation.objects.filter(pk=operation_id, state=Operation.PENDING).update(
-        send_count=F("send_count") + 1, sent_at=now
+    claimed = Operation.objects.filter(pk=operation_id, state=state).update(
+        send_count=F("send_count") + 1, sent_at=now, updated=now
     )
     if not claimed:
         return False
@@ -63,6 +64,9 @@ def send(operation_id) -> bool:
             kwargs={"operation_id": str(op.pk), **op.payload},
             queue=op.queue,
             task_id=str(op.pk),
+            # Ledger tasks store no result: without this Celery subscribes to the result channel on
+            # every send, through the result backend's own retry loop (20 s against a dead Redis).
+            ignore_result=True,
         )
     except Exception:  # broker down: the sweeper re-sends it later
         log.exception("could not publish operation %s; the sweeper will retry", operation_id)

@@ -258,6 +258,8 @@ class Lifecycle:
             return
         with transaction.atomic():
             row = self.model.objects.select_for_update().filter(pk=resource_id).first()
+            if Operation.objects.filter(pk=operation_id).exclude(state__in=Operation.UNFINISHED).exists():
+                return  # a redelivered host task answered again: its operation is settled already
             if row is None or self.state(row) == self.deleted:
                 ledger.succeed(operation_id, message=f"{self.kind} deleted meanwhile")
                 audit.finish(operation_id, ResourceAction.SUCCESS, f"{self.kind} deleted meanwhile")

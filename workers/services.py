@@ -28,7 +28,7 @@ def start(operation_id) -> Operation | None:
     """Mark an operation running; None when it already finished (a duplicate or late delivery)."""
     now = timezone.now()
     Operation.objects.filter(pk=operation_id, state=Operation.PENDING).update(
-        state=Operation.RUNNING, started_at=now
+        state=Operation.RUNNING, started_at=now, updated=now
     )
     op = Operation.objects.filter(pk=operation_id).first()
     if op is None or op.finished:
@@ -39,7 +39,7 @@ def start(operation_id) -> Operation | None:
 def report_progress(operation_id, percent: int, message: str = "") -> None:
     """Record how far a running operation got (monotonic: progress never goes backwards)."""
     percent = max(0, min(100, int(percent)))
-    update = {"progress": percent}
+    update = {"progress": percent, "updated": timezone.now()}  # ``updated``: its last sign of life
     if message:
         update["message"] = message
     Operation.objects.filter(pk=operation_id, state=Operation.RUNNING, progress__lte=percent).update(**update)
@@ -67,13 +67,20 @@ def fail(operation_id, message: str, result=None) -> bool:
     )
 
 
+# Operation kinds whose conductor task resumes from the state it finds (compute/tasks.py: a build
+# re-sends the spawn of an instance already placed, an action is sent to its host again, and the host
+# tasks are idempotent): a running one of these whose message was lost can simply be sent again.
+REDRIVABLE_KINDS = ("instance.",)
+
+
 @dataclass
 class SweepReport:
     resent: int = 0
     failed: int = 0
+    redriven: int = 0
 
     def as_dict(self) -> dict:
-        return {"resent": self.resent, "failed": self.failed}
+        return {"resent": self.resent, "failed": self.failed, "redriven": self.redriven}
 
 
 def sweep(now: datetime | None = None) -> SweepReport:
@@ -111,9 +118,31 @@ def sweep(now: datetime | None = None) -> SweepReport:
     for pk in list(stale):
         if dispatch.send(pk):
             report.resent += 1
-    if report.resent or report.failed:
+    report.redriven = redrive(now)
+    if report.resent or report.failed or report.redriven:
         log.info("operation sweep: %s", report.as_dict())
     return report
+
+
+def redrive(now: datetime | None = None) -> int:
+    """Send again the task of running operations that showed no sign of life for
+    ``ZENITH_OPERATION_REDRIVE_AFTER``: their step's message was lost (a broker that restarted empty,
+    a publish that failed mid-step). That is also when the broker redelivers a message a dead worker
+    held (the visibility timeout), so no step that is merely slow is sent twice sooner than that."""
+    now = now or timezone.now()
+    before = now - settings.ZENITH_OPERATION_REDRIVE_AFTER
+    kinds = Q()
+    for prefix in REDRIVABLE_KINDS:
+        kinds |= Q(kind__startswith=prefix)
+    stuck = Operation.objects.filter(
+        kinds,
+        Q(sent_at__isnull=True) | Q(sent_at__lte=before),
+        state=Operation.RUNNING,
+        deadline__gt=now,
+        updated__lte=before,
+        send_count__lt=settings.ZENITH_OPERATION_MAX_SENDS,
+    ).values_list("pk", flat=True)
+    return sum(1 for pk in list(stuck) if dispatch.send(pk, state=Operation.RUNNING))
 
 
 # --- hosts: heartbeats, with a section per role ------------------------------------------------------

@@ -16,6 +16,7 @@ HOST_HEARTBEAT = "workers.tasks.host_heartbeat"
 
 # Conductor: compute.
 BUILD_INSTANCE = "compute.tasks.build_instance"
+RESCHEDULE_FROM_DOWN_HOSTS = "compute.tasks.reschedule_from_down_hosts"
 POWER_SYNC = "compute.tasks.power_sync"
 POWER_EVENT = "compute.tasks.power_event"
 

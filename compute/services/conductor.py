@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import logging
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from identity import audit
 from identity.errors import InvalidInput
 from identity.models import ResourceAction
-from workers import dispatch, tasknames
+from workers import dispatch, queues, tasknames
 from workers import services as ledger
 from workers.lifecycle import make_fault
+from workers.models import Host, Operation
 from workers.tasks import host_callbacks
 
 from .. import scheduler
@@ -26,15 +29,33 @@ log = logging.getLogger(__name__)
 
 I = Instance  # noqa: E741 - the state constants read better short
 
+DEFER_SECONDS = 2  # a build that found its hosts silent looks again this much later
 MAX_FAULT_HOSTS = 50  # per-host verdicts kept in a no-valid-host fault (the message counts them all)
 
-__all__ = ["MAX_FAULT_HOSTS", "finish_delete", "schedule_and_spawn", "schedule_instance", "spawn_finished"]
+__all__ = [
+    "DEFERRED",
+    "MAX_FAULT_HOSTS",
+    "finish_delete",
+    "release_from_down_hosts",
+    "schedule_and_spawn",
+    "schedule_instance",
+    "spawn_finished",
+]
 
 
 def schedule_and_spawn(operation_id: str, instance_id: str) -> None:
     """Conductor: schedule the instance (claim a host), then hand the spawn to that host's agent,
     whose answer comes back to ``settle_step("create")`` of the instance lifecycle."""
     work = schedule_instance(operation_id, instance_id)
+    if work == DEFERRED:
+        # Every host silent: heartbeats queued behind this message (a conductor or broker outage).
+        current_app.send_task(
+            tasknames.BUILD_INSTANCE,
+            kwargs={"operation_id": operation_id, "instance_id": instance_id},
+            queue=queues.CONDUCTOR,
+            countdown=DEFER_SECONDS,
+        )
+        return
     if work is None:
         return
     dispatch.send_to_host(
@@ -68,19 +89,65 @@ def _release_claim(instance_id) -> None:
         instance.save(update_fields=["host", "updated"])
 
 
-def schedule_instance(operation_id, instance_id) -> dict | None:
+DEFERRED = "deferred"
+
+
+def _compute_hosts():
+    return Host.objects.filter(enabled=True, compute__isnull=False)
+
+
+def _hosts_may_come_back(request) -> bool:
+    """No host fits, but one may in a moment: every enrolled host is silent (what failed is the
+    conductor or the broker: their heartbeats queue up behind this work), or a host this instance
+    could use fell silent only lately (its heartbeats may be queued too, or it is restarting). Past
+    that grace, a silent host is down for good and the launch fails with "no valid host"."""
+    now = timezone.now()
+    recent = now - settings.ZENITH_HOST_DOWN_AFTER
+    enabled = _compute_hosts()
+    if enabled.exists() and not enabled.filter(last_heartbeat__gte=recent).exists():
+        return True
+    grace = now - 3 * settings.ZENITH_HOST_DOWN_AFTER
+    usable = enabled.exclude(name__in=request.exclude)
+    return usable.filter(last_heartbeat__lt=recent, last_heartbeat__gte=grace).exists()
+
+
+def schedule_instance(operation_id, instance_id) -> dict | str | None:
     """Conductor: pick a host and claim it. Returns the host task's kwargs, or None when there is
-    nothing to spawn (the instance was deleted meanwhile, or no host fits: it is now in error)."""
-    instance = Instance.objects.select_related("image").filter(pk=instance_id).first()
+    nothing to spawn (the instance was deleted meanwhile, or no host fits: it is now in error), or
+    DEFERRED when a silent host may be back in a moment (the caller tries again shortly)."""
+    instance = Instance.objects.select_related("image", "host").filter(pk=instance_id).first()
     if instance is None or instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
         ledger.succeed(operation_id, message="instance no longer building: nothing to spawn")
         return None
+    if instance.task_state == I.SPAWNING and instance.host_id is not None:
+        # Already placed: this is a redelivered message (the conductor died after the claim, maybe
+        # before the spawn was sent). Send the spawn again: the agent's spawn is idempotent, and a
+        # second answer for a finished operation is ignored (spawn_finished).
+        return _spawn_work(instance, instance.host.name)
     if instance.task_state != I.SCHEDULING:
-        return None  # already placed (a redelivered message): the spawn's callback finishes it
+        return None
     request = scheduler.Request.for_instance(instance, exclude=instance.attempted_hosts)
     try:
-        host = scheduler.select_and_claim(request)
+        # The claim and the placement commit together: a conductor killed between the two would
+        # otherwise leave a claim on a host that no instance row accounts for (found by tests/faults).
+        # The instance row is locked first, then the host's (the order _release_claim uses too).
+        with transaction.atomic():
+            instance = (
+                Instance.objects.select_for_update(of=("self",)).select_related("image").get(pk=instance_id)
+            )
+            if instance.vm_state != I.BUILDING or instance.task_state != I.SCHEDULING:
+                if instance.task_state in (I.DELETING, "") or instance.vm_state != I.BUILDING:
+                    ledger.succeed(operation_id, message="instance deleted while it was being scheduled")
+                return None
+            host = scheduler.select_and_claim(request)
+            instance.host = host
+            instance.task_state = I.SPAWNING
+            instance.attempted_hosts = [*instance.attempted_hosts, host.name]
+            instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
     except scheduler.NoValidHost as exc:
+        if _hosts_may_come_back(request):
+            ledger.report_progress(operation_id, 5, "waiting for the hosts' heartbeats")
+            return DEFERRED
         verdicts = [v.as_dict() for v in exc.verdicts[:MAX_FAULT_HOSTS]]
         attempts = _failed_attempts(instance.fault)
         if attempts:  # a reschedule: the hosts' own errors first, "already tried" says nothing
@@ -93,28 +160,21 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
             fault = make_fault("no_valid_host", exc.summary(), verdicts)
         _error_instance(operation_id, instance_id, fault)
         return None
-    with transaction.atomic():
-        instance = (
-            Instance.objects.select_for_update(of=("self",)).select_related("image").get(pk=instance_id)
-        )
-        if instance.vm_state != I.BUILDING or instance.task_state != I.SCHEDULING:
-            scheduler.release(host.pk, request.vcpus, request.memory_mb, request.disk_gb)
-            if instance.task_state in (I.DELETING, "") or instance.vm_state != I.BUILDING:
-                ledger.succeed(operation_id, message="instance deleted while it was being scheduled")
-            return None
-        instance.host = host
-        instance.task_state = I.SPAWNING
-        instance.attempted_hosts = [*instance.attempted_hosts, host.name]
-        instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
     try:
-        image_spec = _boot_spec(instance.image, instance.project_id)
+        work = _spawn_work(instance, host.name)
     except InvalidInput as exc:  # e.g. its kernel image was deleted since the launch was accepted
         _release_claim(instance_id)
         _error_instance(operation_id, instance_id, make_fault("image_unavailable", exc.message))
         return None
     ledger.report_progress(operation_id, 10, f"scheduled on {host.name}")
+    return work
+
+
+def _spawn_work(instance: Instance, host_name: str) -> dict:
+    """The kwargs of a host's spawn task for ``instance`` (raises InvalidInput when its image is gone)."""
+    image_spec = _boot_spec(instance.image, instance.project_id)
     return {
-        "host": host.name,
+        "host": host_name,
         "instance": {
             "id": str(instance.pk),
             "name": instance.name,
@@ -137,15 +197,24 @@ def _boot_spec(image: Image, project_id) -> dict:
 
 
 def spawn_finished(operation_id, instance_id, result: dict) -> str:
-    """Conductor: the host answered a spawn. Returns "active", "reschedule", "error" or "gone"."""
-    instance = Instance.objects.filter(pk=instance_id).first()
+    """Conductor: the host answered a spawn. Returns "active", "reschedule", "error", "gone" (deleted
+    meanwhile), "duplicate" (a redelivered spawn answered again) or "stale" (from a host the instance
+    is no longer placed on)."""
+    instance = Instance.objects.select_related("host").filter(pk=instance_id).first()
     if instance is None:
         return "gone"
+    answered_by = result.get("host")
+    if answered_by and answered_by != (instance.host.name if instance.host_id else None):
+        # A late or repeated answer from a host this instance is no longer placed on (it was
+        # rescheduled away from a host that went down, or deleted): it settles nothing here.
+        return "stale"
     if result.get("ok"):
         with transaction.atomic():
             instance = Instance.objects.select_for_update().get(pk=instance_id)
-            if instance.vm_state != I.BUILDING or instance.task_state == I.DELETING:
+            if instance.vm_state == I.DELETED or instance.task_state == I.DELETING:
                 return "gone"  # deleted while spawning: the delete's destroy removes the domain
+            if instance.vm_state != I.BUILDING:
+                return "duplicate"  # a redelivered spawn answered again: already settled
             instance.vm_state = I.ACTIVE
             instance.task_state = ""
             instance.power_state = result.get("power_state") or "running"
@@ -162,6 +231,8 @@ def spawn_finished(operation_id, instance_id, result: dict) -> str:
             audit.finish(operation_id, ResourceAction.SUCCESS, message)
         return "active"
     error = result.get("error") or "the host could not spawn the instance"
+    if instance.vm_state != I.BUILDING or instance.task_state != I.SPAWNING:
+        return "gone" if instance.task_state == I.DELETING or instance.vm_state == I.DELETED else "duplicate"
     _release_claim(instance_id)
     instance.refresh_from_db()
     if instance.task_state == I.DELETING or instance.vm_state != I.BUILDING:
@@ -186,6 +257,50 @@ def spawn_finished(operation_id, instance_id, result: dict) -> str:
         ),
     )
     return "error"
+
+
+def release_from_down_hosts(now=None) -> list[tuple[str, str]]:
+    """Conductor: instances still spawning on a host that stopped heartbeating give their claim back
+    and go back to scheduling (that host stays in ``attempted_hosts``, so another one is chosen).
+
+    Returns ``(operation_id, instance_id)`` pairs to schedule again. Should the down host come back
+    and answer its old spawn after all, that answer is stale (spawn_finished) and its domain deleted.
+    """
+    now = now or timezone.now()
+    down_before = now - settings.ZENITH_HOST_DOWN_AFTER
+    if not _compute_hosts().filter(last_heartbeat__gte=down_before).exists():
+        # Every host silent at once: the broker (or this conductor's link to it) is what failed, not
+        # the hosts. There is nowhere else to go; their spawns resume when the heartbeats do.
+        return []
+    candidates = Instance.objects.filter(
+        vm_state=I.BUILDING,
+        task_state=I.SPAWNING,
+        host__isnull=False,
+        operation__state=Operation.RUNNING,
+    ).filter(Q(host__last_heartbeat__isnull=True) | Q(host__last_heartbeat__lt=down_before))
+    moved = []
+    for instance_id in list(candidates.values_list("pk", flat=True)):
+        with transaction.atomic():
+            instance = (
+                Instance.objects.select_for_update(of=("self",))
+                .select_related("host")
+                .filter(pk=instance_id, vm_state=I.BUILDING, task_state=I.SPAWNING)
+                .first()
+            )
+            if instance is None or instance.host is None or instance.host.is_up(now):
+                continue
+            down = instance.host.name
+            scheduler.release(instance.host_id, instance.vcpus, instance.memory_mb, instance.disk_gb)
+            instance.host = None
+            instance.task_state = I.SCHEDULING
+            instance.fault = make_fault(
+                "host_down", f"{down}: the host went down before it spawned the instance"
+            )
+            instance.save(update_fields=["host", "task_state", "fault", "updated"])
+            ledger.report_progress(instance.operation_id, 5, f"host {down} is down, rescheduling")
+        log.warning("instance %s: host %s is down, rescheduling", instance_id, down)
+        moved.append((str(instance.operation_id), str(instance_id)))
+    return moved
 
 
 def _error_instance(operation_id, instance_id, fault: dict) -> None:

@@ -217,8 +217,9 @@ class InstanceLifecycle(lifecycle.Lifecycle):
         outcome = conductor.spawn_finished(operation_id, resource_id, result)
         if outcome == "reschedule":
             conductor.schedule_and_spawn(operation_id, resource_id)
-        elif outcome == "gone" and result.get("ok") and result.get("host"):
-            # Deleted while the host was spawning: the domain it just made must not outlive the row.
+        elif outcome in ("gone", "stale") and result.get("ok") and result.get("host"):
+            # Deleted while the host was spawning, or moved to another host meanwhile (its first host
+            # was down): the domain this host just made must not outlive the row, nor run twice.
             dispatch.send_to_host(
                 tasknames.AGENT_INSTANCE_ACTION,
                 result["host"],

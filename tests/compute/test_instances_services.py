@@ -2,8 +2,11 @@
 every state, locks, and the conductor's side (scheduling, spawn results, rescheduling, faults)."""
 
 import itertools
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
 from compute import services
 from compute.models import ComputeNode, Instance
@@ -12,7 +15,8 @@ from identity import quotas
 from identity.errors import Conflict, InvalidInput, PolicyDenied, QuotaExceeded
 from identity.models import ResourceAction
 from tests.factories import KeyPairFactory
-from workers.models import Operation
+from workers import services as ledger
+from workers.models import Host, Operation
 
 from .conftest import make_flavor, make_host, node
 from .instance_helpers import in_state, launch, make_image
@@ -415,6 +419,18 @@ class TestConductor:
         assert instance.fault["code"] == "suspend_failed" and "no space" in instance.fault["message"]
         assert actions_of(instance).filter(action="suspend").get().result == "error"
 
+    def test_a_second_answer_to_a_settled_action_changes_nothing(self, cloud, image, tiny):
+        """A redelivered stop runs again on the host and fails there ("already stopped"): ignored."""
+        instance = in_state(launch(cloud, flavor=tiny), "active")
+        services.instance_action(cloud.ctx(cloud.member), instance, "stop")
+        instance.refresh_from_db()
+        op = instance.operation_id
+        INSTANCE.settle(op, instance.pk, "stop", {"ok": True, "power_state": "shutoff"})
+        INSTANCE.settle(op, instance.pk, "stop", {"ok": False, "error": "not running", "power_state": ""})
+        instance.refresh_from_db()
+        assert (instance.status, instance.task_state, instance.fault) == ("SHUTOFF", "", None)
+        assert Operation.objects.get(pk=op).state == "succeeded"
+
     def test_a_timed_out_create_ends_in_error(self, cloud, image, tiny):
         from workers import services as ledger
 
@@ -486,10 +502,80 @@ def test_hosts_fitting_counts_per_flavor(cloud, tiny):
     assert services.hosts_fitting([tiny, big]) == {tiny.pk: 2, big.pk: 1}
 
 
-def test_a_redelivered_build_message_does_not_claim_twice(cloud, image, tiny):
+def test_a_redelivered_build_message_does_not_claim_twice_and_sends_the_spawn_again(cloud, image, tiny):
+    """The conductor may have died after the claim, before it sent the spawn: the redelivered build
+    re-sends it to the same host (the agent's spawn is idempotent), without a second claim."""
+    make_host("h1")
+    make_host("h2")
+    instance = launch(cloud, flavor=tiny)
+    first = services.schedule_instance(instance.operation_id, instance.pk)
+    again = services.schedule_instance(instance.operation_id, instance.pk)
+    assert again["host"] == first["host"] and again["instance"] == first["instance"]
+    used = dict(ComputeNode.objects.values_list("host__name", "memory_mb_used"))
+    assert sorted(used.values()) == [0, 512]
+    assert Instance.objects.get(pk=instance.pk).task_state == "spawning"
+
+
+def test_a_second_answer_to_a_settled_spawn_changes_nothing(cloud, image, tiny):
     make_host("h1")
     instance = launch(cloud, flavor=tiny)
-    assert services.schedule_instance(instance.operation_id, instance.pk) is not None
-    assert services.schedule_instance(instance.operation_id, instance.pk) is None
+    services.schedule_instance(instance.operation_id, instance.pk)
+    ok = {"ok": True, "host": "h1", "power_state": "running"}
+    assert services.spawn_finished(instance.operation_id, instance.pk, ok) == "active"
+    # A redelivered spawn answers again, then a late failure: neither touches the active instance.
+    assert services.spawn_finished(instance.operation_id, instance.pk, ok) == "duplicate"
+    failure = {"ok": False, "host": "h1", "error": "boom"}
+    assert services.spawn_finished(instance.operation_id, instance.pk, failure) == "duplicate"
+    row = Instance.objects.get(pk=instance.pk)
+    assert (row.vm_state, row.host.name, row.fault) == ("active", "h1", None)
     assert node("h1").memory_mb_used == 512
+
+
+def test_an_answer_from_a_host_the_instance_left_is_stale(cloud, image, tiny):
+    make_host("h1")
+    instance = launch(cloud, flavor=tiny)
+    services.schedule_instance(instance.operation_id, instance.pk)
+    answer = {"ok": True, "host": "elsewhere", "power_state": "running"}
+    assert services.spawn_finished(instance.operation_id, instance.pk, answer) == "stale"
     assert Instance.objects.get(pk=instance.pk).task_state == "spawning"
+
+
+def test_spawns_on_a_host_that_went_down_are_released_for_another(cloud, image, tiny):
+    make_host("h1")
+    instance = launch(cloud, flavor=tiny)
+    ledger.start(instance.operation_id)  # the conductor took the build
+    services.schedule_instance(instance.operation_id, instance.pk)
+    make_host("h2")
+    Host.objects.filter(name="h1").update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    moved = services.release_from_down_hosts()
+    assert moved == [(str(instance.operation_id), str(instance.pk))]
+    row = Instance.objects.get(pk=instance.pk)
+    assert (row.host, row.task_state, row.fault["code"]) == (None, "scheduling", "host_down")
+    assert node("h1").memory_mb_used == 0
+    work = services.schedule_instance(instance.operation_id, instance.pk)
+    assert work["host"] == "h2"  # h1 is down, and already tried
+
+
+def test_when_every_host_is_silent_scheduling_waits_instead_of_failing(cloud, image, tiny):
+    make_host("h1")
+    Host.objects.update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    instance = launch(cloud, flavor=tiny)
+    assert services.schedule_instance(instance.operation_id, instance.pk) == services.DEFERRED
+    assert services.release_from_down_hosts() == []
+    row = Instance.objects.get(pk=instance.pk)
+    assert (row.vm_state, row.task_state) == ("building", "scheduling")
+
+
+def test_a_host_silent_only_lately_is_waited_for_one_silent_for_long_is_not(cloud, image, tiny):
+    make_host("h1")
+    make_host("h2")
+    now = timezone.now()
+    Host.objects.filter(name="h1").update(last_heartbeat=now - settings.ZENITH_HOST_DOWN_AFTER * 1.5)
+    instance = launch(cloud, flavor=tiny)
+    Host.objects.filter(name="h2").update(enabled=False)
+    assert services.schedule_instance(instance.operation_id, instance.pk) == services.DEFERRED
+    Host.objects.filter(name="h1").update(last_heartbeat=now - settings.ZENITH_HOST_DOWN_AFTER * 4)
+    Host.objects.filter(name="h2").update(enabled=True)  # up: so h1 is the one host down
+    ComputeNode.objects.filter(host__name="h2").update(memory_mb=0)  # and h2 has no room
+    assert services.schedule_instance(instance.operation_id, instance.pk) is None
+    assert Instance.objects.get(pk=instance.pk).vm_state == "error"

@@ -153,12 +153,16 @@ def test_operation_on_a_queue_nobody_consumes_stays_pending_is_resent_then_faile
     assert queued_messages("compute.nobody") == 1
 
     later = op.created + settings.ZENITH_OPERATION_RESEND_AFTER + timedelta(seconds=1)
-    assert services.sweep(now=later).as_dict() == {"resent": 1, "failed": 0}
+    assert services.sweep(now=later).as_dict() == {"resent": 1, "failed": 0, "redriven": 0}
     op.refresh_from_db()
     assert (op.state, op.send_count) == (Operation.PENDING, 2)
     assert queued_messages("compute.nobody") == 2  # really published again
 
-    assert services.sweep(now=op.deadline + timedelta(seconds=1)).as_dict() == {"resent": 0, "failed": 1}
+    assert services.sweep(now=op.deadline + timedelta(seconds=1)).as_dict() == {
+        "resent": 0,
+        "failed": 1,
+        "redriven": 0,
+    }
     op.refresh_from_db()
     assert op.state == Operation.FAILED
     assert "Deadline exceeded" in op.message

@@ -173,7 +173,7 @@ def test_sweep_resends_an_operation_never_picked_up(sent):
 
     report = services.sweep()
 
-    assert report.as_dict() == {"resent": 1, "failed": 0}
+    assert report.as_dict() == {"resent": 1, "failed": 0, "redriven": 0}
     row = reload(op)
     assert row.state == Operation.PENDING
     assert row.send_count == 2
@@ -193,7 +193,7 @@ def test_sweep_resends_an_operation_whose_send_failed(sent):
 
 def test_sweep_leaves_recently_sent_operations_alone(sent):
     op = make_operation(send_count=1, sent_at=timezone.now())
-    assert services.sweep().as_dict() == {"resent": 0, "failed": 0}
+    assert services.sweep().as_dict() == {"resent": 0, "failed": 0, "redriven": 0}
     assert reload(op).send_count == 1
     assert sent == []
 
@@ -206,7 +206,7 @@ def test_sweep_stops_resending_after_max_sends(sent):
         created_ago=stale,
         send_count=settings.ZENITH_OPERATION_MAX_SENDS,
     )
-    assert services.sweep().as_dict() == {"resent": 0, "failed": 0}
+    assert services.sweep().as_dict() == {"resent": 0, "failed": 0, "redriven": 0}
     row = reload(op)
     assert row.state == Operation.PENDING
     assert row.send_count == settings.ZENITH_OPERATION_MAX_SENDS
@@ -224,7 +224,7 @@ def test_sweep_fails_a_pending_operation_past_its_deadline(sent, failed_signals)
 
     report = services.sweep(now=op.deadline + timedelta(seconds=1))
 
-    assert report.as_dict() == {"resent": 0, "failed": 1}
+    assert report.as_dict() == {"resent": 0, "failed": 1, "redriven": 0}
     row = reload(op)
     assert row.state == Operation.FAILED
     assert "Deadline exceeded" in row.message
@@ -268,7 +268,11 @@ def test_sweep_leaves_finished_operations_untouched(sent, failed_signals):
         created_ago=long_ago,
     )
 
-    assert services.sweep(now=timezone.now() + long_ago).as_dict() == {"resent": 0, "failed": 0}
+    assert services.sweep(now=timezone.now() + long_ago).as_dict() == {
+        "resent": 0,
+        "failed": 0,
+        "redriven": 0,
+    }
 
     for before in (done, failed):
         after = reload(before)
@@ -289,7 +293,7 @@ def test_sweep_handles_a_mixed_ledger_in_one_pass(sent, failed_signals):
     overdue = make_operation(deadline=timezone.now() - timedelta(seconds=1), send_count=1)
     fresh = make_operation(sent_at=timezone.now(), send_count=1)
 
-    assert services.sweep().as_dict() == {"resent": 1, "failed": 1}
+    assert services.sweep().as_dict() == {"resent": 1, "failed": 1, "redriven": 0}
     assert reload(resend).send_count == 2
     assert reload(overdue).state == Operation.FAILED
     assert reload(fresh).send_count == 1
@@ -301,18 +305,18 @@ def test_sweep_operations_command_prints_json(sent):
     make_operation(deadline=timezone.now() - timedelta(seconds=1))
     out = io.StringIO()
     call_command("sweep_operations", stdout=out)
-    assert json.loads(out.getvalue()) == {"resent": 0, "failed": 1}
+    assert json.loads(out.getvalue()) == {"resent": 0, "failed": 1, "redriven": 0}
 
     out = io.StringIO()
     call_command("sweep_operations", stdout=out)
-    assert json.loads(out.getvalue()) == {"resent": 0, "failed": 0}
+    assert json.loads(out.getvalue()) == {"resent": 0, "failed": 0, "redriven": 0}
 
 
 def test_sweep_operations_task_runs_the_sweeper(sent):
     from workers import tasks
 
     make_operation(deadline=timezone.now() - timedelta(seconds=1))
-    assert tasks.sweep_operations() == {"resent": 0, "failed": 1}
+    assert tasks.sweep_operations() == {"resent": 0, "failed": 1, "redriven": 0}
 
 
 # --- host.ping: policy, validation, conductor step, callbacks ------------------------------------------
@@ -422,3 +426,29 @@ def test_system_context_operations_have_no_project(sent, django_capture_on_commi
 def test_agent_command_refuses_a_bad_host_name_before_starting_a_worker():
     with pytest.raises(CommandError, match="Host names"):
         call_command("agent", "--host", "bad/host")
+
+
+def test_sweep_redrives_a_running_instance_operation_that_went_silent(sent):
+    """A broker restarted empty lost the step's message: the running operation is sent again."""
+    silent = settings.ZENITH_OPERATION_REDRIVE_AFTER + timedelta(seconds=1)
+    op = make_operation(
+        kind="instance.create", task_name="compute.tasks.build_instance", state=Operation.RUNNING
+    )
+    op = backdate(op, sent_ago=silent, created_ago=silent, send_count=1, updated=timezone.now() - silent)
+
+    assert services.sweep().redriven == 1
+    row = reload(op)
+    assert (row.state, row.send_count) == (Operation.RUNNING, 2)
+    assert [(m.task_id, m.kwargs) for m in sent] == [(str(op.pk), {"operation_id": str(op.pk)})]
+
+
+def test_sweep_leaves_running_operations_with_recent_progress_or_of_other_kinds_alone(sent):
+    silent = settings.ZENITH_OPERATION_REDRIVE_AFTER + timedelta(seconds=1)
+    busy = make_operation(kind="instance.create", state=Operation.RUNNING)
+    busy = backdate(busy, sent_ago=silent, created_ago=silent, send_count=1, updated=timezone.now() - silent)
+    services.report_progress(busy.pk, 50, "fetching image")  # a sign of life
+    other = make_operation(kind="volume.create", state=Operation.RUNNING)
+    backdate(other, sent_ago=silent, created_ago=silent, send_count=1, updated=timezone.now() - silent)
+
+    assert services.sweep().redriven == 0
+    assert sent == []
