@@ -115,6 +115,12 @@ def image_upload(request):
         image = call_service(request, form, create_and_upload, success=f"Image {data['name']} uploaded.")
         if image is not None:
             return redirect("compute:images")
+    upload = request.FILES.get("file")
+    if upload is not None and "file" not in form.errors:
+        # A browser never refills a file input: say so beside it, rather than let it look kept.
+        form.add_error(
+            "file", f"Choose {upload.name} again: a browser does not keep a file after a failed upload."
+        )
     table = ImageTable(Image.objects.visible_to(ctx).select_related("project"))
     return render(
         request, "compute/images.html", {"table": paginated(request, table), "form": form}, status=400
