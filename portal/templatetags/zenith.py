@@ -2,7 +2,7 @@
 
 from django import template
 
-from identity import policy
+from identity import policy, services
 
 register = template.Library()
 
@@ -10,6 +10,12 @@ register = template.Library()
 @register.filter
 def can(ctx, action: str) -> bool:
     return ctx is not None and ctx.user is not None and policy.check(ctx, action)
+
+
+@register.filter
+def own_admin_grant(ctx, assignment) -> bool:
+    """``zctx|own_admin_grant:record``: the caller's own cloud-admin grant, which they may not revoke."""
+    return ctx is not None and services.is_own_admin_grant(ctx, assignment)
 
 
 @register.filter
