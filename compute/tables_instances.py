@@ -126,7 +126,11 @@ class InstanceTable(tables.Table):
     def render_status(self, record):
         return render_to_string(
             "compute/_instance_status.html",
-            {"instance": record, "colour": STATUS_COLOURS.get(record.status, "text-bg-dark")},
+            {
+                "instance": record,
+                "colour": STATUS_COLOURS.get(record.status, "text-bg-dark"),
+                "zctx": self.ctx,
+            },
         )
 
     def render_task(self, record):

@@ -15,6 +15,7 @@ from identity.dashboard import paginated
 from identity.middleware import SESSION_PROJECT_KEY
 from identity.models import Project
 from identity.scoping import is_uuid
+from workers.lifecycle import message_shown, shows_hosts
 from workers.models import Operation
 
 
@@ -62,6 +63,13 @@ class OperationTable(tables.Table):
         attrs = {"class": "table table-sm table-hover align-middle"}
         order_by = "-created"
 
+    def __init__(self, data, *, ctx, **kwargs):
+        super().__init__(data, **kwargs)
+        self.hosts_shown = shows_hosts(ctx)
+
+    def render_message(self, value):
+        return message_shown(value, self.hosts_shown)
+
 
 @login_required
 def operations(request):
@@ -71,9 +79,9 @@ def operations(request):
         return render(request, "portal/forbidden.html", status=403)
     all_projects = ctx.is_admin and request.GET.get("all") == "1"
     if all_projects:
-        table = OperationTable(Operation.objects.across_projects(ctx).select_related("project"))
+        table = OperationTable(Operation.objects.across_projects(ctx).select_related("project"), ctx=ctx)
     else:
-        table = OperationTable(Operation.objects.visible_to(ctx), exclude=("project",))
+        table = OperationTable(Operation.objects.visible_to(ctx), ctx=ctx, exclude=("project",))
     paginated(request, table)
     return render(request, "portal/operations.html", {"table": table, "all_projects": all_projects})
 

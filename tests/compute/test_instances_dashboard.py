@@ -9,11 +9,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from compute import services
 from compute.models import Host, Instance
 from compute.services import instances as instance_services
 from identity import quotas
 from identity.models import ResourceAction
-from tests.factories import KeyPairFactory
+from tests.conftest import token_client
+from tests.factories import KeyPairFactory, grant
 from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_rows
 
 from .conftest import make_flavor, make_host
@@ -112,7 +114,9 @@ class TestInstancesPage:
             vm_state="error", task_state="", fault={"code": "no_valid_host", "message": "No host has room."}
         )
         row = row_of(browse("member").get(LIST).content.decode(), "broken")
-        assert "ERROR" in row and "No host has room." in row and 'data-action="delete"' in row
+        assert (
+            "ERROR" in row and "No valid host was found for flavor" in row and 'data-action="delete"' in row
+        )
 
     def test_filter_sort_and_paginate(self, setup, cloud, browse):
         quotas.set_limits(cloud.project, {"instances": -1, "cores": -1, "ram": -1})
@@ -297,6 +301,64 @@ class TestLaunchWizard:
 # --- one instance ------------------------------------------------------------------------------------
 
 
+class TestNoValidHost:
+    """A launch no host could take: members read the summary with what the flavor needs, never the
+    cloud's host names and free capacity; admins also get each host's reasons. Such an instance never
+    got a host, so it offers Delete only (no Stop, no Hard reboot: there is no guest)."""
+
+    @pytest.fixture
+    def unplaced(self, setup, cloud):
+        make_host("rack7-small", memory_mb=256)
+        instance = launch(
+            cloud, name="nowhere", flavor=make_flavor("m1.big", vcpus=2, ram_mb=1024, disk_gb=5)
+        )
+        assert services.schedule_instance(instance.operation_id, instance.pk) is None
+        instance.refresh_from_db()
+        assert instance.status == "ERROR" and instance.host is None
+        assert "rack7-small" in instance.fault["message"]  # the stored fault keeps every reason
+        return instance
+
+    SUMMARY = "No valid host was found for flavor m1.big (2 vCPU, 1024 MB RAM, 5 GB disk)."
+
+    def test_member_sees_the_summary_and_only_delete(self, unplaced, browse):
+        member = browse("member")
+        row = row_of(member.get(LIST).content.decode(), "nowhere")
+        assert self.SUMMARY in row and "rack7-small" not in row and "256 MB" not in row
+        assert re.findall(r'data-action="([a-z_]+)"', row) == ["delete", "lock"]  # lock is no transition
+        html = member.get(f"{LIST}{unplaced.pk}/").content.decode()
+        assert self.SUMMARY in html and "rack7-small" not in html
+        assert 'data-action="stop"' not in html and 'data-action="reboot_hard"' not in html
+        assert 'data-action="delete"' in html
+
+    def test_operations_and_action_logs_hide_the_hosts_from_members(self, unplaced, browse, clients, cloud):
+        pages = [browse("member").get("/dashboard/operations/").content.decode()]
+        for url in ("/api/v1/operations/", f"/api/v1/compute/instances/{unplaced.pk}/actions/"):
+            response = clients["member"].get(url)
+            assert response.status_code == 200, url
+            pages.append(response.content.decode())
+        for page in pages:
+            assert "No valid host was found." in page and "rack7-small" not in page
+        grant(cloud.admin, cloud.project, "admin")
+        admin = token_client(cloud.admin, cloud.project).get("/api/v1/operations/").content.decode()
+        assert "rack7-small" in admin
+
+    def test_admin_sees_each_hosts_reasons(self, unplaced, browse):
+        html = browse("admin").get(f"{LIST}{unplaced.pk}/").content.decode()
+        hosts = re.search(r'<ul [^>]*id="fault-hosts".*?</ul>', html, re.S).group(0)
+        assert "<code>rack7-small</code>: not enough RAM: 256 MB free, 1024 MB needed" in hosts
+        assert "UTC</div>" in html  # the fault's time, readable
+
+    def test_the_api_agrees(self, unplaced, clients, cloud):
+        url = f"/api/v1/compute/instances/{unplaced.pk}/"
+        member = clients["member"].get(url).json()
+        assert member["fault"]["message"] == self.SUMMARY and "details" not in member["fault"]
+        assert clients["member"].post(url + "stop/").status_code == 409
+        grant(cloud.admin, cloud.project, "admin")
+        admin = token_client(cloud.admin, cloud.project).get(url).json()
+        assert "rack7-small" in admin["fault"]["message"]
+        assert admin["fault"]["details"][0]["host"] == "rack7-small"
+
+
 class TestDetail:
     def test_overview_buttons_and_action_log(self, setup, cloud, browse):
         instance = active(cloud, "web-1", metadata={"role": "web"})
@@ -308,6 +370,15 @@ class TestDetail:
         assert 'data-action="create"' in html and "alice" in html  # the action log
         assert 'id="instance-host"' not in html  # members do not see hosts
         assert 'id="console-tab"' in html
+
+    def test_the_action_log_names_actions_by_their_label_with_utc_times(self, setup, cloud, browse):
+        instance = active(cloud)
+        services.instance_action(cloud.ctx(cloud.member), instance, "reboot_hard")
+        html = browse("member").get(f"{LIST}{instance.pk}/").content.decode()
+        log = re.search(r'<div id="instance-action-log".*?</table>', html, re.S).group(0)
+        assert '<tr data-action="reboot_hard"' in log and "<td>Hard reboot</td>" in log
+        assert "<td>Create</td>" in log and ">reboot_hard<" not in log
+        assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</td>", log)
 
     def test_transitional_instance_polls_its_summary(self, setup, cloud, browse):
         instance = launch(cloud)
