@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from identity import policy, quotas
-from identity.dashboard import paginated
+from identity.dashboard import DATETIME_FORMAT, paginated
 from identity.middleware import SESSION_PROJECT_KEY
 from identity.models import Project
 from identity.scoping import is_uuid
@@ -55,13 +55,14 @@ class OperationTable(tables.Table):
     state = tables.TemplateColumn(template_name="portal/_operation_state.html")
     progress = tables.TemplateColumn(template_name="portal/_operation_progress.html", orderable=False)
     message = tables.Column(orderable=False)
-    created = tables.DateTimeColumn(format="Y-m-d H:i:s")
+    created = tables.DateTimeColumn(format=DATETIME_FORMAT)
 
     class Meta:
         model = Operation
         fields = ("kind", "project", "state", "progress", "message", "created")
         attrs = {"class": "table table-sm table-hover align-middle"}
         order_by = "-created"
+        empty_text = "No operations yet: launching, stopping or deleting a resource starts one."
 
     def __init__(self, data, *, ctx, **kwargs):
         super().__init__(data, **kwargs)

@@ -98,3 +98,17 @@ def test_the_top_bar_and_sidebar_fit_the_screen(login, cloud, width):
         box = element.bounding_box()
         assert box["y"] >= bar["y"] and box["y"] + box["height"] <= bar["y"] + bar["height"], element
         assert box["x"] + box["width"] <= width
+
+
+@pytest.mark.parametrize("width", (390, 1280, 1920))
+def test_empty_pages_say_so_and_the_tab_has_an_icon(login, cloud, width):
+    page = login("alice")
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto("/dashboard/identity/keypairs/")
+    expect(page.locator("main table")).to_contain_text("No key pairs yet")
+    page.goto("/dashboard/operations/")
+    expect(page.locator("main table")).to_contain_text("No operations yet")
+    no_sideways_scroll(page)
+    icon = page.locator('link[rel="icon"]').get_attribute("href")
+    response = page.request.get(icon)
+    assert response.ok and response.headers["content-type"].startswith("image/svg+xml"), icon

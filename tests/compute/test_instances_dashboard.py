@@ -82,6 +82,8 @@ class TestInstancesPage:
         assert "m1.small" in row and "2 vCPU · 2048 MB" in row
         row = row_of(html, "web-1")
         assert 'instance-status">ACTIVE<' in row and "hx-trigger" not in row
+        assert ">None<" not in row and 'title="no task running">—<' in row
+        assert re.search(r'<span title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">', row)  # the age's moment
         assert f'href="/dashboard/compute/instances/{running.pk}/"' in row
         for action in ("stop", "reboot", "reboot_hard", "pause", "suspend", "delete", "lock"):
             assert f'data-action="{action}"' in row, action
@@ -190,6 +192,8 @@ class TestLaunchWizard:
         assert "1 host fits" in tiny and "disabled" not in tiny
         large = re.search(r'<tr data-flavor="m1.large".*?</tr>', html, re.S).group(0)
         assert "disabled" in large and "Over quota: needs 8 vCPUs, 4 left in the quota" in large
+        after = re.search(r'<td class="small quota-after">.*?</td>', large, re.S).group(0)
+        assert "0 vCPUs (4 short)" in after and "-4" not in after  # never a negative "left"
         assert "no host fits now" in large
         assert 'name="idempotency_key" value="' in html
         assert re.search(r'data-resource="cores" data-used="0" data-limit="4"', html)
