@@ -585,6 +585,22 @@ class TestAdminPanels:
             "/dashboard/compute/admin/scheduler/", {"flavor": str(uuid.uuid4())}
         ).content.decode()
         assert "Select a valid choice" in html
+        # Every bad value gets its message (a 3000-character type was silently dropped).
+        html = admin.get(
+            "/dashboard/compute/admin/scheduler/",
+            {"flavor": big, "hypervisor_type": "x" * 3000, "availability_zone": "z" * 65},
+        ).content.decode()
+        assert "Ensure this value has at most 32 characters (it has 3000)." in html
+        assert "Ensure this value has at most 64 characters (it has 65)." in html
+        assert 'id="explain-result"' not in html
+
+    def test_a_bad_filter_value_is_named_and_the_good_ones_still_apply(self, setup, cloud, browse):
+        active(cloud, "alpha-web")
+        launch(cloud, name="beta-db")
+        html = browse("member").get(LIST, {"status": "bogus", "q": "web"}).content.decode()
+        error = re.search(r'<div class="alert[^"]*filter-error".*?</div></div>', html, re.S).group(0)
+        assert "Status: Select a valid choice. bogus is not one of the available choices." in error
+        assert 'data-name="alpha-web"' in html and 'data-name="beta-db"' not in html  # q still applies
 
     def test_operations_across_projects_toggle(self, setup, cloud, browse):
         launch(cloud, name="a")
