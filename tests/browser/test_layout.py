@@ -68,7 +68,7 @@ def test_flavor_delete_buttons_are_clickable_beside_the_create_form(login, cloud
 
 
 @pytest.mark.parametrize("width", (390, 1280, 1920))
-def test_the_top_bar_and_sidebar_fit_the_screen(login, cloud, width):
+def test_the_top_bar_and_sidebar_fit_the_screen(login, cloud, width, readme_screenshot):
     page = login("alice")
     page.set_viewport_size({"width": width, "height": 800})
     page.goto("/dashboard/overview/")
@@ -85,6 +85,7 @@ def test_the_top_bar_and_sidebar_fit_the_screen(login, cloud, width):
         expect(sidebar).to_have_class(re.compile(r"\bcollapse show\b"))  # opened (not still sliding)
         expect(sidebar.get_by_role("link", name="Instances")).to_be_visible()
         clickable(sidebar.get_by_role("link", name="Instances"))
+        readme_screenshot(page, "phone-menu")
         toggle.click()
         expect(sidebar.get_by_role("link", name="Instances")).to_be_hidden()
     else:
