@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -15,7 +16,7 @@ from identity.dashboard import DATETIME_FORMAT, paginated
 from identity.middleware import SESSION_PROJECT_KEY
 from identity.models import Project
 from identity.scoping import is_uuid
-from workers.lifecycle import message_shown, shows_hosts
+from workers.lifecycle import action_label, message_shown, shows_hosts
 from workers.models import Operation
 
 
@@ -67,6 +68,15 @@ class OperationTable(tables.Table):
     def __init__(self, data, *, ctx, **kwargs):
         super().__init__(data, **kwargs)
         self.hosts_shown = shows_hosts(ctx)
+
+    def render_kind(self, record):
+        # The action as its button names it, then the operation's kind as the API reports it.
+        resource, _dot, action = record.kind.partition(".")
+        return format_html(
+            '{} <code class="small text-secondary">{}</code>',
+            action_label(record.resource_type or resource, action or resource),
+            record.kind,
+        )
 
     def render_message(self, value):
         return message_shown(value, self.hosts_shown)

@@ -342,6 +342,7 @@ class TestNoValidHost:
             pages.append(response.content.decode())
         for page in pages:
             assert "No valid host was found." in page and "rack7-small" not in page
+        assert 'Create <code class="small text-secondary">instance.create</code>' in pages[0]
         grant(cloud.admin, cloud.project, "admin")
         admin = token_client(cloud.admin, cloud.project).get("/api/v1/operations/").content.decode()
         assert "rack7-small" in admin
