@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
+# The address the portal listens on: this machine only, unless told otherwise (BIND=0.0.0.0).
+BIND ?= 127.0.0.1
+export BIND
 PG_URL ?= postgres://postgres@127.0.0.1:5432/zenith
 REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
@@ -62,6 +65,7 @@ PROCESSES += real-1
 endif
 
 run: install
+	$(BIN)/python manage.py ensure_secret_key
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
@@ -71,7 +75,7 @@ run: install
 	  workers/agent/realhost.sh setup && tests/guest/build.sh && $(BIN)/python manage.py register_guest_image; \
 	fi
 	@echo
-	@echo "  Zenith is starting on http://127.0.0.1:$(PORT)/"
+	@echo "  Zenith is starting on http://$(BIND):$(PORT)/ (BIND=0.0.0.0 to listen on every interface)"
 	@echo "  Log in as admin, demo or viewer with the password printed above (ZENITH_DEMO_PASSWORD)."
 	@echo "  API docs: http://127.0.0.1:$(PORT)/api/docs/   Stop with Ctrl-C."
 	@echo

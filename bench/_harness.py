@@ -268,7 +268,7 @@ class Plane:
             time.sleep(0.05)
 
     def wait_hosts(self, names, timeout: float = READY_TIMEOUT) -> None:
-        from compute.models import Host
+        from workers.models import Host
 
         deadline = time.monotonic() + timeout
         while Host.objects.up().filter(name__in=list(names), enabled=True).count() < len(names):

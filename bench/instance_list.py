@@ -33,20 +33,14 @@ def populate(project, user, image, n: int) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from compute.models import Flavor, Host, Instance
-    from workers.models import Operation
+    from compute.models import ComputeNode, Flavor, Instance
+    from workers.models import Host, Operation
 
     now = timezone.now()
-    hosts = Host.objects.bulk_create(
-        Host(
-            name=f"list-{i:02d}",
-            vcpus=16,
-            memory_mb=65536,
-            disk_gb=100,
-            hypervisor_type="test",
-            last_heartbeat=now,
-        )
-        for i in range(20)
+    hosts = Host.objects.bulk_create(Host(name=f"list-{i:02d}", last_heartbeat=now) for i in range(20))
+    ComputeNode.objects.bulk_create(
+        ComputeNode(host=host, vcpus=16, memory_mb=65536, disk_gb=100, hypervisor_type="test")
+        for host in hosts
     )
     flavors = list(Flavor.objects.all())
     states = (

@@ -25,20 +25,28 @@ import _harness as h
 def populate(n: int, seed: int = 42) -> None:
     from django.utils import timezone
 
-    from compute.models import Host
+    from compute.models import ComputeNode
+    from workers.models import Host
 
     rng = random.Random(seed)
     now = timezone.now()
-    rows = []
+    rows, nodes = [], []
     for i in range(n):
         vcpus = rng.choice([16, 32, 48, 64, 96, 128])
         memory_mb = rng.choice([64, 128, 256, 384, 512, 768, 1024]) * 1024
         disk_gb = rng.choice([500, 1000, 2000, 4000])
         fill = rng.random() * 0.95
-        rows.append(
-            Host(
-                name=f"node-{i:05d}",
-                uri="test:///default",
+        host = Host(
+            name=f"node-{i:05d}",
+            uri="test:///default",
+            availability_zone=f"az-{i % 3}",
+            enabled=rng.random() > 0.05,
+            last_heartbeat=now - (timedelta(hours=1) if rng.random() < 0.05 else timedelta(seconds=1)),
+        )
+        rows.append(host)
+        nodes.append(
+            ComputeNode(
+                host=host,
                 hypervisor_type="test",
                 vcpus=vcpus,
                 memory_mb=memory_mb,
@@ -48,19 +56,17 @@ def populate(n: int, seed: int = 42) -> None:
                 disk_gb_used=int(disk_gb * fill),
                 cpu_allocation_ratio=4.0,
                 ram_allocation_ratio=1.0,
-                availability_zone=f"az-{i % 3}",
-                enabled=rng.random() > 0.05,
-                last_heartbeat=now - (timedelta(hours=1) if rng.random() < 0.05 else timedelta(seconds=1)),
             )
         )
     Host.objects.bulk_create(rows, batch_size=1000)
+    ComputeNode.objects.bulk_create(nodes, batch_size=1000)
 
 
 def refresh_heartbeats() -> None:
     """Keep the "up" hosts up (down after 60 s without a heartbeat) for the next measurements."""
     from django.utils import timezone
 
-    from compute.models import Host
+    from workers.models import Host
 
     Host.objects.up(timezone.now() - timedelta(seconds=50)).update(last_heartbeat=timezone.now())
 
@@ -70,7 +76,7 @@ def measure(n: int, runs: int) -> dict:
     from django.test.utils import CaptureQueriesContext
 
     from compute import scheduler
-    from compute.models import Host
+    from workers.models import Host
 
     Host.objects.all().delete()
     populate(n)

@@ -4,7 +4,7 @@ which talk to its host; its action log is identity's audit trail)."""
 
 from django.contrib import admin
 
-from .models import Flavor, FlavorAccess, Host, Image, ImageMember, Instance
+from .models import ComputeNode, Flavor, FlavorAccess, Image, ImageMember, Instance
 
 
 class FlavorAccessInline(admin.TabularInline):
@@ -31,21 +31,24 @@ class FlavorAccessAdmin(admin.ModelAdmin):
     autocomplete_fields = ["flavor", "project"]
 
 
-@admin.register(Host)
-class HostAdmin(admin.ModelAdmin):
+@admin.register(ComputeNode)
+class ComputeNodeAdmin(admin.ModelAdmin):
+    """A host's compute capacity and the scheduler's claims (the host itself: the async plane's)."""
+
     list_display = [
-        "name",
-        "state",
-        "enabled",
+        "host",
+        "hypervisor_type",
         "vcpus",
         "vcpus_used",
         "memory_mb",
         "memory_mb_used",
-        "last_heartbeat",
+        "disk_gb",
+        "disk_gb_used",
     ]
-    list_filter = ["enabled", "availability_zone", "hypervisor_type"]
-    search_fields = ["name", "uri", "id"]
-    readonly_fields = ["created", "updated", "last_heartbeat"]
+    list_filter = ["hypervisor_type"]
+    search_fields = ["host__name", "host__id"]
+    list_select_related = ["host"]
+    readonly_fields = ["host", "updated", "domains", "domains_reported_at"]
 
 
 class ImageMemberInline(admin.TabularInline):
@@ -67,8 +70,8 @@ class ImageAdmin(admin.ModelAdmin):
 
 @admin.register(ImageMember)
 class ImageMemberAdmin(admin.ModelAdmin):
-    list_display = ["image", "project", "created"]
-    list_filter = ["project"]
+    list_display = ["image", "project", "status", "created", "updated"]
+    list_filter = ["status", "project"]
     search_fields = ["image__name", "project__name"]
     list_select_related = ["image", "project"]
     autocomplete_fields = ["image", "project"]

@@ -1,13 +1,11 @@
 """Compute resources: flavors, hosts, images, instances and their action log."""
 
 import uuid
-from datetime import datetime
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
-from .scoping import FlavorQuerySet, HostQuerySet, ImageQuerySet, InstanceQuerySet
+from .scoping import FlavorQuerySet, ImageQuerySet, InstanceQuerySet
 
 
 class Flavor(models.Model):
@@ -66,20 +64,14 @@ def _default_ram_ratio() -> float:
     return settings.ZENITH_RAM_ALLOCATION_RATIO
 
 
-class Host(models.Model):
-    """A compute host (hypervisor): registered and kept up to date by its agent's heartbeats.
+class ComputeNode(models.Model):
+    """The compute side of a host (``workers.Host``): capacity as libvirt reports it, and what the
+    scheduler claimed of it (``*_used``). The scheduler may place up to ``capacity * allocation
+    ratio``. Its primary key is its host's, so a claim and its release name the host directly."""
 
-    Capacity (vcpus, memory, disk) comes from libvirt; ``*_used`` are claimed by the scheduler.
-    The scheduler may place up to ``capacity * allocation ratio``. A host whose last heartbeat is
-    older than ``ZENITH_HOST_DOWN_AFTER`` is down; an admin may disable a host (with a reason).
-    """
-
-    UP = "up"
-    DOWN = "down"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=63, unique=True)
-    uri = models.CharField(max_length=255, blank=True, default="", help_text="libvirt connection URI")
+    host = models.OneToOneField(
+        "workers.Host", primary_key=True, on_delete=models.CASCADE, related_name="compute"
+    )
     hypervisor_type = models.CharField(max_length=32, blank=True, default="")
     hypervisor_version = models.BigIntegerField(default=0)
     vcpus = models.PositiveIntegerField(default=0, verbose_name="vCPUs")
@@ -91,35 +83,18 @@ class Host(models.Model):
     cpu_allocation_ratio = models.FloatField(default=_default_cpu_ratio)
     ram_allocation_ratio = models.FloatField(default=_default_ram_ratio)
     disk_allocation_ratio = models.FloatField(default=1.0)
-    availability_zone = models.CharField(max_length=64, default="nova")
-    enabled = models.BooleanField(default=True)
-    disabled_reason = models.CharField(max_length=255, blank=True, default="")
-    last_heartbeat = models.DateTimeField(null=True, blank=True)
     domains = models.JSONField(
         default=list, blank=True, help_text="the domains libvirt last listed on the host (power sync)"
     )
     domains_reported_at = models.DateTimeField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
-    objects = HostQuerySet.as_manager()
-
     class Meta:
-        ordering = ["name"]
+        ordering = ["host__name"]
+        verbose_name = "compute node"
 
     def __str__(self) -> str:
-        return self.name
-
-    def is_up(self, now: datetime | None = None) -> bool:
-        if self.last_heartbeat is None:
-            return False
-        now = now or timezone.now()
-        return self.last_heartbeat >= now - settings.ZENITH_HOST_DOWN_AFTER
-
-    @property
-    def state(self) -> str:
-        """``up`` while heartbeats arrive, ``down`` once none came for ``ZENITH_HOST_DOWN_AFTER``."""
-        return self.UP if self.is_up() else self.DOWN
+        return f"compute on {self.host_id}"
 
     @property
     def domains_running(self) -> int | None:
@@ -200,18 +175,31 @@ class Image(models.Model):
 
 
 class ImageMember(models.Model):
-    """An object grant: ``project`` may see and boot the shared image ``image``."""
+    """An offer of the shared image ``image`` to ``project``, with the member's consent (as Glance does).
+
+    ``status`` starts ``pending`` when the owner adds the project; only the member project decides it:
+    ``accepted`` lets the project list, resolve by name and boot the image, ``rejected`` (also what
+    leaving does) hides it again. A pending or rejected image is seen by the member only where it
+    decides (``ImageQuerySet.offered_to``), never in its catalogue.
+    """
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    STATUSES = [(s, s) for s in (PENDING, ACCEPTED, REJECTED)]
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="members")
     project = models.ForeignKey("identity.Project", on_delete=models.CASCADE, related_name="image_grants")
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
     created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["created"]
         constraints = [models.UniqueConstraint(fields=["image", "project"], name="unique_image_member")]
 
     def __str__(self) -> str:
-        return f"{self.project_id} may use image {self.image_id}"
+        return f"image {self.image_id} offered to {self.project_id}: {self.status}"
 
 
 class Instance(models.Model):
@@ -279,7 +267,9 @@ class Instance(models.Model):
     user_data = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
     availability_zone = models.CharField(max_length=64, blank=True, default="")
-    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances")
+    host = models.ForeignKey(
+        "workers.Host", null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
+    )
     vm_state = models.CharField(max_length=16, choices=VM_STATES, default=BUILDING)
     task_state = models.CharField(max_length=16, choices=TASK_STATES, blank=True, default=SCHEDULING)
     power_state = models.CharField(max_length=16, choices=POWER_STATES, default="nostate")

@@ -24,6 +24,7 @@ register_defaults(
         "compute:image:update": MEMBER,
         "compute:image:delete": MEMBER,
         "compute:image:member": MEMBER,
+        "compute:image:member_status": MEMBER,
         "compute:image:publicize": ADMIN,
         "compute:instance:list": READER,
         "compute:instance:show": READER,

@@ -2,7 +2,8 @@
 
 Filters (host up and enabled, availability zone, image properties, enough vCPUs, RAM and disk under
 the allocation ratios) and the weigher (spread: most free RAM first; pack: least first) are one SQL
-query over Host. The claim is a conditional UPDATE that adds the instance's sizes to ``*_used`` only
+query over the compute nodes (``ComputeNode`` joined to its ``workers.Host``). The claim is a
+conditional UPDATE of the node that adds the instance's sizes to ``*_used`` only
 while they still fit, so two schedulers racing for the last slot of a host never both win: the loser
 moves on to the next candidate.
 
@@ -20,7 +21,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from .models import Host
+from workers.models import Host
+
+from .models import ComputeNode
 
 SPREAD = "spread"
 PACK = "pack"
@@ -113,9 +116,11 @@ def free_capacity():
 
 def candidates(request: Request, limit: int = CANDIDATES, now=None, weigh: str | None = None):
     """The hosts that pass every filter, best first: one SQL query."""
+    now = now or timezone.now()
     qs = (
-        Host.objects.up(now)
-        .filter(enabled=True)
+        ComputeNode.objects.filter(
+            host__last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER, host__enabled=True
+        )
         .annotate(**free_capacity())
         .filter(
             free_vcpus__gte=request.vcpus,
@@ -124,23 +129,25 @@ def candidates(request: Request, limit: int = CANDIDATES, now=None, weigh: str |
         )
     )
     if request.availability_zone:
-        qs = qs.filter(availability_zone=request.availability_zone)
+        qs = qs.filter(host__availability_zone=request.availability_zone)
     if request.hypervisor_type:
         qs = qs.filter(hypervisor_type__iexact=request.hypervisor_type)
     if request.exclude:
-        qs = qs.exclude(name__in=request.exclude)
+        qs = qs.exclude(host__name__in=request.exclude)
     order = "-free_memory_mb" if (weigh or weigher()) == SPREAD else "free_memory_mb"
-    return list(qs.order_by(order, "name").only("id", "name")[:limit])
+    nodes = qs.select_related("host").order_by(order, "host__name").only("host__id", "host__name")
+    return [node.host for node in nodes[:limit]]
 
 
 def claim(host_id, request: Request) -> bool:
-    """Add the request's sizes to the host's usage if they still fit (one conditional UPDATE)."""
+    """Add the request's sizes to the host's compute usage if they still fit (one conditional UPDATE;
+    the host must still be enabled)."""
     fits = Q(vcpus_used__lte=F("vcpus") * F("cpu_allocation_ratio") - request.vcpus) & Q(
         memory_mb_used__lte=F("memory_mb") * F("ram_allocation_ratio") - request.memory_mb
     )
     fits &= Q(disk_gb_used__lte=F("disk_gb") * F("disk_allocation_ratio") - request.disk_gb)
     return bool(
-        Host.objects.filter(fits, pk=host_id, enabled=True).update(
+        ComputeNode.objects.filter(fits, pk=host_id, host__enabled=True).update(
             vcpus_used=F("vcpus_used") + request.vcpus,
             memory_mb_used=F("memory_mb_used") + request.memory_mb,
             disk_gb_used=F("disk_gb_used") + request.disk_gb,
@@ -151,7 +158,7 @@ def claim(host_id, request: Request) -> bool:
 
 def release(host_id, vcpus: int, memory_mb: int, disk_gb: int) -> None:
     """Give back what a claim took (never below zero)."""
-    Host.objects.filter(pk=host_id).update(
+    ComputeNode.objects.filter(pk=host_id).update(
         vcpus_used=Greatest(F("vcpus_used") - vcpus, 0),
         memory_mb_used=Greatest(F("memory_mb_used") - memory_mb, 0),
         disk_gb_used=Greatest(F("disk_gb_used") - disk_gb, 0),
@@ -178,7 +185,8 @@ def explain(request: Request, now=None) -> list[HostVerdict]:
     """Every host with pass or the reasons it fails, in the weigher's order (the admin's dry run)."""
     now = now or timezone.now()
     verdicts = []
-    for host in Host.objects.annotate(**free_capacity()).order_by("name"):
+    for node in ComputeNode.objects.annotate(**free_capacity()).select_related("host").order_by("host__name"):
+        host = node.host
         reasons = []
         if request.exclude and host.name in request.exclude:
             reasons.append("already tried for this instance")
@@ -188,26 +196,26 @@ def explain(request: Request, now=None) -> list[HostVerdict]:
             reasons.append(f"host is disabled ({host.disabled_reason})")
         if request.availability_zone and host.availability_zone != request.availability_zone:
             reasons.append(f"in availability zone {host.availability_zone}, not {request.availability_zone}")
-        if request.hypervisor_type and host.hypervisor_type.lower() != request.hypervisor_type.lower():
+        if request.hypervisor_type and node.hypervisor_type.lower() != request.hypervisor_type.lower():
             reasons.append(
-                f"hypervisor is {host.hypervisor_type or 'unknown'}, image needs {request.hypervisor_type}"
+                f"hypervisor is {node.hypervisor_type or 'unknown'}, image needs {request.hypervisor_type}"
             )
-        if host.free_vcpus < request.vcpus:
-            reasons.append(f"not enough vCPUs: {_n(host.free_vcpus)} free, {request.vcpus} needed")
-        if host.free_memory_mb < request.memory_mb:
+        if node.free_vcpus < request.vcpus:
+            reasons.append(f"not enough vCPUs: {_n(node.free_vcpus)} free, {request.vcpus} needed")
+        if node.free_memory_mb < request.memory_mb:
             reasons.append(
-                f"not enough RAM: {_n(host.free_memory_mb)} MB free, {request.memory_mb} MB needed"
+                f"not enough RAM: {_n(node.free_memory_mb)} MB free, {request.memory_mb} MB needed"
             )
-        if host.free_disk_gb < request.disk_gb:
-            reasons.append(f"not enough disk: {_n(host.free_disk_gb)} GB free, {request.disk_gb} GB needed")
+        if node.free_disk_gb < request.disk_gb:
+            reasons.append(f"not enough disk: {_n(node.free_disk_gb)} GB free, {request.disk_gb} GB needed")
         verdicts.append(
             HostVerdict(
                 host=host.name,
                 passed=not reasons,
                 reasons=reasons,
-                free_vcpus=_n(host.free_vcpus),
-                free_memory_mb=_n(host.free_memory_mb),
-                free_disk_gb=_n(host.free_disk_gb),
+                free_vcpus=_n(node.free_vcpus),
+                free_memory_mb=_n(node.free_memory_mb),
+                free_disk_gb=_n(node.free_disk_gb),
             )
         )
     passing = [v for v in verdicts if v.passed]

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.db.models import Q
-from django.utils import timezone
 
 from identity.scoping import ScopedQuerySet
 
@@ -30,36 +27,39 @@ class FlavorQuerySet(ScopedQuerySet):
         return self.filter(Q(is_public=True) | Q(pk__in=shared))
 
 
-class HostQuerySet(ScopedQuerySet):
-    """Hosts are infrastructure: cloud admins see every one, nobody else any."""
-
-    def visible_to(self, ctx: Context):
-        return self.all() if ctx.is_admin else self.none()
-
-    def up(self, now: datetime | None = None):
-        """Hosts whose last heartbeat is younger than ``ZENITH_HOST_DOWN_AFTER``."""
-        now = now or timezone.now()
-        return self.filter(last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER)
-
-    def down(self, now: datetime | None = None):
-        now = now or timezone.now()
-        return self.exclude(last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER)
-
-
 class ImageQuerySet(ScopedQuerySet):
     """Glance's visibility: public images for all, private ones for their project, shared ones for
-    the projects they were shared with (ImageMember grants). Cloud admins see every image."""
+    the projects that accepted them (ImageMember rows with status ``accepted``). Cloud admins see
+    every image. A shared image offered but not accepted is out of the catalogue: ``offered_to``
+    reaches it where the member decides."""
 
     def visible_to(self, ctx: Context):
         if ctx.is_admin:
             return self.exclude(status="deleted")
         if ctx.user is None or ctx.project is None:
             return self.none()
+        return self.usable_by_project(ctx.project.pk)
+
+    def offered_to(self, ctx: Context, statuses: tuple[str, ...]):
+        """The shared images offered to the caller's project whose membership has one of ``statuses``
+        (whatever the caller's role: this is where the member sees what it may accept or reject)."""
+        if ctx.user is None or ctx.project is None:
+            return self.none()
         from .models import ImageMember
 
-        shared = ImageMember.objects.filter(project_id=ctx.project.pk).values("image_id")
+        offers = ImageMember.objects.filter(project_id=ctx.project.pk, status__in=statuses)
+        return self.exclude(status="deleted").filter(visibility="shared", pk__in=offers.values("image_id"))
+
+    def usable_by_project(self, project_id):
+        """The images ``project_id`` may boot right now (public, its own, shared and accepted), for
+        checks made without a caller (a signed download URL re-checks its project with this)."""
+        from .models import ImageMember
+
+        shared = ImageMember.objects.filter(project_id=project_id, status=ImageMember.ACCEPTED)
         return self.exclude(status="deleted").filter(
-            Q(visibility="public") | Q(project_id=ctx.project.pk) | Q(visibility="shared", pk__in=shared)
+            Q(visibility="public")
+            | Q(project_id=project_id)
+            | Q(visibility="shared", pk__in=shared.values("image_id"))
         )
 
 
@@ -71,14 +71,14 @@ class InstanceQuerySet(ScopedQuerySet):
 
     def for_rows(self):
         """What an instance row shows (API list, dashboard tables) in one query, without the large
-        columns no row shows: user data, key, operation payloads, image properties, host domains."""
+        columns no row shows: user data, key, operation payloads, image properties (a host's domains
+        are on its compute node, which a row does not join)."""
         return self.select_related("flavor", "image", "operation", "host").defer(
             "user_data",
             "key_data",
             "operation__payload",
             "operation__result",
             "image__properties",
-            "host__domains",
         )
 
     def visible_to(self, ctx: Context):

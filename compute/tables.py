@@ -5,8 +5,9 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from identity.dashboard import DATETIME_FORMAT
+from workers.models import Host
 
-from .models import Flavor, Host
+from .models import Flavor
 
 ATTRS = {"class": "table table-sm table-hover align-middle"}
 
@@ -65,7 +66,7 @@ class HostTable(tables.Table):
     vcpus = tables.Column(verbose_name="vCPUs")
     memory_mb = tables.Column(verbose_name="RAM")
     disk_gb = tables.Column(verbose_name="Local disk")
-    hypervisor_type = tables.Column(verbose_name="Hypervisor")
+    hypervisor_type = tables.Column(accessor="compute__hypervisor_type", verbose_name="Hypervisor")
     domains = tables.Column(empty_values=(), orderable=False, verbose_name="Domains")
     last_heartbeat = tables.DateTimeColumn(verbose_name="Last heartbeat", format=DATETIME_FORMAT)
     actions = tables.TemplateColumn(
@@ -102,34 +103,38 @@ class HostTable(tables.Table):
 
     def render_domains(self, record):
         """What the host itself last reported (its power sync), beside what the scheduler claimed."""
-        if record.domains_total is None:
+        node = record.compute
+        if node.domains_total is None:
             return mark_safe('<span class="text-secondary">not reported yet</span>')
         return format_html(
             '<span class="host-domains" title="reported {}">{} running<br>'
             '<small class="text-secondary">of {} defined</small></span>',
-            record.domains_reported_at.strftime("%Y-%m-%d %H:%M:%S"),
-            record.domains_running,
-            record.domains_total,
+            node.domains_reported_at.strftime("%Y-%m-%d %H:%M:%S"),
+            node.domains_running,
+            node.domains_total,
         )
 
     def render_vcpus(self, record):
-        limit = record.vcpus_limit
+        node = record.compute
+        limit = node.vcpus_limit
         return usage_bar(
-            record.vcpus_used,
+            node.vcpus_used,
             limit,
-            f"{record.vcpus_used} / {record.vcpus} × {_ratio(record.cpu_allocation_ratio)}",
+            f"{node.vcpus_used} / {node.vcpus} × {_ratio(node.cpu_allocation_ratio)}",
         )
 
     def render_memory_mb(self, record):
+        node = record.compute
         return usage_bar(
-            record.memory_mb_used,
-            record.memory_mb_limit,
-            f"{record.memory_mb_used} / {record.memory_mb} MB × {_ratio(record.ram_allocation_ratio)}",
+            node.memory_mb_used,
+            node.memory_mb_limit,
+            f"{node.memory_mb_used} / {node.memory_mb} MB × {_ratio(node.ram_allocation_ratio)}",
         )
 
     def render_disk_gb(self, record):
+        node = record.compute
         return usage_bar(
-            record.disk_gb_used,
-            record.disk_gb_limit,
-            f"{record.disk_gb_used} / {record.disk_gb} GB × {_ratio(record.disk_allocation_ratio)}",
+            node.disk_gb_used,
+            node.disk_gb_limit,
+            f"{node.disk_gb_used} / {node.disk_gb} GB × {_ratio(node.disk_allocation_ratio)}",
         )

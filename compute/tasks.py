@@ -19,12 +19,6 @@ from . import services
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=tasknames.HOST_HEARTBEAT, ignore_result=True)
-def host_heartbeat(host: str, info: dict) -> None:
-    """An agent's heartbeat (sent by name from ``workers.agent.heartbeat``): register or refresh the host."""
-    services.record_heartbeat(host, info)
-
-
 @shared_task(name=tasknames.BUILD_INSTANCE, ignore_result=True)
 def build_instance(operation_id: str, instance_id: str) -> None:
     """instance.create: schedule (claim a host), then hand the spawn to that host's agent."""

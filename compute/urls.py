@@ -7,6 +7,7 @@ urlpatterns = [
     path("images/upload/", views_images.image_upload, name="image-upload"),
     path("images/<uuid:pk>/download/", views_images.image_download, name="image-download"),
     path("images/<uuid:pk>/delete/", views_images.image_delete, name="image-delete"),
+    path("images/<uuid:pk>/membership/", views_images.image_member_status, name="image-member-status"),
     path("instances/", views_instances.instances, name="instances"),
     path("instances/launch/", views_instances.launch, name="instance-launch"),
     path("instances/<uuid:pk>/", views_instances.instance_detail, name="instance"),

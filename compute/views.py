@@ -7,10 +7,11 @@ from django.views.decorators.http import require_POST
 
 from identity.dashboard import admin_delete, admin_list_page, call_service, forbidden_unless, paginated
 from identity.errors import NotFound
+from workers.models import Host
 
 from . import services
 from .forms import FlavorForm
-from .models import Flavor, Host
+from .models import Flavor
 from .tables import FlavorTable, HostTable
 
 
@@ -54,7 +55,7 @@ def admin_hosts(request):
     """Every compute host: up/down, enabled, capacity and usage; disable (with a reason) or enable."""
     if (denied := forbidden_unless(request, "compute:host:list")) is not None:
         return denied
-    table = HostTable(Host.objects.visible_to(request.zenith))
+    table = HostTable(services.host_rows(Host.objects.visible_to(request.zenith)))
     return render(request, "compute/admin_hosts.html", {"table": paginated(request, table)})
 
 

@@ -1,7 +1,9 @@
-"""Dashboard: the Images page (list what the project can see, upload, download, delete)."""
+"""Dashboard: the Images page (list what the project can see, upload, download, delete, and accept or
+reject the images other projects offer it)."""
 
 import django_tables2 as tables
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -13,7 +15,7 @@ from identity.errors import NotFound
 
 from . import services
 from .api.images import image_file_response
-from .models import Image
+from .models import Image, ImageMember
 
 STATUS_COLOURS = {
     Image.ACTIVE: "text-bg-success",
@@ -44,6 +46,9 @@ class ImageUploadForm(forms.Form):
                 *self.fields["visibility"].choices,
                 (Image.PUBLIC, "public (every project)"),
             ]
+
+
+PENDING_SHOWN = 50  # offers listed at once: another project must not be able to flood the page
 
 
 class ImageTable(tables.Table):
@@ -90,8 +95,16 @@ def images(request):
         return denied
     ctx = request.zenith
     form = ImageUploadForm(can_publicize=ctx.can("compute:image:publicize"))
+    return _page(request, form)
+
+
+def _page(request, form, status: int = 200):
+    """The images page: the catalogue, the upload form, and the offers awaiting this project's decision."""
+    ctx = request.zenith
     table = ImageTable(Image.objects.visible_to(ctx).select_related("project"))
-    return render(request, "compute/images.html", {"table": paginated(request, table), "form": form})
+    pending = Image.objects.offered_to(ctx, (ImageMember.PENDING,)).select_related("project")
+    context = {"table": paginated(request, table), "form": form, "pending": pending[:PENDING_SHOWN]}
+    return render(request, "compute/images.html", context, status=status)
 
 
 @login_required
@@ -121,10 +134,7 @@ def image_upload(request):
         form.add_error(
             "file", f"Choose {upload.name} again: a browser does not keep a file after a failed upload."
         )
-    table = ImageTable(Image.objects.visible_to(ctx).select_related("project"))
-    return render(
-        request, "compute/images.html", {"table": paginated(request, table), "form": form}, status=400
-    )
+    return _page(request, form, status=400)
 
 
 @login_required
@@ -149,5 +159,28 @@ def image_delete(request, pk):
         return render(request, "portal/404.html", status=404)
     call_service(
         request, None, lambda: services.delete_image(request.zenith, image), f"Image {image.name} deleted."
+    )
+    return redirect("compute:images")
+
+
+@login_required
+@require_POST
+def image_member_status(request, pk):
+    """The current project accepts, rejects (or leaves) an image another project shared with it."""
+    ctx = request.zenith
+    decision = request.POST.get("status")
+    offered = Image.objects.offered_to(ctx, (ImageMember.PENDING, ImageMember.REJECTED, ImageMember.ACCEPTED))
+    image = offered.filter(pk=pk).first()
+    if image is None or ctx.project is None:
+        return render(request, "portal/404.html", status=404)
+    verb = {ImageMember.ACCEPTED: "accepted", ImageMember.REJECTED: "rejected"}.get(decision)
+    if verb is None:
+        messages.error(request, "Choose to accept or reject the image.")
+        return redirect("compute:images")
+    call_service(
+        request,
+        None,
+        lambda: services.set_image_member_status(ctx, image, ctx.project, decision),
+        f"Image {image.name} {verb}.",
     )
     return redirect("compute:images")

@@ -51,3 +51,8 @@ class QuotaExceeded(ZenithError):
 class ServiceUnavailable(ZenithError):
     status = 503
     code = "unavailable"
+
+
+class TooLarge(ZenithError):
+    status = 413
+    code = "too_large"

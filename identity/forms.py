@@ -1,7 +1,9 @@
 """Dashboard forms for identity. They parse input; identity.services decides what is valid."""
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 
+from . import throttle
 from .models import Project, Role, User
 
 
@@ -38,3 +40,15 @@ class RoleAssignmentForm(forms.Form):
     user = forms.ModelChoiceField(queryset=User.objects.order_by("username"), to_field_name="username")
     project = forms.ModelChoiceField(queryset=Project.objects.order_by("name"), to_field_name="name")
     role = forms.ModelChoiceField(queryset=Role.objects.order_by("name"), to_field_name="name")
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """The dashboard's login form: says so when the username or address is locked after too many
+    failed logins (the backend refuses those tries before hashing either way)."""
+
+    def clean(self):
+        try:
+            throttle.check(self.data.get("username"), throttle.client_address(self.request))
+        except throttle.TooManyAttempts as exc:
+            raise forms.ValidationError(exc.message, code="too_many_attempts") from None
+        return super().clean()

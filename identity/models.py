@@ -212,3 +212,16 @@ class ResourceAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} of {self.resource_type} {self.resource_id}"
+
+
+class LoginThrottle(models.Model):
+    """Failed password logins counted per key (``user:<name>`` or ``addr:<ip>``): past the limit the
+    key is locked until ``locked_until`` and tries are refused before any password is hashed."""
+
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} failures"

@@ -23,10 +23,11 @@ from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from . import keys, policy, quotas
+from . import keys, policy, quotas, throttle
 from .context import Context
 from .errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from .models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
+from .names import clean_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@-]{0,63}$")
 KEYPAIR_NAME_RE = re.compile(r"^[A-Za-z0-9 _.@-]{1,255}$")
@@ -41,13 +42,13 @@ ROLE_PROJECT_PERMS = {
 
 
 def _clean_name(value: str, what: str) -> str:
-    name = (value or "").strip()
+    name = value.strip() if isinstance(value, str) else ""
     if not NAME_RE.match(name):
         raise InvalidInput(
             f"{what} name must be 1-64 characters: letters, digits, space, '_', '.', '@', '-', "
             "starting with a letter or digit."
         )
-    return name
+    return clean_name(name, what, 64)  # the rules every name keeps (this alphabet keeps them already)
 
 
 # --- projects ----------------------------------------------------------------------------------
@@ -132,18 +133,23 @@ def update_user(
     policy.enforce(ctx, "identity:user:update")
     if email is not None:
         user.email = email
+    revoke = False
     if password is not None:
         _check_password(password, user.username)
         user.set_password(password)
+        revoke = True
     if is_active is not None:
         if not is_active and ctx.user is not None and user.pk == ctx.user.pk:
             raise Conflict("You cannot disable your own account.")
+        revoke = revoke or (user.is_active and not is_active)
         user.is_active = is_active
     if is_superuser is not None:
         if not is_superuser and ctx.user is not None and user.pk == ctx.user.pk:
             raise Conflict("You cannot remove your own cloud-admin status.")
         user.is_superuser = user.is_staff = is_superuser
     user.save()
+    if revoke:
+        revoke_user_tokens(user)
     return user
 
 
@@ -242,11 +248,15 @@ def create_keypair(
 ) -> CreatedKeyPair:
     """Import an OpenSSH public key, or generate a pair and return the private key exactly once."""
     policy.enforce(ctx, "identity:keypair:create")
-    name = (name or "").strip()
+    name = name.strip() if isinstance(name, str) else ""
     if not KEYPAIR_NAME_RE.match(name):
         raise InvalidInput(
             "Key pair name must be 1-255 characters: letters, digits, space, '_', '.', '@', '-'."
         )
+    name = clean_name(name, "Key pair", 255)
+    # Key pairs belong to the user and their quota counts per user, so the lock is the user's row, not
+    # the project's quota row: concurrent creates through two projects' tokens (or of one name) queue.
+    User.objects.select_for_update().filter(pk=ctx.user.pk).exists()
     if KeyPair.objects.filter(user=ctx.user, name=name).exists():
         raise Conflict(f"You already have a key pair named {name!r}.")
     quotas.enforce(ctx.project, {"key_pairs": 1}, user=ctx.user)
@@ -255,9 +265,13 @@ def create_keypair(
         public_key = keys.normalise_public_key(public_key)
     else:
         public_key, private_key = keys.generate(key_type, comment=f"{name}@zenith")
-    keypair = KeyPair.objects.create(
-        user=ctx.user, name=name, public_key=public_key, fingerprint=keys.fingerprint(public_key)
-    )
+    try:
+        with transaction.atomic():
+            keypair = KeyPair.objects.create(
+                user=ctx.user, name=name, public_key=public_key, fingerprint=keys.fingerprint(public_key)
+            )
+    except IntegrityError:  # the unique (user, name) still guards whatever the lock did not see
+        raise Conflict(f"You already have a key pair named {name!r}.") from None
     return CreatedKeyPair(keypair=keypair, private_key=private_key)
 
 
@@ -304,12 +318,22 @@ class IssuedToken:
     roles: list[str]
 
 
-@transaction.atomic
-def issue_token(*, username: str, password: str, project: str | None = None) -> IssuedToken:
-    """Authenticate by password and issue a token scoped to one project the user holds a role on."""
-    user = authenticate(username=username or "", password=password or "")
+def issue_token(
+    *, username: str, password: str, project: str | None = None, address: str | None = None
+) -> IssuedToken:
+    """Authenticate by password and issue a token scoped to one project the user holds a role on.
+    Throttled (``identity.throttle``): after too many failures, TooManyAttempts before any hashing.
+    Not one transaction with the check: a refusal must not roll back the failure it counted."""
+    throttle.check(username, address)
+    user = authenticate(username=username or "", password=password or "", address=address)
     if user is None:
         raise NotAuthenticated("Invalid username or password.", code="invalid_credentials")
+    return _issue_token(user, project)
+
+
+@transaction.atomic
+def _issue_token(user: User, project: str | None) -> IssuedToken:
+    """Record a new token for an authenticated user on the project they named (or their default)."""
     scoped = resolve_project(user, project)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken.objects.create(
@@ -338,6 +362,12 @@ def authenticate_token(raw: str, now: datetime | None = None) -> ApiToken:
     if not token.user.is_active or not token.project.enabled:
         raise NotAuthenticated("The token's user or project is disabled.", code="token_disabled")
     return token
+
+
+def revoke_user_tokens(user: User) -> int:
+    """Revoke every live token of ``user`` (a new password, or a disabled account: whoever held a
+    token must authenticate again, and a re-enabled account does not bring old tokens back)."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 @transaction.atomic

@@ -10,6 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.secret_key import DEFAULT_SECRET_KEY, KEY_FILE_NAME, choose_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ZENITH_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -28,7 +31,15 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "zenith-insecure-development-key-change-me-in-production")
+# "production" refuses to start on the public default key; anything else is a development run.
+ZENITH_ENV = os.environ.get("ZENITH_ENV", "development").strip().lower()
+ZENITH_SECRET_KEY_FILE = Path(os.environ.get("ZENITH_SECRET_KEY_FILE") or VAR_DIR / KEY_FILE_NAME)
+SECRET_KEY, ZENITH_SECRET_KEY_SOURCE = choose_secret_key(os.environ, ZENITH_SECRET_KEY_FILE)
+if ZENITH_ENV == "production" and SECRET_KEY == DEFAULT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "ZENITH_ENV=production with the public default SECRET_KEY: set DJANGO_SECRET_KEY, or run "
+        "`manage.py ensure_secret_key` to generate one into " + str(ZENITH_SECRET_KEY_FILE) + "."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://localhost:8000,http://127.0.0.1:8000")
 
@@ -55,7 +66,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.security.HeaderLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "portal.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "identity.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -66,6 +79,35 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# --- HTTP hardening (all from the environment; the defaults suit `make run` on plain HTTP) ---------
+# Behind a TLS-terminating proxy: ZENITH_SECURE_COOKIES=1, ZENITH_HSTS_SECONDS=31536000 and
+# ZENITH_PROXY_SSL_HEADER=X-Forwarded-Proto (only if the proxy sets it and strips a client's own).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("ZENITH_SECURE_COOKIES", False)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = env_bool("ZENITH_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = int(os.environ.get("ZENITH_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ZENITH_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("ZENITH_HSTS_PRELOAD", False)
+_proxy_ssl_header = os.environ.get("ZENITH_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The dashboard loads every script from /static/ (no inline script); inline style attributes remain.
+ZENITH_CSP = os.environ.get(
+    "ZENITH_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+ZENITH_CSP_REPORT_ONLY = env_bool("ZENITH_CSP_REPORT_ONLY", False)
+# Request headers larger than this together are refused (431); 0 turns the check off.
+ZENITH_MAX_HEADER_BYTES = int(os.environ.get("ZENITH_MAX_HEADER_BYTES", str(32 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("ZENITH_MAX_BODY_BYTES", str(2_621_440)))
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -106,7 +148,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "identity.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "identity.throttle.ThrottledModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -140,6 +182,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "identity.api.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "identity.api.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -208,6 +255,10 @@ ZENITH_ADMIN_PROJECT = os.environ.get("ZENITH_ADMIN_PROJECT", "admin")
 ZENITH_TOKEN_TTL = timedelta(seconds=int(os.environ.get("ZENITH_TOKEN_TTL", str(12 * 3600))))
 ZENITH_POLICY_FILE = os.environ.get("ZENITH_POLICY_FILE") or None
 ZENITH_DEMO_PASSWORD = os.environ.get("ZENITH_DEMO_PASSWORD", "zenith-demo")
+# Login throttling: this many failed logins of one username lock it for ZENITH_LOGIN_LOCKOUT seconds
+# (0 turns throttling off); four times as many lock the client address.
+ZENITH_LOGIN_MAX_FAILURES = int(os.environ.get("ZENITH_LOGIN_MAX_FAILURES", "5"))
+ZENITH_LOGIN_LOCKOUT = int(os.environ.get("ZENITH_LOGIN_LOCKOUT", "300"))
 # Operations never picked up are re-sent after this long; every operation fails past its deadline.
 ZENITH_OPERATION_RESEND_AFTER = timedelta(seconds=int(os.environ.get("ZENITH_OPERATION_RESEND_AFTER", "30")))
 ZENITH_OPERATION_MAX_SENDS = int(os.environ.get("ZENITH_OPERATION_MAX_SENDS", "5"))
@@ -226,6 +277,8 @@ ZENITH_PORTAL_URL = os.environ.get("ZENITH_PORTAL_URL") or (
     f"http://127.0.0.1:{os.environ.get('ZENITH_PORT') or '8000'}"
 )
 ZENITH_IMAGE_URL_TTL = int(os.environ.get("ZENITH_IMAGE_URL_TTL", "3600"))
+# The largest image upload accepted, in bytes (API and dashboard): larger ones answer 413.
+ZENITH_IMAGE_MAX_SIZE = int(os.environ.get("ZENITH_IMAGE_MAX_SIZE", str(10 * 1024**3)))
 ZENITH_DEFAULT_QUOTAS = {
     "instances": 10,
     "cores": 20,

@@ -11,9 +11,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from django.urls.resolvers import RoutePattern
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from identity.api.views import TokenView
+from identity.forms import ThrottledAuthenticationForm
 
 from . import views
 
@@ -61,7 +62,11 @@ urlpatterns = [
     # only break bookmarks and the login URL that browsers' password managers saved.
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="portal/login.html", redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            template_name="portal/login.html",
+            redirect_authenticated_user=True,
+            authentication_form=ThrottledAuthenticationForm,
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -69,11 +74,13 @@ urlpatterns = [
     path("dashboard/", include(dashboard)),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves its script as a file, so the docs page works under the CSP (no inline script).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("django-admin/", admin.site.urls),
     # Last, so that anything mounted at these prefixes (the OpenStack-compatible API) wins.
     *moved_from(moved_pages),
 ]
 
+handler400 = "portal.errors.bad_request"
 handler404 = "portal.errors.not_found"
 handler500 = "portal.errors.server_error"

@@ -99,7 +99,7 @@ def shows_hosts(ctx: Context | None) -> bool:
 def message_shown(message: str, hosts_shown: bool) -> str:
     """An operation's or action's message as the caller sees it: a no-valid-host message names the
     cloud's hosts and their free capacity, so only those who may see hosts get it whole."""
-    if hosts_shown or not (message or "").startswith(NO_VALID_HOST):
+    if hosts_shown or NO_VALID_HOST not in (message or ""):  # also after "Spawning failed on ..."
         return message
     return f"{NO_VALID_HOST}."
 

@@ -1,11 +1,16 @@
 """The Operation ledger: one row per unit of asynchronous work, written with the intent (outbox)."""
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
-from identity.scoping import ProjectOwnedQuerySet
+from identity.context import Context
+from identity.scoping import ProjectOwnedQuerySet, ScopedQuerySet
+
+from . import queues
 
 
 class OperationQuerySet(ProjectOwnedQuerySet):
@@ -64,3 +69,72 @@ class Operation(models.Model):
     @property
     def finished(self) -> bool:
         return self.state not in self.UNFINISHED
+
+
+class HostQuerySet(ScopedQuerySet):
+    """Hosts are infrastructure: cloud admins see every one, nobody else any."""
+
+    def visible_to(self, ctx: Context):
+        return self.all() if ctx.is_admin else self.none()
+
+    def up(self, now: datetime | None = None):
+        """Hosts whose last heartbeat is younger than ``ZENITH_HOST_DOWN_AFTER``."""
+        now = now or timezone.now()
+        return self.filter(last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER)
+
+    def down(self, now: datetime | None = None):
+        now = now or timezone.now()
+        return self.exclude(last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER)
+
+    def with_role(self, role: str):
+        """Hosts whose agent carries ``role`` (compute, storage, network)."""
+        # The JSON list as text holds the quoted name: portable to SQLite, which has no JSON containment.
+        return self.filter(roles__icontains=f'"{role}"') if role else self
+
+
+def _default_roles() -> list[str]:
+    return [queues.HOST_QUEUE_KINDS[0]]
+
+
+class Host(models.Model):
+    """A machine running a Zenith agent: registered and kept alive by its heartbeats.
+
+    ``roles`` say which work it takes (``compute``, ``storage``, ``network``: the agent consumes
+    ``<role>.<name>``); what each role reports beside liveness lives with that role's app
+    (``compute.ComputeNode``: vCPUs, RAM, disk and the scheduler's claims). A host whose last
+    heartbeat is older than ``ZENITH_HOST_DOWN_AFTER`` is down; an admin may disable a host (with a
+    reason): it then gets no new work.
+    """
+
+    UP = "up"
+    DOWN = "down"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=63, unique=True)
+    roles = models.JSONField(default=_default_roles, blank=True, help_text="compute, storage, network")
+    uri = models.CharField(max_length=255, blank=True, default="", help_text="libvirt connection URI")
+    availability_zone = models.CharField(max_length=64, default="nova")
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=255, blank=True, default="")
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = HostQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_up(self, now: datetime | None = None) -> bool:
+        if self.last_heartbeat is None:
+            return False
+        now = now or timezone.now()
+        return self.last_heartbeat >= now - settings.ZENITH_HOST_DOWN_AFTER
+
+    @property
+    def state(self) -> str:
+        """``up`` while heartbeats arrive, ``down`` once none came for ``ZENITH_HOST_DOWN_AFTER``."""
+        return self.UP if self.is_up() else self.DOWN

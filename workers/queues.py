@@ -17,9 +17,9 @@ def network_queue(host: str) -> str:
     return f"network.{host}"
 
 
-def host_queues(host: str) -> list[str]:
-    """Every queue one host's agent consumes."""
-    return [f"{kind}.{host}" for kind in HOST_QUEUE_KINDS]
+def host_queues(host: str, roles: list[str] | tuple[str, ...] = HOST_QUEUE_KINDS) -> list[str]:
+    """The queues one host's agent consumes: one per role it carries."""
+    return [f"{kind}.{host}" for kind in HOST_QUEUE_KINDS if kind in roles]
 
 
 def broker_has_fanout(broker_url: str) -> bool:

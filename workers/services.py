@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -16,7 +18,7 @@ from identity.context import Context
 from identity.errors import InvalidInput
 
 from . import dispatch, queues
-from .models import Operation
+from .models import Host, Operation
 from .signals import operation_failed
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,72 @@ def sweep(now: datetime | None = None) -> SweepReport:
     if report.resent or report.failed:
         log.info("operation sweep: %s", report.as_dict())
     return report
+
+
+# --- hosts: heartbeats, with a section per role ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeartbeatReceiver:
+    """What a role's app does with its section of every heartbeat: ``clean`` validates it (raising
+    InvalidInput) before anything is written, ``record(host_name, cleaned, now, registered)``
+    records it."""
+
+    clean: Callable[[Any], Any]
+    record: Callable[[str, Any, datetime, bool], None]
+
+
+HEARTBEAT_RECEIVERS: dict[str, HeartbeatReceiver] = {}
+
+
+def register_heartbeat_receiver(role: str, receiver: HeartbeatReceiver) -> None:
+    """A role's app (compute now; storage, network next) records its section of every heartbeat."""
+    if role not in queues.HOST_QUEUE_KINDS:
+        raise ValueError(f"unknown host role {role!r}")
+    HEARTBEAT_RECEIVERS[role] = receiver
+
+
+def _clean_roles(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(r, str) for r in value):
+        raise InvalidInput("A heartbeat names the host's roles as a non-empty list.")
+    unknown = sorted(set(value) - set(queues.HOST_QUEUE_KINDS))
+    if unknown:
+        raise InvalidInput(f"Unknown host roles: {', '.join(unknown)}.")
+    return [r for r in queues.HOST_QUEUE_KINDS if r in value]
+
+
+def record_heartbeat(host_name: str, info: Any, now: datetime | None = None) -> bool:
+    """An agent says it is alive: register its Host on the first heartbeat, refresh liveness, URI and
+    roles after (one UPDATE in the common case, nothing read back: every host sends one every few
+    seconds), then hand each role's section (``info["compute"]``, ...) to that role's receiver.
+    True when this heartbeat registered the host.
+
+    Called by the conductor task ``workers.tasks.host_heartbeat`` (no user: agents are trusted
+    through the broker). Keeps what admins set: enabled, reason, zone.
+    """
+    name = validate_host_name(host_name)
+    if not isinstance(info, dict):
+        raise InvalidInput("A heartbeat carries the host's info as an object.")
+    roles = _clean_roles(info.get("roles", ["compute"]))
+    sections = {}
+    for role in roles:
+        if role in HEARTBEAT_RECEIVERS:
+            if not isinstance(info.get(role), dict):
+                raise InvalidInput(f"A {role} host's heartbeat carries a {role} section (an object).")
+            sections[role] = HEARTBEAT_RECEIVERS[role].clean(info[role])
+    now = now or timezone.now()
+    values = {"uri": str(info.get("uri") or "")[:255], "roles": roles, "last_heartbeat": now}
+    registered = False
+    if not Host.objects.filter(name=name).update(updated=now, **values):
+        try:
+            with transaction.atomic():
+                Host.objects.create(name=name, **values)
+            registered = True
+        except IntegrityError:  # another heartbeat of the same host created it meanwhile
+            Host.objects.filter(name=name).update(updated=now, **values)
+    for role, section in sections.items():
+        HEARTBEAT_RECEIVERS[role].record(name, section, now, registered)
+    return registered
 
 
 # A ping is answered in milliseconds by a live agent; a dead host should not look busy for 10 minutes.

@@ -12,10 +12,10 @@ HOST_TASK_FAILED = "workers.tasks.host_task_failed"
 SWEEP_OPERATIONS = "workers.tasks.sweep_operations"
 PING_HOST = "workers.tasks.ping_host"
 OPERATION_PROGRESS = "workers.tasks.operation_progress"
+HOST_HEARTBEAT = "workers.tasks.host_heartbeat"
 
 # Conductor: compute.
 BUILD_INSTANCE = "compute.tasks.build_instance"
-HOST_HEARTBEAT = "compute.tasks.host_heartbeat"
 POWER_SYNC = "compute.tasks.power_sync"
 POWER_EVENT = "compute.tasks.power_event"
 

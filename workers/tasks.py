@@ -83,6 +83,13 @@ def host_task_failed(
     )
 
 
+@shared_task(name=tasknames.HOST_HEARTBEAT, ignore_result=True)
+def host_heartbeat(host: str, info: dict) -> None:
+    """An agent's heartbeat (sent by name from ``workers.agent.heartbeat``): register or refresh the
+    host, and hand each role's section to the app of that role."""
+    services.record_heartbeat(host, info)
+
+
 @shared_task(name=tasknames.PING_HOST, ignore_result=True)
 def ping_host(operation_id: str, host: str) -> None:
     """Conductor step of host.ping: forward to the host's compute queue with a callback to us."""

@@ -2,7 +2,9 @@
 
 import django_filters
 
-from ..models import Flavor, Host
+from workers.models import Host
+
+from ..models import Flavor
 
 
 class FlavorFilterSet(django_filters.FilterSet):

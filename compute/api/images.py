@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse
 from django.urls import re_path
 from drf_spectacular.types import OpenApiTypes
@@ -139,10 +140,23 @@ class ImageMemberRequestSerializer(serializers.Serializer):
 
 class ImageMemberSerializer(serializers.ModelSerializer):
     project_name = serializers.CharField(source="project.name", read_only=True)
+    status = serializers.CharField(
+        read_only=True, help_text="pending until the member project accepts or rejects the image"
+    )
 
     class Meta:
         model = ImageMember
-        fields = ["project", "project_name", "created"]
+        fields = ["image", "project", "project_name", "status", "created", "updated"]
+
+
+class ImageMemberStatusSerializer(NoUnknownFieldsMixin, serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[value for value, _ in ImageMember.STATUSES],
+        help_text="the member project's decision: accepted (use the image), rejected, or pending",
+    )
+
+
+MEMBER_STATUS_FILTERS = ("accepted", "pending", "rejected", "all")
 
 
 class ImageFilterSet(django_filters.FilterSet):
@@ -176,6 +190,40 @@ class ImageViewSet(
         return {"create": ImageCreateSerializer, "partial_update": ImageUpdateSerializer}.get(
             self.action, ImageSerializer
         )
+
+    def get_queryset(self):
+        """The catalogue (accepted shares only); ``?member_status=`` lists the shared images offered to
+        the caller's project by the status of its membership instead (Glance's member_status filter)."""
+        queryset = super().get_queryset()
+        if self.action != "list" or getattr(self, "swagger_fake_view", False):
+            return queryset
+        wanted = self.request.query_params.get("member_status", "accepted")
+        if wanted not in MEMBER_STATUS_FILTERS:
+            raise InvalidInput(
+                f"member_status must be one of {', '.join(MEMBER_STATUS_FILTERS)}.",
+                details={"member_status": ["Not a valid choice."]},
+            )
+        if wanted == "accepted":
+            return queryset
+        statuses = (ImageMember.PENDING, ImageMember.REJECTED) if wanted == "all" else (wanted,)
+        offered = self.scope_queryset(Image.objects.offered_to(self.ctx, statuses))
+        return (queryset | offered) if wanted == "all" else offered
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "member_status",
+                OpenApiTypes.STR,
+                enum=MEMBER_STATUS_FILTERS,
+                description="accepted (default): the catalogue; pending or rejected: the shared images "
+                "offered to your project with that membership status (where you accept or reject them); "
+                "all: both",
+            )
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        """The images your project can use; ``member_status=pending``: the shares awaiting its decision."""
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=ImageCreateSerializer, responses={201: ImageSerializer})
     def create(self, request, *args, **kwargs):
@@ -261,25 +309,67 @@ class ImageViewSet(
         )
         return Response(ImageMemberSerializer(member).data, status=status.HTTP_201_CREATED)
 
+    def _membership_image(self) -> Image:
+        """The image of a membership request: one the caller can see, or one offered to its project
+        (pending or rejected), so a member can decide on an image that is not in its catalogue yet."""
+        try:
+            return self.get_object()
+        except NotFound:
+            statuses = (ImageMember.PENDING, ImageMember.REJECTED)
+            try:
+                return Image.objects.offered_to(self.ctx, statuses).get(pk=self.kwargs["pk"])
+            except (Image.DoesNotExist, ValueError, DjangoValidationError):
+                raise NotFound("No such image.") from None
+
+    @extend_schema(
+        request=None,
+        responses=ImageMemberSerializer,
+        parameters=[OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        methods=["GET"],
+        description="One membership with its status (the image's owners, or the member project).",
+    )
+    @extend_schema(
+        request=ImageMemberStatusSerializer,
+        responses=ImageMemberSerializer,
+        parameters=[OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        methods=["PUT"],
+        description="The member project accepts or rejects an image shared with it (Glance's PUT "
+        "/images/{id}/members/{member}); only accepted images are listed and resolvable by name.",
+    )
     @extend_schema(
         request=None,
         responses={204: None},
         parameters=[OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        methods=["DELETE"],
+        description="The image's owners stop sharing it with the project; the member project itself "
+        "leaves it (its membership becomes rejected, so the image cannot be pushed to it again).",
     )
     @action(
         detail=True,
-        methods=["delete"],
+        methods=["get", "put", "delete"],
         url_path=rf"members/(?P<project_id>{IMAGE_ID})",
         url_name="member-detail",
         filter_backends=[],
     )
-    def remove_member(self, request, pk=None, project_id=None):
-        """Stop sharing the image with a project."""
-        image = self.get_object()
+    def member_detail(self, request, pk=None, project_id=None):
+        """One membership: show it, decide on it (PUT, the member), or end it (DELETE)."""
+        image = self._membership_image()
         project = Project.objects.filter(pk=project_id).first() if is_uuid(project_id) else None
         if project is None:
             raise NotFound("No such project.")
-        services.remove_image_member(self.ctx, image, project)
+        if request.method == "GET":
+            member = services.get_image_member(self.ctx, image, project)
+            return Response(ImageMemberSerializer(member).data)
+        if request.method == "PUT":
+            body = ImageMemberStatusSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            member = services.set_image_member_status(self.ctx, image, project, body.validated_data["status"])
+            return Response(ImageMemberSerializer(member).data)
+        is_owner = image.project_id is not None and image.project_id == self.ctx.project_id
+        if project.pk == self.ctx.project_id and not is_owner:
+            services.set_image_member_status(self.ctx, image, project, ImageMember.REJECTED)
+        else:
+            services.remove_image_member(self.ctx, image, project)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

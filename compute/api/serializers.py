@@ -2,7 +2,9 @@
 
 from rest_framework import serializers
 
-from ..models import Flavor, FlavorAccess, Host
+from workers.models import Host
+
+from ..models import Flavor, FlavorAccess
 
 
 class StrictCharField(serializers.CharField):
@@ -63,17 +65,38 @@ class HostSerializer(serializers.ModelSerializer):
         help_text="up while the agent heartbeats; down after ZENITH_HOST_DOWN_AFTER without one",
     )
     domains_running = serializers.IntegerField(
-        read_only=True, allow_null=True, help_text="domains the host last reported running (its own view)"
+        source="compute.domains_running",
+        read_only=True,
+        allow_null=True,
+        help_text="domains the host last reported running (its own view)",
     )
     domains_total = serializers.IntegerField(
-        read_only=True, allow_null=True, help_text="domains the host last reported defined, running or not"
+        source="compute.domains_total",
+        read_only=True,
+        allow_null=True,
+        help_text="domains the host last reported defined, running or not",
     )
+    domains_reported_at = serializers.DateTimeField(
+        source="compute.domains_reported_at", read_only=True, allow_null=True
+    )
+    # What its compute node adds to the host's own fields, flat, as Nova's hypervisors show them.
+    vcpus = serializers.IntegerField(source="compute.vcpus", read_only=True)
+    vcpus_used = serializers.IntegerField(source="compute.vcpus_used", read_only=True)
+    memory_mb = serializers.IntegerField(source="compute.memory_mb", read_only=True)
+    memory_mb_used = serializers.IntegerField(source="compute.memory_mb_used", read_only=True)
+    disk_gb = serializers.IntegerField(source="compute.disk_gb", read_only=True)
+    disk_gb_used = serializers.IntegerField(source="compute.disk_gb_used", read_only=True)
+    cpu_allocation_ratio = serializers.FloatField(source="compute.cpu_allocation_ratio", read_only=True)
+    ram_allocation_ratio = serializers.FloatField(source="compute.ram_allocation_ratio", read_only=True)
+    hypervisor_type = serializers.CharField(source="compute.hypervisor_type", read_only=True)
+    hypervisor_version = serializers.IntegerField(source="compute.hypervisor_version", read_only=True)
 
     class Meta:
         model = Host
         fields = [
             "id",
             "name",
+            "roles",
             "state",
             "enabled",
             "disabled_reason",

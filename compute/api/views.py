@@ -11,9 +11,10 @@ from identity import policy
 from identity.api.base import ScopedViewSet
 from identity.errors import InvalidInput, NotFound
 from identity.models import Project
+from workers.models import Host
 
 from .. import services
-from ..models import Flavor, FlavorAccess, Host
+from ..models import Flavor, FlavorAccess
 from . import filters, serializers
 
 
@@ -110,6 +111,9 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     filterset_class = filters.HostFilterSet
     ordering_fields = ["name", "vcpus", "memory_mb", "disk_gb", "last_heartbeat", "created"]
 
+    def scope_queryset(self, queryset):
+        return services.host_rows(queryset)
+
     @extend_schema(request=serializers.HostDisableSerializer, responses=serializers.HostSerializer)
     @action(detail=True, methods=["post"])
     def disable(self, request, pk=None):
@@ -118,7 +122,9 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         body = serializers.HostDisableSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         host = services.disable_host(self.ctx, host, body.validated_data["reason"])
-        return Response(serializers.HostSerializer(host).data)
+        return Response(
+            serializers.HostSerializer(services.host_rows(Host.objects.filter(pk=host.pk)).get()).data
+        )
 
     @extend_schema(
         request=None,
@@ -135,4 +141,6 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     def enable(self, request, pk=None):
         """Schedule new instances on the host again."""
         host = services.enable_host(self.ctx, self.get_object())
-        return Response(serializers.HostSerializer(host).data)
+        return Response(
+            serializers.HostSerializer(services.host_rows(Host.objects.filter(pk=host.pk)).get()).data
+        )

@@ -45,6 +45,18 @@ def schedule_and_spawn(operation_id: str, instance_id: str) -> None:
     )
 
 
+def _failed_attempts(fault: dict | None) -> list[dict]:
+    """The failed spawns of this build so far, ``[{host, error}]``: kept in the instance's fault
+    while it is rescheduled, so that the fault it ends with still names every host's own error."""
+    details = (fault or {}).get("details")
+    return list(details.get("attempts") or []) if isinstance(details, dict) else []
+
+
+def _attempts_text(attempts: list[dict]) -> str:
+    """The attempts for a message: "host: error; host: error"."""
+    return "; ".join(f"{a['host']}: {a['error']}" for a in attempts)
+
+
 def _release_claim(instance_id) -> None:
     """Give the instance's claimed capacity back to its host (once)."""
     with transaction.atomic():
@@ -69,11 +81,17 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
     try:
         host = scheduler.select_and_claim(request)
     except scheduler.NoValidHost as exc:
-        _error_instance(
-            operation_id,
-            instance_id,
-            make_fault("no_valid_host", exc.summary(), [v.as_dict() for v in exc.verdicts[:MAX_FAULT_HOSTS]]),
-        )
+        verdicts = [v.as_dict() for v in exc.verdicts[:MAX_FAULT_HOSTS]]
+        attempts = _failed_attempts(instance.fault)
+        if attempts:  # a reschedule: the hosts' own errors first, "already tried" says nothing
+            fault = make_fault(
+                "no_valid_host",
+                f"Spawning failed on {_attempts_text(attempts)}. {exc.summary()}",
+                {"attempts": attempts, "hosts": verdicts},
+            )
+        else:
+            fault = make_fault("no_valid_host", exc.summary(), verdicts)
+        _error_instance(operation_id, instance_id, fault)
         return None
     with transaction.atomic():
         instance = (
@@ -89,7 +107,7 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
         instance.attempted_hosts = [*instance.attempted_hosts, host.name]
         instance.save(update_fields=["host", "task_state", "attempted_hosts", "updated"])
     try:
-        image_spec = _boot_spec(instance.image)
+        image_spec = _boot_spec(instance.image, instance.project_id)
     except InvalidInput as exc:  # e.g. its kernel image was deleted since the launch was accepted
         _release_claim(instance_id)
         _error_instance(operation_id, instance_id, make_fault("image_unavailable", exc.message))
@@ -112,8 +130,8 @@ def schedule_instance(operation_id, instance_id) -> dict | None:
     }
 
 
-def _boot_spec(image: Image) -> dict:
-    spec = image_boot_spec(image)
+def _boot_spec(image: Image, project_id) -> dict:
+    spec = image_boot_spec(image, project_id)  # its URLs are good while this project may use the image
     spec["cmdline"] = str((image.properties or {}).get("os_command_line", ""))
     return spec
 
@@ -132,22 +150,29 @@ def spawn_finished(operation_id, instance_id, result: dict) -> str:
             instance.task_state = ""
             instance.power_state = result.get("power_state") or "running"
             instance.launched_at = timezone.now()
+            attempts = _failed_attempts(instance.fault)
             instance.fault = None
             instance.save(
                 update_fields=["vm_state", "task_state", "power_state", "launched_at", "fault", "updated"]
             )
-            ledger.succeed(operation_id, result=result, message=f"active on {result.get('host', '')}")
-            audit.finish(operation_id, ResourceAction.SUCCESS)
+            message = f"active on {result.get('host', '')}"
+            if attempts:  # the action log keeps what the cleared fault said
+                message += f" after spawning failed on {_attempts_text(attempts)}"
+            ledger.succeed(operation_id, result=result, message=message)
+            audit.finish(operation_id, ResourceAction.SUCCESS, message)
         return "active"
     error = result.get("error") or "the host could not spawn the instance"
     _release_claim(instance_id)
     instance.refresh_from_db()
     if instance.task_state == I.DELETING or instance.vm_state != I.BUILDING:
         return "gone"
+    attempts = [*_failed_attempts(instance.fault), {"host": result.get("host") or "?", "error": error}]
     if len(instance.attempted_hosts) < settings.ZENITH_SCHEDULER_MAX_ATTEMPTS:
+        message = f"Spawning failed on {_attempts_text(attempts)}; rescheduling"
         Instance.objects.filter(pk=instance_id, vm_state=I.BUILDING).exclude(task_state=I.DELETING).update(
-            task_state=I.SCHEDULING, fault=make_fault("spawn_failed", f"{result.get('host', '?')}: {error}")
+            task_state=I.SCHEDULING, fault=make_fault("spawn_failed", message, {"attempts": attempts})
         )
+        audit.note(operation_id, message)  # the running create action shows each attempt
         ledger.report_progress(operation_id, 5, f"spawn failed on {result.get('host', '?')}, rescheduling")
         return "reschedule"
     tried = ", ".join(instance.attempted_hosts)
@@ -155,7 +180,9 @@ def spawn_finished(operation_id, instance_id, result: dict) -> str:
         operation_id,
         instance_id,
         make_fault(
-            "spawn_failed", f"Spawning failed on every host tried ({tried}); last error: {error}", result
+            "spawn_failed",
+            f"Spawning failed on every host tried ({tried}): {_attempts_text(attempts)}",
+            {"attempts": attempts},
         ),
     )
     return "error"

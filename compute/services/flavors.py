@@ -13,6 +13,7 @@ from identity import policy
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound
 from identity.models import Project
+from identity.names import clean_name
 from identity.quotas import MAX_LIMIT as MAX_INT  # the largest a 32-bit column holds
 
 from ..models import Flavor, FlavorAccess
@@ -44,7 +45,7 @@ def _clean_flavor_name(value: Any) -> str:
             "Flavor name must be 1-64 characters: letters, digits, space, '_', '.', ':', '@', '-', "
             "starting with a letter or digit."
         )
-    return name
+    return clean_name(name, "Flavor", 64)  # the rules every name keeps (this alphabet keeps them already)
 
 
 def _clean_int(value: Any, what: str, low: int, high: int = MAX_INT) -> int:

@@ -1,27 +1,37 @@
-"""Hosts: the agents' heartbeats (registration and capacity), and an admin's disable/enable."""
+"""Hosts: the agents' heartbeats (registration, liveness and the compute section's capacity), and an
+admin's disable/enable. The host itself is the async plane's (``workers.Host``); what compute knows
+of it is its ``ComputeNode``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import transaction
+from django.db.models import F
 
 from identity import policy
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput
+from workers import services as ledger
 from workers import tasknames
-from workers.services import validate_host_name
+from workers.models import Host
 
-from ..models import Host
+from ..models import ComputeNode
 from .flavors import _clean_int
 
 # --- hosts ------------------------------------------------------------------------------------
 
 MAX_DISABLED_REASON = 255
-# What a heartbeat may set: the host's identity and capacity as libvirt reports them. Never the
-# admin's fields (enabled, reason, ratios, zone) nor the scheduler's claims (*_used).
-HEARTBEAT_FIELDS = ("uri", "hypervisor_type", "hypervisor_version", "vcpus", "memory_mb", "disk_gb")
+# What a heartbeat's compute section may set: capacity as libvirt reports it. Never the admin's
+# fields (ratios) nor the scheduler's claims (*_used).
+HEARTBEAT_FIELDS = ("hypervisor_type", "hypervisor_version", "vcpus", "memory_mb", "disk_gb")
+
+
+def host_rows(queryset):
+    """Hosts with their compute node (one query), sortable by its capacity (API and dashboard)."""
+    return queryset.select_related("compute").annotate(
+        vcpus=F("compute__vcpus"), memory_mb=F("compute__memory_mb"), disk_gb=F("compute__disk_gb")
+    )
 
 
 def _heartbeat_values(info: Any) -> dict[str, Any]:
@@ -35,32 +45,23 @@ def _heartbeat_values(info: Any) -> dict[str, Any]:
         raise InvalidInput("hypervisor_version must be a whole number.")
     values["hypervisor_version"] = version
     values["hypervisor_type"] = str(info.get("hypervisor_type") or "")[:32]
-    values["uri"] = str(info.get("uri") or "")[:255]
     return values
 
 
-def record_heartbeat(host_name: str, info: dict[str, Any], now=None) -> bool:
-    """An agent says it is alive: create its Host on the first heartbeat, refresh capacity after.
-    True when this heartbeat registered the host. One UPDATE in the common case: every host sends
-    one every few seconds, so nothing is read back.
+def record_compute_report(host_name: str, values: dict[str, Any], now, registered: bool = False) -> None:
+    """The compute section of a host's heartbeat (cleaned): capacity as libvirt reports it, on the
+    host's ComputeNode (made on the first report). One UPDATE in the common case. Keeps what admins
+    and the scheduler set: ratios and usage."""
+    if not registered and ComputeNode.objects.filter(host__name=host_name).update(updated=now, **values):
+        return
+    host = Host.objects.only("pk").get(name=host_name)  # new, or a host that gained the compute role
+    ComputeNode.objects.update_or_create(host=host, defaults=values)
 
-    Called by the conductor task ``compute.tasks.host_heartbeat`` (no user: agents are trusted
-    through the broker). Keeps what admins and the scheduler set: enabled, reason, ratios, usage.
-    """
-    name = validate_host_name(host_name)
-    values = _heartbeat_values(info)
-    now = now or timezone.now()
-    values["last_heartbeat"] = now
-    # An UPDATE first (the common case, one query); an INSERT the first time, racing safely.
-    if Host.objects.filter(name=name).update(updated=now, **values):
-        return False
-    try:
-        with transaction.atomic():
-            Host.objects.create(name=name, **values)
-        return True
-    except IntegrityError:  # another heartbeat of the same host created it meanwhile
-        Host.objects.filter(name=name).update(updated=now, **values)
-        return False
+
+def register_heartbeat_receiver() -> None:
+    ledger.register_heartbeat_receiver(
+        "compute", ledger.HeartbeatReceiver(clean=_heartbeat_values, record=record_compute_report)
+    )
 
 
 def _clean_reason(value: Any) -> str:

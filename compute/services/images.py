@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import struct
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -25,8 +26,17 @@ from django.urls import reverse
 
 from identity import policy
 from identity.context import Context
-from identity.errors import Conflict, InvalidInput, NotFound, PolicyDenied, ServiceUnavailable, ZenithError
+from identity.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PolicyDenied,
+    ServiceUnavailable,
+    TooLarge,
+    ZenithError,
+)
 from identity.models import Project
+from identity.names import clean_name
 from identity.quotas import MAX_LIMIT as MAX_INT
 
 from ..models import Image, ImageMember
@@ -43,6 +53,8 @@ __all__ = [
     "list_image_members",
     "add_image_member",
     "remove_image_member",
+    "get_image_member",
+    "set_image_member_status",
     "seed_images",
     "check_image_bootable",
     "image_boot_spec",
@@ -66,6 +78,7 @@ UPDATABLE = ("name", "visibility", "min_disk", "min_ram", "protected", "properti
 # Properties that name other images, and the disk format the named image must have.
 BOOT_PROPERTIES = {"kernel_id": "aki", "ramdisk_id": "ari"}
 TOKEN_SALT = "zenith.compute.image-data"
+TOKEN_CLOCK_SKEW = 60  # seconds a fetch URL's signing time may lie ahead of this clock (hosts drift)
 DEMO_IMAGE_NAME = "zenith-demo"
 _PROPERTY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
@@ -74,10 +87,7 @@ _PROPERTY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
 def _clean_name(value: Any) -> str:
-    name = value.strip() if isinstance(value, str) else ""
-    if not name or len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
-        raise InvalidInput(f"Image name must be 1-{MAX_NAME} printable characters.")
-    return name
+    return clean_name(value, "Image", MAX_NAME)
 
 
 def _clean_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
@@ -211,11 +221,12 @@ class _HashingStream(File):
     """A read-once File over an iterable of byte chunks: whatever the storage reads (``chunks()`` or
     ``read()``) is counted and hashed on the way through, so the upload is never held in memory."""
 
-    def __init__(self, chunks: Iterable[bytes], name: str, limit: int | None):
+    def __init__(self, chunks: Iterable[bytes], name: str, limit: int | None, max_size: int):
         super().__init__(None, name=name)
         self._source: Iterator[bytes] = iter(chunks)
         self._buffer = b""
         self._limit = limit
+        self._max_size = max_size
         self.sha256 = hashlib.sha256()
         self.count = 0
 
@@ -236,6 +247,8 @@ class _HashingStream(File):
                     raise InvalidInput(
                         f"More data arrived than the {self._limit} bytes announced.", code="size_mismatch"
                     )
+                if self.count > self._max_size:
+                    raise TooLarge(f"Images are limited to {self._max_size} bytes (ZENITH_IMAGE_MAX_SIZE).")
                 self.sha256.update(chunk)
                 return chunk
 
@@ -295,12 +308,19 @@ def upload_image_data(
 
     queued -> saving -> active. Data can be uploaded once: any other status answers 409. If the upload
     fails (the client goes away, the size differs from ``expected_size``, the storage refuses), the
-    image ends ``killed`` and no partial bytes are kept.
+    image ends ``killed`` and no partial bytes are kept. Uploads over ``ZENITH_IMAGE_MAX_SIZE`` bytes
+    answer 413 (TooLarge): before anything is read when announced, else killed when the bytes pass it.
     """
     policy.enforce(ctx, "compute:image:upload")
     _require_owner(ctx, image)
+    max_size = settings.ZENITH_IMAGE_MAX_SIZE
     if expected_size is not None:
         expected_size = _clean_int(expected_size, "Image size")
+        if expected_size > max_size:  # refused before a byte is read: the image stays queued
+            raise TooLarge(
+                f"The upload announces {expected_size} bytes; images are limited to {max_size} bytes "
+                "(ZENITH_IMAGE_MAX_SIZE)."
+            )
     if not Image.objects.filter(pk=image.pk, status=Image.QUEUED).update(status=Image.SAVING):
         current = Image.objects.filter(pk=image.pk).values_list("status", flat=True).first()
         if current in (None, Image.DELETED):
@@ -311,7 +331,7 @@ def upload_image_data(
         )
     image.status = Image.SAVING
     name = _storage_name(image)
-    stream = _HashingStream(chunks, name=name, limit=expected_size)
+    stream = _HashingStream(chunks, name=name, limit=expected_size, max_size=max_size)
     try:
         if default_storage.exists(name):  # left over by a crash mid-upload: never served, safe to drop
             default_storage.delete(name)
@@ -449,7 +469,8 @@ def _require_shared(image: Image) -> None:
 
 
 def list_image_members(ctx: Context, image: Image):
-    """The projects a shared image is shared with (for its owning project and cloud admins)."""
+    """The projects a shared image is offered to, each with its status (pending, accepted, rejected),
+    for its owning project and cloud admins."""
     policy.enforce(ctx, "compute:image:show")
     _require_owner(ctx, image)
     return ImageMember.objects.filter(image=image).select_related("project")
@@ -457,7 +478,8 @@ def list_image_members(ctx: Context, image: Image):
 
 @transaction.atomic
 def add_image_member(ctx: Context, image: Image, project: Project) -> ImageMember:
-    """Let ``project`` see and boot the shared image ``image`` (an object grant)."""
+    """Offer the shared image ``image`` to ``project``: the membership is ``pending`` until a member of
+    that project accepts it (``set_image_member_status``); until then the image is not in its catalogue."""
     policy.enforce(ctx, "compute:image:member")
     _require_owner(ctx, image)
     image = _locked(image)
@@ -468,7 +490,7 @@ def add_image_member(ctx: Context, image: Image, project: Project) -> ImageMembe
         raise Conflict(f"Image {image.name} is already shared with project {project.name}.")
     try:
         with transaction.atomic():
-            return ImageMember.objects.create(image=image, project=project)
+            return ImageMember.objects.create(image=image, project=project, status=ImageMember.PENDING)
     except IntegrityError:
         raise Conflict(f"Image {image.name} is already shared with project {project.name}.") from None
 
@@ -483,6 +505,45 @@ def remove_image_member(ctx: Context, image: Image, project: Project) -> None:
     deleted, _ = ImageMember.objects.filter(image=image, project=project).delete()
     if not deleted:
         raise NotFound(f"Image {image.name} is not shared with project {project.name}.")
+
+
+def _own_membership(ctx: Context, image: Image, project: Project) -> ImageMember:
+    """The membership of ``project`` in ``image``, for a member of that project (or a cloud admin);
+    NotFound when there is none, so an image not offered to the caller stays unknown to it."""
+    if not ctx.is_admin and project.pk != ctx.project_id:
+        raise PolicyDenied("Only the member project decides on its own membership.")
+    member = ImageMember.objects.filter(image=image, project=project).select_related("project").first()
+    if member is None:
+        raise NotFound(f"Image {image.name} is not shared with project {project.name}.")
+    return member
+
+
+def get_image_member(ctx: Context, image: Image, project: Project) -> ImageMember:
+    """One membership with its status: for the image's owning project, or for the member project."""
+    policy.enforce(ctx, "compute:image:show")
+    if ctx.is_admin or (image.project_id is not None and image.project_id == ctx.project_id):
+        member = ImageMember.objects.filter(image=image, project=project).select_related("project").first()
+        if member is None:
+            raise NotFound(f"Image {image.name} is not shared with project {project.name}.")
+        return member
+    return _own_membership(ctx, image, project)
+
+
+@transaction.atomic
+def set_image_member_status(ctx: Context, image: Image, project: Project, status: str) -> ImageMember:
+    """The member project's decision on an image offered to it: ``accepted`` puts it in the project's
+    catalogue (listed, resolvable by name, bootable), ``rejected`` takes it out (leaving an image is
+    rejecting it; the owner cannot push it again while the rejected membership stays), ``pending``
+    defers the decision. The owner cannot decide for the member."""
+    policy.enforce(ctx, "compute:image:member_status")
+    status = _clean_choice(status, tuple(value for value, _ in ImageMember.STATUSES), "Member status")
+    member = _own_membership(ctx, image, project)
+    member = ImageMember.objects.select_for_update().get(pk=member.pk)
+    if member.status != status:
+        member.status = status
+        member.save(update_fields=["status", "updated"])
+    member.project = project
+    return member
 
 
 # --- launch support -----------------------------------------------------------------------------
@@ -540,16 +601,29 @@ def check_image_bootable(image: Image, flavor) -> None:
     _boot_images(image)
 
 
-def image_fetch_url(image: Image) -> str:
-    """An absolute URL from which a compute host downloads ``image``'s bytes without credentials:
-    it carries a signed token (image id and checksum) valid for ``ZENITH_IMAGE_URL_TTL`` seconds."""
-    token = signing.dumps({"i": str(image.pk), "c": image.checksum}, salt=TOKEN_SALT, compress=False)
+def image_fetch_url(image: Image, project_id=None, via: Image | None = None) -> str:
+    """An absolute URL from which a compute host downloads ``image``'s bytes without credentials.
+
+    Its signed token names the image and checksum, the project the download is for (default: the
+    image's own) and, for a kernel or ramdisk, the disk image ``via`` that boots with it; and it carries
+    its expiry, ``ZENITH_IMAGE_URL_TTL`` seconds from now. ``open_signed_image_data`` checks all of them
+    again at download time.
+    """
+    payload = {
+        "i": str(image.pk),
+        "c": image.checksum,
+        "p": str(project_id or image.project_id or "") or None,
+        "v": str(via.pk) if via is not None else None,
+        "e": int(time.time()) + settings.ZENITH_IMAGE_URL_TTL,
+    }
+    token = signing.dumps(payload, salt=TOKEN_SALT, compress=False)
     return settings.ZENITH_PORTAL_URL.rstrip("/") + reverse("image-data", kwargs={"token": token})
 
 
-def read_image_token(token: str) -> tuple[str, str]:
-    """The (image id, checksum) a fetch URL's token was signed for; PolicyDenied when it was tampered
-    with or has expired."""
+def _image_token(token: str) -> dict:
+    """The verified payload of a fetch URL's token: signed by us for this purpose, not expired, and
+    neither signed in the future nor valid for longer than the configured lifetime (with the public
+    default key anyone could mint tokens; a far-future one must not outlive a key change)."""
     try:
         data = signing.loads(token, salt=TOKEN_SALT, max_age=settings.ZENITH_IMAGE_URL_TTL)
     except signing.SignatureExpired:
@@ -558,40 +632,87 @@ def read_image_token(token: str) -> tuple[str, str]:
         raise PolicyDenied("This image URL is not valid.", code="bad_signature") from None
     if not isinstance(data, dict) or not isinstance(data.get("i"), str) or not isinstance(data.get("c"), str):
         raise PolicyDenied("This image URL is not valid.", code="bad_signature")
+    now = time.time()
+    signed_at = signing.b62_decode(token.rsplit(":", 2)[-2])
+    expires = data.get("e")
+    if isinstance(expires, bool) or not isinstance(expires, int) or signed_at > now + TOKEN_CLOCK_SKEW:
+        raise PolicyDenied("This image URL is not valid.", code="bad_signature")
+    if expires > now + settings.ZENITH_IMAGE_URL_TTL + TOKEN_CLOCK_SKEW:
+        raise PolicyDenied("This image URL claims a lifetime longer than allowed.", code="bad_signature")
+    if expires < now:
+        raise PolicyDenied("This image URL has expired: ask for a new one.", code="url_expired")
+    for key in ("p", "v"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise PolicyDenied("This image URL is not valid.", code="bad_signature")
+    return data
+
+
+def read_image_token(token: str) -> tuple[str, str]:
+    """The (image id, checksum) a fetch URL's token was signed for; PolicyDenied when it was tampered
+    with, has expired, or claims a lifetime beyond ``ZENITH_IMAGE_URL_TTL``."""
+    data = _image_token(token)
     return data["i"], data["c"]
+
+
+def _still_entitled(image: Image, data: dict) -> bool:
+    """Whether the project a token was issued for may still use the image now: the image (or, for a
+    kernel or ramdisk, the disk image that names it) is public, the project's own, or shared with it
+    and accepted. A project removed from an image's members cannot download it with an old URL."""
+    root = image
+    if data.get("v"):
+        try:
+            root = Image.objects.exclude(status=Image.DELETED).filter(pk=data["v"]).first()
+        except (ValueError, ValidationError):
+            return False
+        names = {(root.properties or {}).get(key) for key in BOOT_PROPERTIES} if root else set()
+        if root is None or str(image.pk) not in names:
+            return False
+    project_id = data.get("p")
+    if not project_id:
+        return root.visibility == Image.PUBLIC
+    try:
+        return Image.objects.usable_by_project(project_id).filter(pk=root.pk).exists()
+    except (ValueError, ValidationError):
+        return False
 
 
 def open_signed_image_data(token: str) -> tuple[Image, Any]:
     """The image a signed fetch URL names and its open bytes (for the host-facing download view)."""
-    image_id, checksum = read_image_token(token)
+    data = _image_token(token)
+    image_id, checksum = data["i"], data["c"]
     try:
         image = Image.objects.get(pk=image_id)
     except (Image.DoesNotExist, ValueError, ValidationError):
         raise NotFound("No such image.") from None
     if image.status == Image.DELETED or image.checksum != checksum:
         raise NotFound(f"Image {image_id} is no longer available.")
+    if not _still_entitled(image, data):
+        raise PolicyDenied(
+            "The project this image URL was issued for may no longer use the image.", code="not_entitled"
+        )
     return image, _open_bytes(image)
 
 
-def _spec(image: Image) -> dict:
+def _spec(image: Image, project_id, via: Image | None = None) -> dict:
     return {
         "id": str(image.pk),
         "name": image.name,
-        "url": image_fetch_url(image),
+        "url": image_fetch_url(image, project_id, via),
         "checksum": image.checksum,
         "size": image.size,
         "disk_format": image.disk_format,
     }
 
 
-def image_boot_spec(image: Image) -> dict:
-    """What a host agent needs to boot ``image`` (JSON-serialisable): id, name, signed fetch url,
-    sha256 checksum, size, disk format, and the same for its kernel and ramdisk (None when unset)."""
+def image_boot_spec(image: Image, project_id=None) -> dict:
+    """What a host agent needs to boot ``image`` for ``project_id`` (default: the image's own project)
+    (JSON-serialisable): id, name, signed fetch url, sha256 checksum, size, disk format, and the same
+    for its kernel and ramdisk (None when unset)."""
     boot = _boot_images(image)
     return {
-        **_spec(image),
-        "kernel": _spec(boot["kernel_id"]) if boot["kernel_id"] else None,
-        "ramdisk": _spec(boot["ramdisk_id"]) if boot["ramdisk_id"] else None,
+        **_spec(image, project_id),
+        "kernel": _spec(boot["kernel_id"], project_id, image) if boot["kernel_id"] else None,
+        "ramdisk": _spec(boot["ramdisk_id"], project_id, image) if boot["ramdisk_id"] else None,
     }
 
 

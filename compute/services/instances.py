@@ -9,22 +9,25 @@ conductor's side is in ``conductor`` and power sync in ``power``. Nothing here t
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from identity import audit, policy, quotas
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
+from identity.names import clean_name
 from workers import dispatch, queues, tasknames
 from workers.lifecycle import clean_idempotency_key
+from workers.models import Host
 
 from .. import scheduler
-from ..models import Flavor, Host, Image, Instance
+from ..models import ComputeNode, Flavor, Image, Instance
 from .images import check_image_bootable
 from .lifecycle import INSTANCE
 
@@ -36,7 +39,6 @@ MAX_NAME = 255
 MAX_USER_DATA = 64 * 1024
 MAX_METADATA_ITEMS = 128
 MAX_METADATA_LENGTH = 255
-NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 CONSOLE_TIMEOUT = 10.0  # seconds a host has to answer a console-log request
 MAX_CONSOLE_LINES = 10_000
 
@@ -62,10 +64,7 @@ def register_quota_counters() -> None:
 
 
 def _clean_name(value: Any) -> str:
-    name = value.strip() if isinstance(value, str) else ""
-    if not NAME_RE.match(name):
-        raise InvalidInput(f"Instance name must be 1-{MAX_NAME} printable characters.")
-    return name
+    return clean_name(value, "Instance", MAX_NAME)
 
 
 def _clean_metadata(value: Any) -> dict[str, str]:
@@ -331,9 +330,11 @@ def explain_scheduling(
 def hosts_fitting(flavors) -> dict:
     """How many hosts could take one more instance of each flavor now (the launch wizard's hint;
     a count, no host names). One query."""
+    now = timezone.now()
     free = list(
-        Host.objects.up()
-        .filter(enabled=True)
+        ComputeNode.objects.filter(
+            host__last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER, host__enabled=True
+        )
         .annotate(**scheduler.free_capacity())
         .values_list("free_vcpus", "free_memory_mb", "free_disk_gb")
     )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from identity import policy
 from identity.context import Context
 
-from ..models import Host, Instance
+from ..models import ComputeNode, Instance
 
 I = Instance  # noqa: E741 - the state constants read better short
 
@@ -34,15 +34,15 @@ def sync_power_states(host_name: str, domains: list[dict], now=None, apply: bool
     whose power state changed on its own (a guest powered itself off) follow the hypervisor; with
     ``apply`` False the list is only recorded (for the drift view)."""
     now = now or timezone.now()
-    host = Host.objects.filter(name=host_name).first()
-    if host is None:
+    host_id = ComputeNode.objects.filter(host__name=host_name).values_list("pk", flat=True).first()
+    if host_id is None:
         return {"updated": 0}
-    Host.objects.filter(pk=host.pk).update(domains=domains, domains_reported_at=now)
+    ComputeNode.objects.filter(pk=host_id).update(domains=domains, domains_reported_at=now)
     if not apply:
         return {"updated": 0}
     by_id = {d.get("instance_id") or "": d for d in domains}
     updated = 0
-    for instance in Instance.objects.filter(host=host, task_state="").exclude(
+    for instance in Instance.objects.filter(host_id=host_id, task_state="").exclude(
         vm_state__in=(I.DELETED, I.BUILDING)
     ):
         dom = by_id.get(str(instance.pk))
@@ -77,19 +77,23 @@ def drift(ctx: Context) -> dict:
     """Admin: domains on hosts that no instance row knows, and rows whose domain is gone (from each
     host's latest domain list; two queries whatever the number of hosts)."""
     policy.enforce(ctx, "compute:instance:drift")
-    hosts = list(Host.objects.exclude(domains_reported_at=None))
-    listed = {(host.pk, d.get("instance_id")) for host in hosts for d in host.domains}
-    rows = list(Instance.objects.filter(host__in=hosts).exclude(vm_state=I.DELETED).select_related("project"))
+    nodes = list(ComputeNode.objects.exclude(domains_reported_at=None).select_related("host"))
+    listed = {(node.pk, d.get("instance_id")) for node in nodes for d in node.domains}
+    rows = list(
+        Instance.objects.filter(host_id__in=[node.pk for node in nodes])
+        .exclude(vm_state=I.DELETED)
+        .select_related("project")
+    )
     known = {(row.host_id, str(row.pk)) for row in rows}
     # Rows whose domain may rightly be absent: still spawning, or being deleted.
     rows = [row for row in rows if row.vm_state != I.BUILDING and row.task_state != I.DELETING]
     unknown = [
-        {"host": host.name, **dom}
-        for host in hosts
-        for dom in host.domains
-        if (host.pk, dom.get("instance_id")) not in known
+        {"host": node.host.name, **dom}
+        for node in nodes
+        for dom in node.domains
+        if (node.pk, dom.get("instance_id")) not in known
     ]
-    by_pk = {host.pk: host.name for host in hosts}
+    by_pk = {node.pk: node.host.name for node in nodes}
     missing = [
         {
             "host": by_pk[row.host_id],

@@ -36,7 +36,9 @@ def error_response(status_code: int, code: str, message: str, details=None, head
 def exception_handler(exc, context):
     """Map domain and DRF errors to the JSON error shape; everything else stays a 500 (a bug)."""
     if isinstance(exc, ZenithError):
-        return error_response(exc.status, exc.code, exc.message, exc.details or None)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return error_response(exc.status, exc.code, exc.message, exc.details or None, headers=headers)
     if isinstance(exc, Http404):
         return error_response(status.HTTP_404_NOT_FOUND, "not_found", "Not found.")
     if isinstance(exc, PermissionDenied):

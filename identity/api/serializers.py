@@ -1,8 +1,9 @@
 """Identity API shapes. Validation of meaning lives in identity.services; these check types only."""
 
+from django.utils import timezone
 from rest_framework import serializers
 
-from ..models import KeyPair, Project, Role, RoleAssignment, User
+from ..models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
 
 
 class RefSerializer(serializers.Serializer):
@@ -125,3 +126,33 @@ class CreatedKeyPairSerializer(KeyPairSerializer):
 
     class Meta(KeyPairSerializer.Meta):
         fields = [*KeyPairSerializer.Meta.fields, "private_key"]
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """One of the caller's API tokens: never the token itself (only its digest is stored)."""
+
+    project_name = serializers.CharField(source="project.name", read_only=True)
+    current = serializers.SerializerMethodField(help_text="the token this request is authenticated with")
+    active = serializers.SerializerMethodField(help_text="neither revoked nor expired")
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "prefix",
+            "project",
+            "project_name",
+            "created",
+            "expires_at",
+            "revoked_at",
+            "active",
+            "current",
+        ]
+        read_only_fields = fields
+
+    def get_current(self, obj) -> bool:
+        auth = getattr(self.context.get("request"), "auth", None)
+        return isinstance(auth, ApiToken) and auth.pk == obj.pk
+
+    def get_active(self, obj) -> bool:
+        return obj.revoked_at is None and obj.expires_at > timezone.now()

@@ -8,5 +8,6 @@ router.register("users", views.UserViewSet, basename="user")
 router.register("roles", views.RoleViewSet, basename="role")
 router.register("role-assignments", views.RoleAssignmentViewSet, basename="role-assignment")
 router.register("keypairs", views.KeyPairViewSet, basename="keypair")
+router.register("tokens", views.ApiTokenViewSet, basename="token")
 
 urlpatterns = router.urls

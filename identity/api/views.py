@@ -36,7 +36,7 @@ class TokenView(APIView):
     def post(self, request):
         body = serializers.TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        issued = services.issue_token(**body.validated_data)
+        issued = services.issue_token(**body.validated_data, address=request.META.get("REMOTE_ADDR"))
         token = issued.record
         return Response(
             {
@@ -209,3 +209,21 @@ class KeyPairViewSet(
 
     def perform_destroy(self, instance):
         services.delete_keypair(self.ctx, instance)
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedViewSet
+):
+    """Your own API tokens, on every project (newest first): see which exist, revoke any of them
+    (DELETE). The token strings themselves are never shown again."""
+
+    model = ApiToken
+    policy_prefix = "identity:token"
+    serializer_class = serializers.ApiTokenSerializer
+    ordering_fields = ["created", "expires_at"]
+
+    def scope_queryset(self, queryset):
+        return queryset.select_related("project")
+
+    def perform_destroy(self, instance):
+        services.revoke_token(self.ctx, instance)

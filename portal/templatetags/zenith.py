@@ -32,6 +32,18 @@ def fault_for(instance, ctx):
 
 
 @register.filter
+def rejected_hosts(fault) -> list[dict]:
+    """``fault|rejected_hosts``: the per-host verdicts a no-valid-host fault keeps that failed, whether
+    its details are the verdicts or, after failed spawns, ``{"attempts": ..., "hosts": verdicts}``."""
+    details = (fault or {}).get("details")
+    if isinstance(details, dict):
+        details = details.get("hosts")
+    if not isinstance(details, list):
+        return []
+    return [v for v in details if isinstance(v, dict) and not v.get("passed")]
+
+
+@register.filter
 def label_of(row) -> str:
     """``row|label_of``: a ResourceAction's action as users read it ("Hard reboot", not reboot_hard)."""
     return action_label(row.resource_type, row.action)

@@ -17,10 +17,11 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from compute import services
-from compute.models import Host, Image, Instance
+from compute.models import Image, Instance
 from tests.integration.conftest import PLANE_KEY, Plane, _signal_group, clear_broker, shut_down
 from tests.integration.test_async_plane import wait_for
 from workers import processes
+from workers.models import Host
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from compute.models import Flavor, Host
+from compute.models import Flavor
+from workers.models import Host
 
 
 @pytest.fixture(autouse=True)
@@ -47,9 +48,24 @@ TEST_HOST_INFO = {
 }
 
 
+HOST_FIELDS = {"uri", "roles", "availability_zone", "enabled", "disabled_reason", "last_heartbeat"}
+
+
 def make_host(name: str, **fields) -> Host:
-    """A host row as its agent's first heartbeat would have created it (test setup)."""
+    """A host and its compute node as its agent's first heartbeat would have created them (test
+    setup); ``fields`` of either."""
     from django.utils import timezone
 
-    defaults = {"vcpus": 16, "memory_mb": 65536, "disk_gb": 100, "last_heartbeat": timezone.now()}
-    return Host.objects.create(name=name, **{**defaults, **fields})
+    from compute.models import ComputeNode
+
+    fields = {"vcpus": 16, "memory_mb": 65536, "disk_gb": 100, "last_heartbeat": timezone.now(), **fields}
+    host = Host.objects.create(name=name, **{k: v for k, v in fields.items() if k in HOST_FIELDS})
+    ComputeNode.objects.create(host=host, **{k: v for k, v in fields.items() if k not in HOST_FIELDS})
+    return host
+
+
+def node(name: str):
+    """The compute node of host ``name``, as the database has it now."""
+    from compute.models import ComputeNode
+
+    return ComputeNode.objects.select_related("host").get(host__name=name)

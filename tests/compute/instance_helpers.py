@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 
 from compute import services
-from compute.models import Host, Image, Instance
+from compute.models import Image, Instance
+from workers.models import Host
 
 from .conftest import make_flavor, make_host
 

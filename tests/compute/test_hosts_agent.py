@@ -38,9 +38,10 @@ def sent(monkeypatch):
 def test_report_sends_host_info_to_the_conductor_by_name(sent):
     info = heartbeat.report("sim-1", "test:///default")
     [(name, kwargs, queue)] = sent
-    assert (name, queue) == ("compute.tasks.host_heartbeat", "conductor")
+    assert (name, queue) == ("workers.tasks.host_heartbeat", "conductor")
     assert kwargs["host"] == "sim-1"
-    assert kwargs["info"]["vcpus"] == info.vcpus == 16
+    assert kwargs["info"]["roles"] == ["compute"]
+    assert kwargs["info"]["compute"]["vcpus"] == info.vcpus == 16
     assert kwargs["info"]["uri"] == "test:///default"
     assert runtime.driver("test:///default") is runtime.driver("test:///default")  # one per process
 
@@ -50,7 +51,7 @@ def test_report_host_task_reports_and_answers(sent, monkeypatch):
     monkeypatch.setenv(runtime.URI_ENV, "test:///default")
     answer = tasks.report_host.run()
     assert answer["ok"] and answer["host"] == "sim-2" and answer["info"]["memory_mb"] > 0
-    assert [(name, kwargs["host"]) for name, kwargs, _ in sent] == [("compute.tasks.host_heartbeat", "sim-2")]
+    assert [(name, kwargs["host"]) for name, kwargs, _ in sent] == [("workers.tasks.host_heartbeat", "sim-2")]
 
 
 def test_loop_reports_at_once_then_periodically_until_stopped(sent):

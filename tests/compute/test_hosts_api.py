@@ -6,9 +6,9 @@ import itertools
 import pytest
 
 from compute import services
-from compute.models import Host
 from tests.identity.helpers import error_of
 from tests.identity.test_query_counts import MANY, api_rows, assert_fixed_queries
+from workers.models import Host
 
 from .conftest import make_host
 
@@ -17,6 +17,7 @@ BASE = "/api/v1/compute/hosts/"
 FIELDS = {
     "id",
     "name",
+    "roles",
     "state",
     "enabled",
     "disabled_reason",
@@ -84,6 +85,7 @@ def test_admin_lists_and_reads_hosts(cloud, clients, host):
     rows = {row["name"]: row for row in body["results"]}
     assert set(rows["sim-1"]) == FIELDS
     assert (rows["sim-1"]["state"], rows["sim-2"]["state"]) == ("up", "down")
+    assert rows["sim-1"]["roles"] == ["compute"]
     assert rows["sim-1"]["cpu_allocation_ratio"] == 4.0 and rows["sim-1"]["ram_allocation_ratio"] == 1.0
     detail = clients["admin"].get(url(host)).json()
     assert detail["name"] == "sim-1" and detail["vcpus"] == 16 and detail["memory_mb"] == 65536

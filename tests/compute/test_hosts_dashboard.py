@@ -6,8 +6,8 @@ import re
 import pytest
 
 from compute import services
-from compute.models import Host
 from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_rows
+from workers.models import Host
 
 from .conftest import make_host
 

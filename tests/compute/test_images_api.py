@@ -22,7 +22,7 @@ from compute.models import Image
 from tests.identity.helpers import error_of
 from tests.identity.test_query_counts import MANY, api_rows, assert_fixed_queries
 
-from .image_helpers import DATA, sha256, uploaded_image
+from .image_helpers import DATA, sha256, share_accepted, uploaded_image
 
 ROLES = ("admin", "member", "reader", "other", "anonymous")
 BASE = "/api/v1/compute/images/"
@@ -143,6 +143,12 @@ def test_each_project_lists_what_it_may_see(cloud, clients, images):
         url(images.shared, "members/"), {"project": cloud.admin_project.name}, format="json"
     )
     assert response.status_code == 201, response.content
+    assert response.json()["status"] == "pending"
+    assert names("other") == ["public-disk"]  # offered, not accepted: not in beta's catalogue yet
+    response = clients["other"].put(
+        url(images.shared, f"members/{cloud.other_project.pk}/"), {"status": "accepted"}, format="json"
+    )
+    assert response.status_code == 200, response.content
     assert names("other") == ["alpha-shared", "public-disk"]
     assert b"".join(clients["other"].get(f"{BASE}{images.shared.pk}/file").streaming_content) == DATA
     assert (
@@ -373,7 +379,7 @@ def more_images(cloud, n):
         shared = services.create_image(
             other, name=f"sh-{next(_names)}", disk_format="raw", visibility="shared"
         )
-        services.add_image_member(other, shared, cloud.project)
+        share_accepted(other, shared, cloud.ctx(cloud.member))
         services.create_image(other, name=f"hidden-{next(_names)}", disk_format="raw")
 
 

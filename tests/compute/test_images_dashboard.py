@@ -12,11 +12,12 @@ from compute import services
 from compute.models import Image
 from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_rows
 
-from .image_helpers import DATA, sha256, uploaded_image
+from .image_helpers import DATA, sha256, share_accepted, uploaded_image
 
 PAGE = "/dashboard/compute/images/"
 UPLOAD = "/dashboard/compute/images/upload/"
-PAGE_QUERIES = 7  # session, user, current project, roles, the table's COUNT and rows, the project switcher
+# session, user, current project, roles, the table's COUNT and rows, the offers, the project switcher
+PAGE_QUERIES = 8
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +149,11 @@ def more_images(cloud, n):
         shared = services.create_image(
             other, name=f"sh-{next(_names)}", disk_format="raw", visibility="shared"
         )
-        services.add_image_member(other, shared, cloud.project)
+        share_accepted(other, shared, member)
+        offered = services.create_image(
+            other, name=f"offer-{next(_names)}", disk_format="raw", visibility="shared"
+        )
+        services.add_image_member(other, offered, cloud.project)
 
 
 @pytest.mark.parametrize("user", ["member", "admin"])
@@ -162,3 +167,50 @@ def test_images_page_queries(cloud, client, django_assert_num_queries, user):
         grow=lambda: more_images(cloud, MANY),
         rows=page_rows(b'<tr data-name="'),
     )
+
+
+# --- images other projects offer (issue 16, item 1) -------------------------------------------------
+
+
+def membership(image) -> str:
+    return f"/dashboard/compute/images/{image.pk}/membership/"
+
+
+def test_member_sees_pending_offers_and_accepts_or_rejects_them(cloud, client):
+    other = cloud.ctx(cloud.other_member)
+    offered = uploaded_image(other, "beta-offer", visibility="shared")
+    spam = uploaded_image(other, "beta-spam", visibility="shared")
+    for image in (offered, spam):
+        services.add_image_member(other, image, cloud.project)
+    login(client, cloud.member)
+    body = client.get(PAGE).content.decode()
+    assert 'data-pending-name="beta-offer"' in body and 'data-pending-name="beta-spam"' in body
+    assert 'data-name="beta-offer"' not in body  # not in the catalogue table until accepted
+    response = client.post(membership(offered), {"status": "accepted"})
+    assert response.status_code == 302
+    response = client.post(membership(spam), {"status": "rejected"})
+    assert response.status_code == 302
+    body = client.get(PAGE).content.decode()
+    assert 'data-name="beta-offer"' in body and 'data-image-action="leave"' in body
+    assert 'data-pending-name="beta-spam"' not in body and 'data-name="beta-spam"' not in body
+    assert client.post(membership(offered), {"status": "rejected"}).status_code == 302
+    assert 'data-name="beta-offer"' not in client.get(PAGE).content.decode()
+
+
+def test_membership_decisions_are_the_member_projects_own(cloud, client):
+    other, member = cloud.ctx(cloud.other_member), cloud.ctx(cloud.member)
+    offered = uploaded_image(other, "beta-offer", visibility="shared")
+    services.add_image_member(other, offered, cloud.project)
+    mine = uploaded_image(member, "alpha-own", visibility="shared")
+    login(client, cloud.reader)  # alpha's reader sees the offer, may not decide
+    body = client.get(PAGE).content.decode()
+    assert 'data-pending-name="beta-offer"' in body and 'data-image-action="accept"' not in body
+    client.post(membership(offered), {"status": "accepted"})
+    assert not Image.objects.visible_to(member).filter(pk=offered.pk).exists()
+    login(client, cloud.member)
+    assert client.post(membership(mine), {"status": "accepted"}).status_code == 404
+    response = client.post(membership(offered), {"status": "owner"}, follow=True)
+    assert "Choose to accept or reject" in response.content.decode()
+    login(client, cloud.other_member)  # the owner cannot accept on alpha's behalf
+    assert client.post(membership(offered), {"status": "accepted"}).status_code == 404
+    assert not Image.objects.visible_to(member).filter(pk=offered.pk).exists()

@@ -362,7 +362,9 @@ def test_sharing_with_named_projects(cloud):
     image = uploaded_image(member, visibility="shared")
     assert not Image.objects.visible_to(other).filter(pk=image.pk).exists()
     grant = services.add_image_member(member, image, cloud.other_project)
-    assert isinstance(grant, ImageMember)
+    assert isinstance(grant, ImageMember) and grant.status == ImageMember.PENDING
+    assert not Image.objects.visible_to(other).filter(pk=image.pk).exists()  # until beta accepts
+    services.set_image_member_status(other, image, cloud.other_project, ImageMember.ACCEPTED)
     assert Image.objects.visible_to(other).filter(pk=image.pk).exists()
     assert [m.project for m in services.list_image_members(member, image)] == [cloud.other_project]
     with pytest.raises(Conflict, match="already shared"):

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from compute import services
-from compute.models import Host, Instance
+from compute.models import ComputeNode, Instance
 from compute.services import instances as instance_services
 from identity import quotas
 from identity.models import ResourceAction
@@ -262,7 +262,7 @@ class TestLaunchWizard:
                 "Metadata line 1 is not key=value.",
                 "configuration",
             ),
-            ({"name": "\x01", "image": "cirros", "flavor": "m1.tiny"}, "printable characters", None),
+            ({"name": "\x01", "image": "cirros", "flavor": "m1.tiny"}, "invisible or control", None),
             (
                 {"name": "x", "image": "cirros", "flavor": "m1.tiny", "user_data": "x" * 70000},
                 "User data is limited to 64 KiB.",
@@ -352,6 +352,28 @@ class TestNoValidHost:
         hosts = re.search(r'<ul [^>]*id="fault-hosts".*?</ul>', html, re.S).group(0)
         assert "<code>rack7-small</code>: not enough RAM: 256 MB free, 1024 MB needed" in hosts
         assert "UTC</div>" in html  # the fault's time, readable
+
+    def test_after_a_failed_spawn_too(self, setup, cloud, browse):
+        """A reschedule that finds no host: the fault leads with the spawn's error, on the host."""
+        make_host("rack7-h1")
+        make_host("rack7-small", memory_mb=256)
+        instance = launch(
+            cloud, name="retried", flavor=make_flavor("m1.big", vcpus=2, ram_mb=1024, disk_gb=5)
+        )
+        op = instance.operation_id
+        assert services.schedule_instance(op, instance.pk)["host"] == "rack7-h1"
+        result = {"ok": False, "host": "rack7-h1", "error": "pool disk gone"}
+        assert services.spawn_finished(op, instance.pk, result) == "reschedule"
+        assert services.schedule_instance(op, instance.pk) is None
+        for page in (
+            browse("member").get(f"{LIST}{instance.pk}/"),
+            browse("member").get("/dashboard/operations/"),
+        ):
+            html = page.content.decode()
+            assert "No valid host was found" in html and "rack7" not in html and "pool disk gone" not in html
+        html = browse("admin").get(f"{LIST}{instance.pk}/").content.decode()
+        hosts = re.search(r'<ul [^>]*id="fault-hosts".*?</ul>', html, re.S).group(0)
+        assert "<code>rack7-small</code>: not enough RAM" in hosts and "pool disk gone" in html
 
     def test_the_api_agrees(self, unplaced, clients, cloud):
         url = f"/api/v1/compute/instances/{unplaced.pk}/"
@@ -565,7 +587,7 @@ class TestAdminPanels:
     def test_drift(self, setup, cloud, browse):
         host = make_host("h1")
         gone = in_state(launch(cloud, name="gone"), "active", host=host)
-        Host.objects.filter(pk=host.pk).update(
+        ComputeNode.objects.filter(pk=host.pk).update(
             domains=[{"name": "stray", "uuid": "u-1", "power_state": "running", "instance_id": None}],
             domains_reported_at=timezone.now(),
         )

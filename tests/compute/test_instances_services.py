@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from compute import services
-from compute.models import Host, Instance
+from compute.models import ComputeNode, Instance
 from compute.services.lifecycle import ACTIONS, INSTANCE, allowed_actions
 from identity import quotas
 from identity.errors import Conflict, InvalidInput, PolicyDenied, QuotaExceeded
@@ -14,7 +14,7 @@ from identity.models import ResourceAction
 from tests.factories import KeyPairFactory
 from workers.models import Operation
 
-from .conftest import make_flavor, make_host
+from .conftest import make_flavor, make_host, node
 from .instance_helpers import in_state, launch, make_image
 
 pytestmark = pytest.mark.django_db
@@ -241,8 +241,8 @@ class TestConductor:
         assert work["image"]["checksum"] == image.checksum
         instance.refresh_from_db()
         assert (instance.host, instance.task_state, instance.attempted_hosts) == (host, "spawning", ["h1"])
-        host.refresh_from_db()
-        assert (host.vcpus_used, host.memory_mb_used, host.disk_gb_used) == (1, 512, 1)
+        claimed = node("h1")
+        assert (claimed.vcpus_used, claimed.memory_mb_used, claimed.disk_gb_used) == (1, 512, 1)
 
     def test_spawn_success_makes_it_active(self, cloud, image, tiny):
         make_host("h1")
@@ -271,7 +271,7 @@ class TestConductor:
             services.spawn_finished(op, instance.pk, {"ok": False, "host": first, "error": "boom"})
             == "reschedule"
         )
-        assert Host.objects.get(name=first).memory_mb_used == 0  # the failed host's claim is released
+        assert node(first).memory_mb_used == 0  # the failed host's claim is released
         second = services.schedule_instance(op, instance.pk)["host"]
         assert second != first
         assert (
@@ -280,9 +280,63 @@ class TestConductor:
         )
         instance.refresh_from_db()
         assert instance.status == "ERROR" and instance.host is None
-        assert "every host tried" in instance.fault["message"] and "bang" in instance.fault["message"]
+        assert "every host tried" in instance.fault["message"]
+        # Both attempts, each with its host's own error: in the fault, its details and the action log.
+        message = instance.fault["message"]
+        assert f"{first}: boom" in message and f"{second}: bang" in message
+        assert instance.fault["details"]["attempts"] == [
+            {"host": first, "error": "boom"},
+            {"host": second, "error": "bang"},
+        ]
+        action = actions_of(instance).get(action="create")
+        assert action.result == "error" and f"{first}: boom" in action.message and "bang" in action.message
         assert Operation.objects.get(pk=op).state == "failed"
-        assert Host.objects.filter(memory_mb_used__gt=0).count() == 0
+        assert ComputeNode.objects.filter(memory_mb_used__gt=0).count() == 0
+
+    def test_no_valid_host_after_a_failed_spawn_keeps_the_spawn_error(self, cloud, image, tiny):
+        """The issue's case: h1 fails the spawn, no other host fits. The fault must not read only
+        "h1: already tried for this instance": it leads with h1's own error."""
+        make_host("h1")
+        make_host("small", memory_mb=256)
+        instance = launch(cloud, flavor=tiny)
+        op = instance.operation_id
+        services.schedule_instance(op, instance.pk)
+        error = "Cannot access storage file '/gone/pool/disk': No such file or directory"
+        assert services.spawn_finished(op, instance.pk, {"ok": False, "host": "h1", "error": error}) == (
+            "reschedule"
+        )
+        assert actions_of(instance).get(action="create").message == (
+            f"Spawning failed on h1: {error}; rescheduling"
+        )
+        assert services.schedule_instance(op, instance.pk) is None
+        instance.refresh_from_db()
+        assert instance.status == "ERROR"
+        fault = instance.fault
+        assert fault["code"] == "no_valid_host"
+        assert fault["message"].startswith(f"Spawning failed on h1: {error}. No valid host was found.")
+        assert "h1: already tried for this instance" in fault["message"]
+        assert fault["details"]["attempts"] == [{"host": "h1", "error": error}]
+        assert {v["host"] for v in fault["details"]["hosts"]} == {"h1", "small"}
+        action = actions_of(instance).get(action="create")
+        assert action.result == "error" and action.message == fault["message"]
+        assert error in Operation.objects.get(pk=op).message
+
+    def test_success_after_a_failed_spawn_logs_the_attempt(self, cloud, image, tiny):
+        make_host("h1")
+        make_host("h2")
+        instance = launch(cloud, flavor=tiny)
+        op = instance.operation_id
+        first = services.schedule_instance(op, instance.pk)["host"]
+        services.spawn_finished(op, instance.pk, {"ok": False, "host": first, "error": "boom"})
+        second = services.schedule_instance(op, instance.pk)["host"]
+        assert services.spawn_finished(op, instance.pk, {"ok": True, "host": second}) == "active"
+        instance.refresh_from_db()
+        assert instance.status == "ACTIVE" and instance.fault is None
+        action = actions_of(instance).get(action="create")
+        assert (action.result, action.message) == (
+            "success",
+            f"active on {second} after spawning failed on {first}: boom",
+        )
 
     def test_no_valid_host_errors_with_reasons(self, cloud, image, tiny):
         make_host("small", memory_mb=256)
@@ -302,7 +356,7 @@ class TestConductor:
         create_op = instance.operation_id
         services.delete_instance(cloud.ctx(cloud.member), instance)
         assert services.schedule_instance(create_op, instance.pk) is None
-        assert Host.objects.get(name="h1").memory_mb_used == 0
+        assert node("h1").memory_mb_used == 0
 
     def test_delete_of_an_unplaced_instance_finishes_at_the_conductor(self, cloud, image, tiny):
         instance = launch(cloud, flavor=tiny)
@@ -328,7 +382,7 @@ class TestConductor:
             "instance_id": str(instance.pk),
         }
         INSTANCE.settle(instance.operation_id, instance.pk, "delete", {"ok": True})
-        assert Host.objects.get(name="h1").memory_mb_used == 0
+        assert node("h1").memory_mb_used == 0
         assert Instance.objects.get(pk=instance.pk).status == "DELETED"
         assert not Instance.objects.visible_to(cloud.ctx(cloud.member)).exists()
 
@@ -437,5 +491,5 @@ def test_a_redelivered_build_message_does_not_claim_twice(cloud, image, tiny):
     instance = launch(cloud, flavor=tiny)
     assert services.schedule_instance(instance.operation_id, instance.pk) is not None
     assert services.schedule_instance(instance.operation_id, instance.pk) is None
-    assert Host.objects.get(name="h1").memory_mb_used == 512
+    assert node("h1").memory_mb_used == 512
     assert Instance.objects.get(pk=instance.pk).task_state == "spawning"

@@ -8,9 +8,8 @@ from django.db import connection
 from django.utils import timezone
 
 from compute import scheduler
-from compute.models import Host
 
-from .conftest import make_host
+from .conftest import make_host, node
 
 TINY = scheduler.Request(vcpus=1, memory_mb=512, disk_gb=1)
 
@@ -73,13 +72,13 @@ class TestClaim:
     def test_claim_adds_usage_and_release_gives_it_back(self):
         host = make_host("h", vcpus=2, memory_mb=1024, disk_gb=10)
         assert scheduler.claim(host.pk, scheduler.Request(2, 1024, 10))
-        host.refresh_from_db()
-        assert (host.vcpus_used, host.memory_mb_used, host.disk_gb_used) == (2, 1024, 10)
+        claimed = node("h")
+        assert (claimed.vcpus_used, claimed.memory_mb_used, claimed.disk_gb_used) == (2, 1024, 10)
         assert not scheduler.claim(host.pk, scheduler.Request(1, 1, 0))  # no RAM left
         scheduler.release(host.pk, 2, 1024, 10)
         scheduler.release(host.pk, 2, 1024, 10)  # never below zero
-        host.refresh_from_db()
-        assert (host.vcpus_used, host.memory_mb_used, host.disk_gb_used) == (0, 0, 0)
+        claimed = node("h")
+        assert (claimed.vcpus_used, claimed.memory_mb_used, claimed.disk_gb_used) == (0, 0, 0)
 
     def test_claim_refuses_a_disabled_host(self):
         host = make_host("h", enabled=False)
@@ -157,5 +156,5 @@ def test_concurrent_schedulers_never_overfill_a_host(cloud):
         t.join()
     assert results.count("only") == 5
     assert results.count(None) == 15
-    host = Host.objects.get(name="only")
+    host = node("only")
     assert host.memory_mb_used == 5 * 512 and host.vcpus_used == 5

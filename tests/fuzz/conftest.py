@@ -9,9 +9,10 @@ import pytest
 from django.utils import timezone
 
 from compute import services as compute
-from compute.models import Flavor, Host, Image, Instance
+from compute.models import Flavor, Image, Instance
 from identity import services as identity
 from identity.models import RoleAssignment
+from tests.compute.conftest import make_host
 from workers.models import Operation
 
 IMAGE_BYTES = b"zenith fuzz image\n" * 100
@@ -34,11 +35,8 @@ def fast_hashing(settings):
 def world(fast_hashing, cloud) -> World:
     member = cloud.ctx(cloud.member)
     compute.seed_flavors()
-    host = Host.objects.create(
-        name="fuzz-host",
-        vcpus=16,
-        memory_mb=65536,
-        disk_gb=100,
+    host = make_host(
+        "fuzz-host",
         hypervisor_type="TEST",
         last_heartbeat=timezone.now() - timezone.timedelta(hours=1),  # down: no console wait
     )

@@ -234,7 +234,7 @@ def test_token_of_a_disabled_user_or_project_stops_working(cloud):
     services.update_user(cloud.ctx(cloud.admin), cloud.member, is_active=False)
     response = bearer(issued.token).get(PROJECTS)
     assert response.status_code == 401
-    assert error_of(response)["code"] == "token_disabled"
+    assert error_of(response)["code"] == "token_revoked"  # disabling revokes: enabling does not revive
 
     reader_token = services.issue_token(username="rita", password=PASSWORD, project="alpha")
     services.update_project(cloud.ctx(cloud.admin), cloud.project, enabled=False)

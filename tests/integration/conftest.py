@@ -224,7 +224,7 @@ def shut_down(workers: Plane, django_db_blocker) -> None:
     """Stop a module's workers, then drop the hosts they registered: a heartbeat handled between the
     last test's flush and the stop would otherwise leave a Host row for the next module's tests."""
     workers.stop()
-    from compute.models import Host
+    from workers.models import Host
 
     with django_db_blocker.unblock():
         Host.objects.all().delete()

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from compute.models import Host
+from workers.models import Host
 
 from .conftest import PLANE_KEY, ROOT, Plane, clear_broker, shut_down
 from .test_async_plane import wait_for
@@ -48,15 +48,16 @@ def short_down_after(settings):
 
 
 def registered_host():
-    return Host.objects.filter(name=HOST, vcpus=16, memory_mb=65536).first()
+    return Host.objects.filter(name=HOST, compute__vcpus=16, compute__memory_mb=65536).first()
 
 
 def test_agent_registers_heartbeats_and_goes_down_when_stopped(hosts_plane, short_down_after):
     assert TEST_HOST_URI.startswith("test:///")
     host = wait_for(registered_host, lambda: f"host {HOST} to register:\n{hosts_plane.logs()}")
-    assert host.uri == TEST_HOST_URI and host.hypervisor_type == "TEST"
-    assert host.disk_gb == 100  # libvirt's test driver reports 100 GiB for the pool (see testhost.xml)
-    assert (host.cpu_allocation_ratio, host.ram_allocation_ratio) == (4.0, 1.0)
+    node = host.compute
+    assert host.uri == TEST_HOST_URI and node.hypervisor_type == "TEST" and host.roles == ["compute"]
+    assert node.disk_gb == 100  # libvirt's test driver reports 100 GiB for the pool (see testhost.xml)
+    assert (node.cpu_allocation_ratio, node.ram_allocation_ratio) == (4.0, 1.0)
     assert host.state == "up" and host.enabled
 
     # Heartbeats keep coming: last_heartbeat moves on.

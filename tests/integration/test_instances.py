@@ -12,12 +12,12 @@ import pytest
 from django.conf import settings
 
 from compute import services
-from compute.models import Host, Image, Instance
+from compute.models import ComputeNode, Image, Instance
 from identity import quotas
 from identity.context import system_context
 from tests.conftest import token_client
 from workers import processes
-from workers.models import Operation
+from workers.models import Host, Operation
 
 from .conftest import PLANE_KEY, Plane, clear_broker, shut_down
 from .test_async_plane import wait_for
@@ -107,7 +107,7 @@ def test_launch_every_action_and_delete(world, compute_plane):
     op = Operation.objects.get(pk=active["operation"]["id"])
     assert (op.state, op.progress) == ("succeeded", 100)
     instance = Instance.objects.select_related("host").get(pk=instance_id)
-    assert instance.host.name in HOSTS and instance.host.memory_mb_used == 512
+    assert instance.host.name in HOSTS and instance.host.compute.memory_mb_used == 512
 
     log = client.get(f"{URL}{instance_id}/console-log/").json()
     assert log["supported"] is False and "no console output" in log["message"]
@@ -146,12 +146,12 @@ def test_launch_every_action_and_delete(world, compute_plane):
         WAIT,
     )
     assert client.get(f"{URL}{instance_id}/").status_code == 404
-    assert Host.objects.get(name=instance.host.name).memory_mb_used == 0
+    assert ComputeNode.objects.get(pk=instance.host_id).memory_mb_used == 0
     # The host's next report lists no domain for it any more.
     wait_for(
         lambda: (
-            all(d["instance_id"] != instance_id for d in Host.objects.get(name=instance.host.name).domains)
-            and Host.objects.get(name=instance.host.name).domains_reported_at is not None
+            all(d["instance_id"] != instance_id for d in ComputeNode.objects.get(pk=instance.host_id).domains)
+            and ComputeNode.objects.get(pk=instance.host_id).domains_reported_at is not None
         ),
         "the domain to be gone from the host",
     )
@@ -178,7 +178,31 @@ def test_a_failed_spawn_is_rescheduled_on_another_host(world, compute_plane):
     wait_status(world, instance_id, "ACTIVE", compute_plane)
     instance = Instance.objects.select_related("host").get(pk=instance_id)
     assert instance.attempted_hosts[0] == BROKEN and instance.host.name in HOSTS
-    assert Host.objects.get(name=BROKEN).memory_mb_used == 0  # the failed claim was given back
+    assert ComputeNode.objects.get(host__name=BROKEN).memory_mb_used == 0  # the failed claim was given back
+    # The action log shows the failed attempt, with the broken host's own error.
+    (create,) = [row for row in world.get(f"{URL}{instance_id}/actions/").json() if row["action"] == "create"]
+    assert create["result"] == "success"
+    assert f"{BROKEN}: " in create["message"] and "is unusable" in create["message"], create
+    assert f"active on {instance.host.name}" in create["message"]
+
+
+def test_a_fault_after_rescheduling_names_the_spawn_error(world, compute_plane):
+    """The broken host fails the spawn and no other host is left: the fault, the operation and the
+    action log all carry the broken host's own error, not only "already tried"."""
+    for host in HOSTS:
+        disable(host)
+    response = world.post(URL, {"name": "no-more", "flavor": "m1.tiny", "image": "tiny"}, format="json")
+    instance_id = response.json()["id"]
+    data = wait_status(world, instance_id, "ERROR", compute_plane)
+    fault = data["fault"]
+    assert fault["message"].startswith(f"Spawning failed on {BROKEN}: "), fault
+    assert "is unusable" in fault["message"] and "No valid host was found" in fault["message"]
+    assert fault["details"]["attempts"][0]["host"] == BROKEN
+    assert "is unusable" in fault["details"]["attempts"][0]["error"]
+    assert {v["host"] for v in fault["details"]["hosts"]} == {*HOSTS, BROKEN}
+    (create,) = [row for row in world.get(f"{URL}{instance_id}/actions/").json() if row["action"] == "create"]
+    assert create["result"] == "error" and "is unusable" in create["message"], create
+    assert "is unusable" in Operation.objects.get(pk=data["operation"]["id"]).message
 
 
 def test_no_valid_host_ends_in_error_with_reasons(world, compute_plane, cloud):

@@ -9,9 +9,7 @@ turns that into an error (a CI machine that must run them).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import re
 import subprocess
 import time
 import uuid
@@ -74,31 +72,12 @@ def realhost() -> Guest:
     )
 
 
-def pool_for(path: str) -> str:
-    """Pool "zenith" at ``path``; a pool of its own when "zenith" is at another path on this host
-    (another checkout or var dir uses the same system libvirtd)."""
-    import libvirt
-
-    conn = libvirt.open(URI)
-    try:
-        try:
-            xml = conn.storagePoolLookupByName("zenith").XMLDesc(0)
-        except libvirt.libvirtError:
-            return "zenith"
-        match = re.search(r"<path>(.*?)</path>", xml)
-        if match and os.path.realpath(match.group(1)) == os.path.realpath(path):
-            return "zenith"
-        return "zenith-" + hashlib.sha1(path.encode()).hexdigest()[:8]
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="session")
 def driver(realhost):
     from workers.agent.drivers.libvirt_driver import LibvirtDriver
 
-    pool_path = str(var_dir() / "realhost" / "pool")
-    drv = LibvirtDriver(URI, domain_type="auto", pool_name=pool_for(pool_path), pool_path=pool_path)
+    # The pool's name is derived from its directory: it cannot be another checkout's (issue 9).
+    drv = LibvirtDriver(URI, domain_type="auto", pool_path=str(var_dir() / "realhost" / "pool"))
     drv.ensure_pool()
     yield drv
     drv.close()

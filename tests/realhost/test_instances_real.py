@@ -18,12 +18,13 @@ from django.conf import settings
 from django.core.management import call_command
 
 from compute import services
-from compute.models import Host, Instance
+from compute.models import ComputeNode, Instance
 from identity import quotas
 from tests.conftest import token_client
 from tests.integration.conftest import PLANE_KEY, ROOT, Plane, clear_broker
 from tests.integration.test_async_plane import wait_for
 from tests.realhost.conftest import MARKER, URI
+from workers.models import Host
 
 pytestmark = [pytest.mark.realhost, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -64,7 +65,7 @@ def client(cloud, real_plane, realhost, live_server, settings):
     call_command("register_guest_image", dir=str(Path(realhost.kernel).parent), stdout=io.StringIO())
     wait_for(
         lambda: (
-            Host.objects.filter(name=REAL, hypervisor_type__iexact="qemu").exists()
+            Host.objects.filter(name=REAL, compute__hypervisor_type__iexact="qemu").exists()
             and Host.objects.filter(name=SIM).exists()
         ),
         "the real and the simulated host to register",
@@ -180,4 +181,4 @@ def test_two_real_guests_through_the_api(client, real_plane, launched):
     for instance_id in ids:
         assert f"zenith-{instance_id}" not in names
         assert disks[instance_id] not in volumes
-    assert Host.objects.get(name=REAL).memory_mb_used == 0
+    assert ComputeNode.objects.get(host__name=REAL).memory_mb_used == 0

@@ -14,10 +14,23 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from workers.agent.drivers import DiskSpec, DomainNotFound, DomainSpec, DriverError, NicSpec, NotSupported
+from workers.agent.drivers import (
+    DiskSpec,
+    DomainNotFound,
+    DomainSpec,
+    DriverError,
+    NicSpec,
+    NotSupported,
+    PoolConflict,
+)
 from workers.agent.drivers import domain_xml as dx
 from workers.agent.drivers.base import tail_file
-from workers.agent.drivers.libvirt_driver import LibvirtDriver, libvirt_state_to_power_state, translate
+from workers.agent.drivers.libvirt_driver import (
+    LibvirtDriver,
+    libvirt_state_to_power_state,
+    pool_name_for,
+    translate,
+)
 
 TEST_URI = "test:///default"
 HOST_XML = Path(__file__).resolve().parent.parent / "fixtures" / "testhost.xml"
@@ -112,6 +125,80 @@ def test_ensure_pool_defines_dir_pool_once(driver):
         # The test driver's built-in pool is still there, untouched.
         assert "default-pool" in {p.name() for p in d.conn.listAllStoragePools()}
     finally:
+        d.close()
+
+
+def test_pool_names_never_shared_between_directories_or_hosts():
+    a, b = "/srv/clone-a/var/agent/real-1/pool", "/srv/clone-b/var/agent/real-1/pool"
+    assert len({pool_name_for(a), pool_name_for(b), pool_name_for(a, "real-1"), pool_name_for(a, "h2")}) == 4
+    assert pool_name_for(a, "real-1").startswith("zenith-real-1-")
+    assert pool_name_for(a + "/") == pool_name_for(a)  # one directory, however it is spelt
+    assert LibvirtDriver(TEST_URI, pool_path=a).pool_name == pool_name_for(a)
+
+
+def _define_pool(conn, name: str, path: str) -> libvirt.virStoragePool:
+    pool = conn.storagePoolDefineXML(dx.pool_xml(name, path), 0)
+    pool.build(0)
+    pool.create(0)
+    return pool
+
+
+def _drop_pool(conn, name: str) -> None:
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        return
+    if pool.isActive():
+        pool.destroy()
+    pool.undefine()
+
+
+def test_a_pool_of_our_name_elsewhere_is_redefined_at_our_path(driver):
+    """The issue's case: the pool still points at the directory of an earlier, removed clone."""
+    name = f"pool-{uuid.uuid4().hex[:8]}"
+    _define_pool(driver.conn, name, f"/removed-clone/{name}")
+    d = LibvirtDriver(TEST_URI, pool_name=name, pool_path=f"/this-clone/{name}")
+    try:
+        pool = d.ensure_pool()
+        assert pool.isActive() and pool.autostart()
+        assert dx.pool_path_from_xml(pool.XMLDesc(0)) == f"/this-clone/{name}"
+        assert d.pool_name == name
+    finally:
+        _drop_pool(d.conn, name)
+        d.close()
+
+
+def test_a_pool_of_our_name_elsewhere_serving_a_domain_is_refused(driver, tmp_path):
+    """Disks of a domain live in the other directory: the agent refuses rather than orphan them."""
+    name = f"pool-{uuid.uuid4().hex[:8]}"
+    _define_pool(driver.conn, name, f"/other-agent/{name}")
+    spec = make_spec(tmp_path, disks=[DiskSpec(path=f"/other-agent/{name}/disk.qcow2")])
+    driver.conn.defineXML(dx.domain_xml(spec, "test"))
+    d = LibvirtDriver(TEST_URI, pool_name=name, pool_path=f"/this-clone/{name}")
+    try:
+        with pytest.raises(PoolConflict, match=rf"{spec.name}.*ZENITH_LIBVIRT_POOL_PATH=/other-agent/{name}"):
+            d.ensure_pool()
+        pool = driver.conn.storagePoolLookupByName(name)
+        assert pool.isActive() and dx.pool_path_from_xml(pool.XMLDesc(0)) == f"/other-agent/{name}"
+    finally:
+        driver.destroy_and_undefine(spec.name, delete_disks=False)
+        _drop_pool(d.conn, name)
+        d.close()
+
+
+def test_a_pool_of_another_name_at_our_path_is_adopted(driver):
+    """An older agent's pool ("zenith") at this very directory: libvirt allows one pool per
+    directory, and the directory is ours."""
+    old = f"old-{uuid.uuid4().hex[:8]}"
+    path = f"/this-clone/{old}"
+    original = _define_pool(driver.conn, old, path)
+    d = LibvirtDriver(TEST_URI, pool_path=path)
+    try:
+        assert d.pool_name == pool_name_for(path)
+        assert d.ensure_pool().UUIDString() == original.UUIDString()
+        assert d.pool_name == old
+    finally:
+        _drop_pool(d.conn, old)
         d.close()
 
 

@@ -1,7 +1,7 @@
 """The agent's heartbeat: register the host with its capacity on start, then say "alive" periodically.
 
-The conductor task is sent by name (``compute.tasks.host_heartbeat``): the agent imports nothing of
-compute. ``install()`` (called by ``manage.py agent``) starts the loop on Celery's ``worker_ready``
+The conductor task is sent by name (``workers.tasks.host_heartbeat``): the agent imports no model.
+``install()`` (called by ``manage.py agent``) starts the loop on Celery's ``worker_ready``
 and stops it on ``worker_shutdown``.
 """
 
@@ -53,9 +53,14 @@ def power_sync_enabled() -> bool:
 
 
 def report(host: str, uri: str | None = None) -> HostInfo:
-    """Read the host's capacity from libvirt and send it to the conductor; returns what was sent."""
+    """Read the host's capacity from libvirt and send it to the conductor: the host's roles and URI,
+    and a section per role (``compute``: vCPUs, RAM, disk, hypervisor). Returns the capacity read."""
     info = runtime.driver(uri).host_info()
-    current_app.send_task(TASK, kwargs={"host": host, "info": asdict(info)}, queue=QUEUE)
+    roles = runtime.roles()
+    message: dict = {"uri": info.uri, "roles": roles}
+    if "compute" in roles:
+        message["compute"] = asdict(info)
+    current_app.send_task(TASK, kwargs={"host": host, "info": message}, queue=QUEUE)
     return info
 
 

@@ -5,7 +5,8 @@
 #   workers/agent/realhost.sh status    exit 0 when qemu:///system answers, else say why (exit 1)
 #   workers/agent/realhost.sh teardown [--all]
 #                               remove the zenith-* domains left by the tests (with --all: every
-#                               zenith-* domain), stop the libvirtd this script started
+#                               zenith-* domain) and the storage pools of the tests (their directory
+#                               under the state directory), stop the libvirtd this script started
 #
 # Idempotent: every step checks before it acts. No systemd: libvirtd runs as a daemon with a
 # pidfile under $ZENITH_VAR_DIR/realhost/ (default var/realhost/), and teardown only stops the
@@ -216,6 +217,15 @@ cmd_teardown() {
       log "removing domain $dom"
       as_root virsh -c "$URI" destroy "$dom" >/dev/null 2>&1 || true
       as_root virsh -c "$URI" undefine "$dom" --managed-save --snapshots-metadata >/dev/null 2>&1 || true
+    done
+    # The tests' pools are persistent in this libvirtd: left defined, they would point at a removed
+    # folder once this checkout is gone (issue 9). Only undefined: their files stay in the var dir.
+    local pool
+    for pool in $(as_root virsh -c "$URI" pool-list --all --name | grep '^zenith' || true); do
+      as_root virsh -c "$URI" pool-dumpxml "$pool" 2>/dev/null | grep -qF "<path>$STATE_DIR/" || continue
+      log "removing storage pool $pool"
+      as_root virsh -c "$URI" pool-destroy "$pool" >/dev/null 2>&1 || true
+      as_root virsh -c "$URI" pool-undefine "$pool" >/dev/null 2>&1 || true
     done
   fi
   if pid="$(our_pid)"; then

@@ -16,6 +16,7 @@ URI_ENV = "ZENITH_LIBVIRT_URI"
 DEFAULT_URI = "test:///default"
 VAR_ENV = "ZENITH_VAR_DIR"
 POOL_ENV = "ZENITH_LIBVIRT_POOL_PATH"
+ROLES_ENV = "ZENITH_AGENT_ROLES"
 DOMAIN_TYPE_ENV = "ZENITH_DOMAIN_TYPE"
 
 _driver: LibvirtDriver | None = None
@@ -28,6 +29,13 @@ def host_name() -> str:
 
 def libvirt_uri() -> str:
     return os.environ.get(URI_ENV) or DEFAULT_URI
+
+
+def roles() -> list[str]:
+    """The roles this agent carries (``ZENITH_AGENT_ROLES``, comma-separated; default compute):
+    it consumes ``<role>.<host>`` for each and reports a heartbeat section for each."""
+    named = [r.strip() for r in os.environ.get(ROLES_ENV, "compute").split(",") if r.strip()]
+    return named or ["compute"]
 
 
 def var_dir() -> Path:
@@ -46,7 +54,15 @@ def console_log_path(instance_id: str) -> str:
 
 def pool_path() -> str:
     """The directory of the agent's libvirt ``dir`` pool (``ZENITH_LIBVIRT_POOL_PATH``)."""
-    return os.environ.get(POOL_ENV) or str(host_dir() / "pool")
+    return os.path.abspath(os.environ.get(POOL_ENV) or str(host_dir() / "pool"))
+
+
+def pool_name() -> str:
+    """The name of the agent's pool: its host name and a digest of its directory, so that no two
+    agents (two hosts, or two checkouts' var dirs) on one libvirtd ever share one."""
+    from .drivers.libvirt_driver import pool_name_for
+
+    return pool_name_for(pool_path(), host_name())
 
 
 def driver(uri: str | None = None) -> LibvirtDriver:
@@ -63,7 +79,10 @@ def driver(uri: str | None = None) -> LibvirtDriver:
             if _driver is not None:
                 _driver.close()
             _driver = LibvirtDriver(
-                uri, domain_type=os.environ.get(DOMAIN_TYPE_ENV) or "auto", pool_path=pool_path()
+                uri,
+                domain_type=os.environ.get(DOMAIN_TYPE_ENV) or "auto",
+                pool_name=pool_name(),
+                pool_path=pool_path(),
             )
         return _driver
 

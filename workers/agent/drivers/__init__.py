@@ -12,6 +12,7 @@ from workers.agent.drivers.base import (
     HostInfo,
     NicSpec,
     NotSupported,
+    PoolConflict,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "HostInfo",
     "NicSpec",
     "NotSupported",
+    "PoolConflict",
 ]

@@ -36,6 +36,11 @@ class DomainNotFound(DriverError):
     """No domain of that name on this host."""
 
 
+class PoolConflict(DriverError):
+    """The agent's storage pool cannot be made its own: another pool definition at another path
+    still serves domains (so the agent must not start on it)."""
+
+
 @dataclass(frozen=True)
 class HostInfo:
     hostname: str

@@ -150,6 +150,11 @@ def pool_xml(name: str, path: str) -> str:
     return ET.tostring(pool, encoding="unicode")
 
 
+def pool_path_from_xml(xml: str) -> str:
+    """The target directory of a pool's XML ("" when it has none)."""
+    return (ET.fromstring(xml).findtext("target/path") or "").strip()
+
+
 def volume_xml(
     name: str,
     capacity_bytes: int,

@@ -13,6 +13,7 @@ wait for the guest to reset (``reboot_with_fallback``) go through it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import logging
 import os
@@ -43,6 +44,7 @@ from workers.agent.drivers.base import (
     HostInfo,
     LifecycleCallback,
     NotSupported,
+    PoolConflict,
     Progress,
 )
 
@@ -180,20 +182,33 @@ def _is_missing(exc: libvirt.libvirtError, *codes: int) -> bool:
     return exc.get_error_code() in codes
 
 
+def pool_name_for(path: str, host: str = "") -> str:
+    """The name of the pool at ``path``: ``zenith-[<host>-]<8 hex of the path>``.
+
+    One libvirtd serves every agent (and test run) of a machine, and a pool definition outlives the
+    checkout that made it: a name of its own per directory means two var dirs (two clones, two hosts)
+    never share a pool, and a pool left by a removed clone is never taken for this one's.
+    """
+    digest = hashlib.sha1(os.path.normpath(path).encode()).hexdigest()[:8]
+    return f"zenith-{host}-{digest}" if host else f"zenith-{digest}"
+
+
 class LibvirtDriver(ComputeDriver):
     def __init__(
         self,
         uri: str = "test:///default",
         domain_type: str = "auto",
-        pool_name: str = "zenith",
+        pool_name: str | None = None,
         pool_path: str = DEFAULT_POOL_PATH,
     ):
         if domain_type not in ("auto", "kvm", "qemu", "test"):
             raise ValueError(f"domain_type must be auto, kvm, qemu or test, not {domain_type!r}")
         self.uri = uri
         self.domain_type = domain_type
-        self.pool_name = pool_name
-        self.pool_path = pool_path
+        self.pool_path = os.path.normpath(pool_path)
+        self.pool_name = pool_name or pool_name_for(self.pool_path)
+        self._pool_reconciled = False  # once per driver: the definition checked against pool_path
+        self._pool_lock = threading.Lock()  # one reconciliation at a time (task threads start together)
         self._conn: libvirt.virConnect | None = None
         self._lock = threading.Lock()
         self._resolved_type: str | None = None
@@ -347,25 +362,98 @@ class LibvirtDriver(ComputeDriver):
     # -- storage ---------------------------------------------------------------------------
 
     def ensure_pool(self) -> libvirt.virStoragePool:
-        """The ``dir`` pool ``pool_name`` at ``pool_path``: defined, built, started, autostarted."""
+        """The agent's own ``dir`` pool ``pool_name`` at ``pool_path``: defined, built, started,
+        autostarted. The first call (the agent's start) reconciles what libvirtd already has: see
+        ``_reconcile_pool``; later calls only start it again if it was stopped."""
         with _errors():
-            try:
-                pool = self.conn.storagePoolLookupByName(self.pool_name)
-            except libvirt.libvirtError as exc:
-                if not _is_missing(exc, libvirt.VIR_ERR_NO_STORAGE_POOL):
-                    raise
-                pool = self.conn.storagePoolDefineXML(dx.pool_xml(self.pool_name, self.pool_path), 0)
-                pool.build(0)
-            if not pool.isActive():
+            if self._pool_reconciled:
                 try:
-                    pool.create(0)
-                except libvirt.libvirtError:
-                    # Its directory is gone (a libvirtd that outlived a checkout): make it again.
-                    pool.build(0)
-                    pool.create(0)
-            if not pool.autostart():
-                pool.setAutostart(1)
+                    pool = self.conn.storagePoolLookupByName(self.pool_name)
+                except libvirt.libvirtError as exc:
+                    if not _is_missing(exc, libvirt.VIR_ERR_NO_STORAGE_POOL):
+                        raise
+                else:
+                    if pool.isActive():
+                        return pool
+            with self._pool_lock:
+                pool = self._reconcile_pool()
+                self._pool_reconciled = True
             return pool
+
+    def _reconcile_pool(self) -> libvirt.virStoragePool:
+        """Make the pool match this agent's configuration, whatever an earlier run left in libvirtd.
+
+        - A pool of our name at another directory is redefined at ours, unless a domain uses disks
+          in that directory: then ``PoolConflict`` (the agent refuses to start, saying which). Those
+          disks belong to someone's instances; silently moving the pool away would orphan them.
+        - A pool of another name already at our directory (an older agent's "zenith") is adopted:
+          libvirt allows one pool per directory, and that directory is ours.
+        - A directory that is gone (a checkout removed and cloned again while libvirtd ran: the pool
+          still says active) is built again; libvirt notices on refresh and stops the pool.
+        """
+        conn = self.conn
+        pool = None
+        try:
+            pool = conn.storagePoolLookupByName(self.pool_name)
+        except libvirt.libvirtError as exc:
+            if not _is_missing(exc, libvirt.VIR_ERR_NO_STORAGE_POOL):
+                raise
+        if pool is not None:
+            current = os.path.normpath(dx.pool_path_from_xml(pool.XMLDesc(0)))
+            if current != self.pool_path:
+                self._release_pool(pool, current)
+                pool = None
+        if pool is None:
+            pool = self._pool_at(self.pool_path)
+            if pool is not None:
+                log.info("adopting libvirt pool %r: it is at this agent's %s", pool.name(), self.pool_path)
+                self.pool_name = pool.name()
+        if pool is None:
+            pool = conn.storagePoolDefineXML(dx.pool_xml(self.pool_name, self.pool_path), 0)
+        if pool.isActive():
+            try:
+                pool.refresh(0)
+            except libvirt.libvirtError:
+                # Its directory is gone: libvirt stops the pool on a failed refresh (make sure).
+                if pool.isActive():
+                    pool.destroy()
+        if not pool.isActive():
+            pool.build(0)  # a dir pool's build makes its directory; an existing one is fine
+            pool.create(0)
+        if not pool.autostart():
+            pool.setAutostart(1)
+        return pool
+
+    def _pool_at(self, path: str) -> libvirt.virStoragePool | None:
+        """The pool (any name) whose target directory is ``path``; None if there is none."""
+        for pool in self.conn.listAllStoragePools(0):
+            with contextlib.suppress(libvirt.libvirtError):  # one vanishing meanwhile
+                if os.path.normpath(dx.pool_path_from_xml(pool.XMLDesc(0))) == path:
+                    return pool
+        return None
+
+    def _release_pool(self, pool: libvirt.virStoragePool, current: str) -> None:
+        """Undefine our-named ``pool`` found at ``current`` (not our path), unless domains use it."""
+        users = []
+        for dom in self.conn.listAllDomains(0):
+            with contextlib.suppress(libvirt.libvirtError):
+                if any(p.startswith(current + os.sep) for p in dx.disk_paths_from_xml(dom.XMLDesc(0))):
+                    users.append(dom.name())
+        if users:
+            raise PoolConflict(
+                f"libvirt pool {self.pool_name!r} is at {current}, not at this agent's {self.pool_path}, and "
+                f"domain(s) {', '.join(sorted(users))} use disks there: not redefining it. Start the agent "
+                f"with ZENITH_LIBVIRT_POOL_PATH={current}, or remove those domains first."
+            )
+        log.warning(
+            "libvirt pool %r pointed at %s (an earlier checkout?): redefining it at %s",
+            self.pool_name,
+            current,
+            self.pool_path,
+        )
+        if pool.isActive():
+            pool.destroy()  # a dir pool's destroy only stops it: the files stay
+        pool.undefine()
 
     def _find_volume(self, pool: libvirt.virStoragePool, ref: str) -> libvirt.virStorageVol | None:
         """A volume by name in the pool, or by path anywhere libvirt knows; None if unknown."""
