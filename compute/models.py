@@ -335,6 +335,21 @@ class Instance(models.Model):
             self.DELETED: "DELETED",
         }[self.vm_state]
 
+    def fault_shown(self, shows_hosts: bool) -> dict | None:
+        """The fault as a caller sees it. Cloud admins (``shows_hosts``) get it whole, per-host
+        verdicts included; anyone else gets no details, and for a failed schedule only the summary with
+        what the flavor needs: host names and their free capacity are the cloud's, not the project's."""
+        fault = self.fault
+        if not fault or shows_hosts:
+            return fault
+        shown = {key: value for key, value in fault.items() if key != "details"}
+        if fault.get("code") == "no_valid_host":
+            shown["message"] = (
+                f"No valid host was found for flavor {self.flavor.name} "
+                f"({self.vcpus} vCPU, {self.memory_mb} MB RAM, {self.disk_gb} GB disk)."
+            )
+        return shown
+
     @property
     def transitional(self) -> bool:
         """True while an action is in progress (the dashboard polls such rows)."""

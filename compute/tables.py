@@ -4,6 +4,7 @@ import django_tables2 as tables
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from identity.dashboard import DATETIME_FORMAT
 from workers.models import Host
 
 from .models import Flavor
@@ -67,7 +68,7 @@ class HostTable(tables.Table):
     disk_gb = tables.Column(verbose_name="Local disk")
     hypervisor_type = tables.Column(accessor="compute__hypervisor_type", verbose_name="Hypervisor")
     domains = tables.Column(empty_values=(), orderable=False, verbose_name="Domains")
-    last_heartbeat = tables.DateTimeColumn(verbose_name="Last heartbeat", format="Y-m-d H:i:s")
+    last_heartbeat = tables.DateTimeColumn(verbose_name="Last heartbeat", format=DATETIME_FORMAT)
     actions = tables.TemplateColumn(
         template_name="compute/_host_actions.html", orderable=False, verbose_name=""
     )

@@ -9,9 +9,12 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timesince import timesince
+from django.utils.timezone import localtime
 
+from identity.dashboard import DATETIME_FORMAT
 from workers.dashboard import Button, buttons_for, transition_buttons
 
 from .models import Instance
@@ -126,7 +129,11 @@ class InstanceTable(tables.Table):
     def render_status(self, record):
         return render_to_string(
             "compute/_instance_status.html",
-            {"instance": record, "colour": STATUS_COLOURS.get(record.status, "text-bg-dark")},
+            {
+                "instance": record,
+                "colour": STATUS_COLOURS.get(record.status, "text-bg-dark"),
+                "zctx": self.ctx,
+            },
         )
 
     def render_task(self, record):
@@ -149,7 +156,9 @@ class InstanceTable(tables.Table):
 
     def render_created(self, record):
         return format_html(
-            '<span title="{}">{}</span>', record.created.isoformat(), timesince(record.created)
+            '<span title="{}">{}</span>',
+            date_format(localtime(record.created), DATETIME_FORMAT),
+            timesince(record.created),
         )
 
     def render_actions(self, record):

@@ -25,7 +25,10 @@ def admin_flavors(request):
         form_class=FlavorForm,
         create=lambda data: services.create_flavor(ctx, **data),
         success=lambda data: f"Flavor {data['name']} created.",
-        queryset=Flavor.objects.visible_to(ctx).annotate(projects=Count("access")),
+        # By size: Meta.ordering is dropped from a GROUP BY query, so it is repeated here.
+        queryset=Flavor.objects.visible_to(ctx)
+        .annotate(projects=Count("access"))
+        .order_by(*Flavor._meta.ordering),
         table_class=FlavorTable,
         title="Flavors",
         form_id="flavor-form",

@@ -128,6 +128,12 @@ def image_upload(request):
         image = call_service(request, form, create_and_upload, success=f"Image {data['name']} uploaded.")
         if image is not None:
             return redirect("compute:images")
+    upload = request.FILES.get("file")
+    if upload is not None and "file" not in form.errors:
+        # A browser never refills a file input: say so beside it, rather than let it look kept.
+        form.add_error(
+            "file", f"Choose {upload.name} again: a browser does not keep a file after a failed upload."
+        )
     return _page(request, form, status=400)
 
 

@@ -55,11 +55,11 @@ def _find_instance(request, pk) -> Instance | None:
 
 
 def _filtered(queryset, filters: InstanceFilterForm):
-    if not filters.is_valid():
-        return queryset
-    if q := filters.cleaned_data["q"].strip():
+    """Apply the filters whose values are valid; the form carries the others' errors to the page."""
+    filters.is_valid()
+    if q := filters.cleaned_data.get("q", "").strip():
         queryset = queryset.filter(name__icontains=q)
-    if status := filters.cleaned_data["status"]:
+    if status := filters.cleaned_data.get("status"):
         queryset = queryset.filter(vm_state=STATUS_FILTER[status])
     return queryset
 

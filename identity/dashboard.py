@@ -13,6 +13,8 @@ from . import policy
 from .errors import NotFound, ZenithError
 
 PER_PAGE = 25
+# How every dashboard table shows a moment: readable, with its zone named (TIME_ZONE is UTC).
+DATETIME_FORMAT = "Y-m-d H:i:s T"
 MAX_PER_PAGE = 100
 
 

@@ -196,18 +196,24 @@ def assign_role(ctx: Context, *, user: User, project: Project, role: Role) -> Ro
     return assignment
 
 
+def is_own_admin_grant(ctx: Context, assignment: RoleAssignment) -> bool:
+    """Whether ``assignment`` is the caller's own admin role on the admin project: the grant that
+    makes them a cloud admin, which they may not revoke themselves (as they may not delete themselves),
+    superuser or not: a superuser without it would lose the admin project from their switcher."""
+    return (
+        ctx.user is not None
+        and assignment.user_id == ctx.user.pk
+        and assignment.project.name == settings.ZENITH_ADMIN_PROJECT
+        and assignment.role.name == Role.ADMIN
+    )
+
+
 @transaction.atomic
 def revoke_role(ctx: Context, assignment: RoleAssignment) -> None:
     """Remove a role assignment; the user's tokens for that project stop working if no role is left."""
     policy.enforce(ctx, "identity:role_assignment:delete")
     user, project = assignment.user, assignment.project
-    if (
-        ctx.user is not None
-        and user.pk == ctx.user.pk
-        and project.name == settings.ZENITH_ADMIN_PROJECT
-        and assignment.role.name == Role.ADMIN
-        and not user.is_superuser
-    ):
+    if is_own_admin_grant(ctx, assignment):
         raise Conflict("You cannot remove your own admin role on the admin project.")
     assignment.delete()
     _sync_project_perms(user, project)

@@ -2,6 +2,7 @@
 
 import django_tables2 as tables
 
+from .dashboard import DATETIME_FORMAT
 from .models import KeyPair, Project, RoleAssignment, User
 
 ATTRS = {"class": "table table-sm table-hover align-middle"}
@@ -9,7 +10,7 @@ ATTRS = {"class": "table table-sm table-hover align-middle"}
 
 class KeyPairTable(tables.Table):
     fingerprint = tables.Column(attrs={"td": {"class": "font-monospace small"}})
-    created = tables.DateTimeColumn(format="Y-m-d H:i")
+    created = tables.DateTimeColumn(format=DATETIME_FORMAT)
     actions = tables.TemplateColumn(
         template_name="identity/_keypair_actions.html", orderable=False, verbose_name=""
     )
@@ -18,11 +19,12 @@ class KeyPairTable(tables.Table):
         model = KeyPair
         fields = ("name", "fingerprint", "created")
         attrs = ATTRS
+        empty_text = "No key pairs yet: create one, or import your own public key, with the form."
         row_attrs = {"data-name": lambda record: record.name}
 
 
 class ProjectTable(tables.Table):
-    created = tables.DateTimeColumn(format="Y-m-d H:i")
+    created = tables.DateTimeColumn(format=DATETIME_FORMAT)
     members = tables.Column(verbose_name="Role assignments", orderable=True)
     actions = tables.TemplateColumn(
         template_name="identity/_project_actions.html", orderable=False, verbose_name=""
@@ -35,7 +37,7 @@ class ProjectTable(tables.Table):
 
 
 class UserTable(tables.Table):
-    date_joined = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Joined")
+    date_joined = tables.DateTimeColumn(format=DATETIME_FORMAT, verbose_name="Joined")
     is_superuser = tables.BooleanColumn(verbose_name="Cloud admin")
     actions = tables.TemplateColumn(
         template_name="identity/_user_actions.html", orderable=False, verbose_name=""
@@ -51,7 +53,7 @@ class RoleAssignmentTable(tables.Table):
     user = tables.Column(accessor="user__username", verbose_name="User")
     project = tables.Column(accessor="project__name", verbose_name="Project")
     role = tables.Column(accessor="role__name", verbose_name="Role")
-    created = tables.DateTimeColumn(format="Y-m-d H:i")
+    created = tables.DateTimeColumn(format=DATETIME_FORMAT)
     actions = tables.TemplateColumn(
         template_name="identity/_assignment_actions.html", orderable=False, verbose_name=""
     )

@@ -7,14 +7,16 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from identity import policy, quotas
-from identity.dashboard import paginated
+from identity.dashboard import DATETIME_FORMAT, paginated
 from identity.middleware import SESSION_PROJECT_KEY
 from identity.models import Project
 from identity.scoping import is_uuid
+from workers.lifecycle import action_label, message_shown, shows_hosts
 from workers.models import Operation
 
 
@@ -54,13 +56,30 @@ class OperationTable(tables.Table):
     state = tables.TemplateColumn(template_name="portal/_operation_state.html")
     progress = tables.TemplateColumn(template_name="portal/_operation_progress.html", orderable=False)
     message = tables.Column(orderable=False)
-    created = tables.DateTimeColumn(format="Y-m-d H:i:s")
+    created = tables.DateTimeColumn(format=DATETIME_FORMAT)
 
     class Meta:
         model = Operation
         fields = ("kind", "project", "state", "progress", "message", "created")
         attrs = {"class": "table table-sm table-hover align-middle"}
         order_by = "-created"
+        empty_text = "No operations yet: launching, stopping or deleting a resource starts one."
+
+    def __init__(self, data, *, ctx, **kwargs):
+        super().__init__(data, **kwargs)
+        self.hosts_shown = shows_hosts(ctx)
+
+    def render_kind(self, record):
+        # The action as its button names it, then the operation's kind as the API reports it.
+        resource, _dot, action = record.kind.partition(".")
+        return format_html(
+            '{} <code class="small text-secondary">{}</code>',
+            action_label(record.resource_type or resource, action or resource),
+            record.kind,
+        )
+
+    def render_message(self, value):
+        return message_shown(value, self.hosts_shown)
 
 
 @login_required
@@ -71,9 +90,9 @@ def operations(request):
         return render(request, "portal/forbidden.html", status=403)
     all_projects = ctx.is_admin and request.GET.get("all") == "1"
     if all_projects:
-        table = OperationTable(Operation.objects.across_projects(ctx).select_related("project"))
+        table = OperationTable(Operation.objects.across_projects(ctx).select_related("project"), ctx=ctx)
     else:
-        table = OperationTable(Operation.objects.visible_to(ctx), exclude=("project",))
+        table = OperationTable(Operation.objects.visible_to(ctx), ctx=ctx, exclude=("project",))
     paginated(request, table)
     return render(request, "portal/operations.html", {"table": table, "all_projects": all_projects})
 

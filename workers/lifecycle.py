@@ -88,6 +88,22 @@ def make_fault(code: str, message: str, details: Any = None) -> dict:
     }
 
 
+NO_VALID_HOST = "No valid host was found"  # how every no-valid-host message begins (compute.scheduler)
+
+
+def shows_hosts(ctx: Context | None) -> bool:
+    """Whether the caller may see compute hosts' names and capacity (cloud admins)."""
+    return ctx is not None and policy.check(ctx, "compute:instance:show_host")
+
+
+def message_shown(message: str, hosts_shown: bool) -> str:
+    """An operation's or action's message as the caller sees it: a no-valid-host message names the
+    cloud's hosts and their free capacity, so only those who may see hosts get it whole."""
+    if hosts_shown or NO_VALID_HOST not in (message or ""):  # also after "Spawning failed on ..."
+        return message
+    return f"{NO_VALID_HOST}."
+
+
 def clean_idempotency_key(value: str | None) -> str:
     key = (value or "").strip()
     if len(key) > MAX_IDEMPOTENCY_KEY:
@@ -320,6 +336,16 @@ def of(kind: str) -> Lifecycle:
 
 def registered() -> dict[str, Lifecycle]:
     return dict(_REGISTRY)
+
+
+def action_label(kind: str, action: str) -> str:
+    """How users read an action recorded on a ``kind`` resource: its transition's label ("Hard
+    reboot" for ``reboot_hard``); an action that is no transition (create, lock) reads as its name."""
+    lifecycle = _REGISTRY.get(kind)
+    transition = lifecycle.transitions.get(action) if lifecycle is not None else None
+    if transition is not None and transition.label:
+        return transition.label
+    return action.replace("_", " ").capitalize()
 
 
 @receiver(operation_failed, sender=Operation, dispatch_uid="lifecycle-operation-failed")

@@ -13,6 +13,7 @@ from identity.api.base import ScopedViewSet
 from identity.errors import InvalidInput
 from identity.models import ResourceAction
 from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
+from workers.lifecycle import message_shown, shows_hosts
 
 from .. import services
 from ..models import Flavor, Instance
@@ -24,7 +25,10 @@ class OperationSummarySerializer(serializers.Serializer):
     kind = serializers.CharField()
     state = serializers.CharField()
     progress = serializers.IntegerField()
-    message = serializers.CharField()
+    message = serializers.SerializerMethodField()
+
+    def get_message(self, op) -> str:
+        return message_shown(op.message, shows_hosts(self.context.get("ctx")))
 
 
 class FlavorSummarySerializer(serializers.ModelSerializer):
@@ -42,6 +46,9 @@ class InstanceSerializer(serializers.ModelSerializer):
     )
     operation = OperationSummarySerializer(read_only=True, allow_null=True, help_text="the latest operation")
     host = serializers.SerializerMethodField(help_text="compute host (cloud admins only)")
+    fault = serializers.SerializerMethodField(
+        help_text="{code, message, created} of the last failure; cloud admins also get its details"
+    )
     created = serializers.DateTimeField(read_only=True)
 
     class Meta:
@@ -76,6 +83,9 @@ class InstanceSerializer(serializers.ModelSerializer):
     def get_addresses(self, obj) -> dict:
         return {}
 
+    def get_fault(self, obj) -> dict | None:
+        return obj.fault_shown(self._shows_host())
+
     def get_host(self, obj) -> str | None:
         if obj.host_id is None or not self._shows_host():
             return None
@@ -109,6 +119,10 @@ class RebootSerializer(serializers.Serializer):
 class InstanceActionSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="user.username", default=None, read_only=True)
     operation = serializers.UUIDField(source="operation_id", read_only=True, allow_null=True)
+    message = serializers.SerializerMethodField()
+
+    def get_message(self, row) -> str:
+        return message_shown(row.message, shows_hosts(getattr(self.context.get("request"), "zenith", None)))
 
     class Meta:
         model = ResourceAction

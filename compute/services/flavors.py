@@ -105,19 +105,32 @@ def create_flavor(
 ) -> Flavor:
     """Define a hardware template; its name and sizes are fixed from now on."""
     policy.enforce(ctx, "compute:flavor:create")
-    name = _clean_flavor_name(name)
-    flavor = Flavor(
-        name=name,
-        vcpus=_clean_int(vcpus, "vCPUs", 1, MAX_VCPUS),
-        ram_mb=_clean_int(ram_mb, "RAM (MB)", MIN_RAM_MB),
-        disk_gb=_clean_int(disk_gb, "Root disk (GB)", 0),
-        ephemeral_gb=_clean_int(ephemeral_gb, "Ephemeral disk (GB)", 0),
-        swap_mb=_clean_int(swap_mb, "Swap (MB)", 0),
-        is_public=_clean_bool(is_public, "Public"),
-        extra_specs=_clean_extra_specs(extra_specs),
-        description=_clean_description(description),
-        disabled=_clean_bool(disabled, "Disabled"),
-    )
+    errors: list[str] = []
+
+    def clean(check, *args):
+        # Every bad value is named in one refusal, not only the first one found.
+        try:
+            return check(*args)
+        except InvalidInput as exc:
+            errors.append(exc.message)
+            return None
+
+    fields = {
+        "name": clean(_clean_flavor_name, name),
+        "vcpus": clean(_clean_int, vcpus, "vCPUs", 1, MAX_VCPUS),
+        "ram_mb": clean(_clean_int, ram_mb, "RAM (MB)", MIN_RAM_MB),
+        "disk_gb": clean(_clean_int, disk_gb, "Root disk (GB)", 0),
+        "ephemeral_gb": clean(_clean_int, ephemeral_gb, "Ephemeral disk (GB)", 0),
+        "swap_mb": clean(_clean_int, swap_mb, "Swap (MB)", 0),
+        "is_public": clean(_clean_bool, is_public, "Public"),
+        "extra_specs": clean(_clean_extra_specs, extra_specs),
+        "description": clean(_clean_description, description),
+        "disabled": clean(_clean_bool, disabled, "Disabled"),
+    }
+    if errors:
+        raise InvalidInput(" ".join(errors), details={"errors": errors})
+    name = fields["name"]
+    flavor = Flavor(**fields)
     if Flavor.objects.filter(name__iexact=name).exists():
         raise Conflict(f"A flavor named {name!r} already exists.")
     try:

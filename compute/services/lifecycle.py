@@ -153,6 +153,12 @@ class InstanceLifecycle(lifecycle.Lifecycle):
     def describe(self, obj) -> str:
         return f"{obj.vm_state} (status {obj.status})"
 
+    def allowed(self, obj) -> list[str]:
+        """As the state allows, but an instance that never got a host (a failed schedule) can only
+        be deleted: there is no guest to stop or reboot (``refuse_after_state`` refuses the rest)."""
+        names = super().allowed(obj)
+        return names if obj.host_id is not None else [name for name in names if name == "delete"]
+
     def refuse(self, ctx: Context, obj, transition: Transition) -> None:
         if obj.locked and not ctx.is_admin:
             raise Conflict(f"Instance {obj.name} is locked: unlock it first.", code="locked")

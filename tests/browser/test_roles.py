@@ -60,3 +60,16 @@ def test_admin_creates_project_and_assigns_role(login, cloud, readme_screenshot)
     expect(row).to_have_count(1)
     expect(row).to_contain_text("bob")
     expect(row).to_contain_text("member")
+
+
+def test_an_admin_is_not_offered_to_revoke_their_own_admin_role(login, cloud):
+    """Their own cloud-admin grant has no Revoke button (superuser or not); others' grants do."""
+    type(cloud.admin).objects.filter(pk=cloud.admin.pk).update(is_superuser=True, is_staff=True)
+    page = login("cloudadmin")
+    page.locator("aside").get_by_role("link", name="Role assignments", exact=True).click()
+    own = page.locator("main table tbody tr").filter(has_text="cloudadmin")
+    expect(own).to_have_count(1)
+    expect(own.get_by_role("button", name="Revoke")).to_have_count(0)
+    expect(own.locator("[data-own-admin-grant]")).to_have_text("your cloud-admin role")
+    alice = page.locator("main table tbody tr").filter(has_text="alice")
+    expect(alice.get_by_role("button", name="Revoke")).to_be_visible()

@@ -1,5 +1,7 @@
 """The flavors admin page: list, create (errors shown on the form), delete; 403 for non-admins."""
 
+import re
+
 import pytest
 
 from compute import services
@@ -103,3 +105,28 @@ def test_django_admin_lists_flavors_and_access(cloud, client, flavors):
     assert b"secret.big" in client.get("/django-admin/compute/flavor/?q=secret").content
     assert client.get(f"/django-admin/compute/flavor/{flavors.private.pk}/change/").status_code == 200
     assert b"alpha" in client.get("/django-admin/compute/flavoraccess/").content
+
+
+def test_every_bad_value_is_named_not_only_the_first(cloud, admin_browser, flavors):
+    response = admin_browser.post(PAGE, {**FORM, "name": "bad name!", "vcpus": "0", "ram_mb": "10"})
+    html = response.content.decode()
+    for message in (
+        "Flavor name must be 1-64 characters",
+        "vCPUs must be a whole number from 1 to 1024.",
+        "RAM (MB) must be a whole number from 64",
+    ):
+        assert message in html, message
+    assert Flavor.objects.count() == 2
+
+
+def test_flavors_are_listed_by_size(cloud, admin_browser):
+    for name, vcpus, ram in (
+        ("a.huge", 16, 65536),
+        ("b.tiny", 1, 512),
+        ("c.mid", 4, 8192),
+        ("d.small", 1, 2048),
+    ):
+        make_flavor(name, vcpus=vcpus, ram_mb=ram)
+    html = admin_browser.get(PAGE).content.decode()
+    names = re.findall(r'data-name="([a-z.]+)"', html)
+    assert names == ["b.tiny", "d.small", "c.mid", "a.huge"]

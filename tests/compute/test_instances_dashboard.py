@@ -9,11 +9,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from compute import services
 from compute.models import ComputeNode, Instance
 from compute.services import instances as instance_services
 from identity import quotas
 from identity.models import ResourceAction
-from tests.factories import KeyPairFactory
+from tests.conftest import token_client
+from tests.factories import KeyPairFactory, grant
 from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_rows
 
 from .conftest import make_flavor, make_host
@@ -80,6 +82,8 @@ class TestInstancesPage:
         assert "m1.small" in row and "2 vCPU · 2048 MB" in row
         row = row_of(html, "web-1")
         assert 'instance-status">ACTIVE<' in row and "hx-trigger" not in row
+        assert ">None<" not in row and 'title="no task running">—<' in row
+        assert re.search(r'<span title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">', row)  # the age's moment
         assert f'href="/dashboard/compute/instances/{running.pk}/"' in row
         for action in ("stop", "reboot", "reboot_hard", "pause", "suspend", "delete", "lock"):
             assert f'data-action="{action}"' in row, action
@@ -112,7 +116,9 @@ class TestInstancesPage:
             vm_state="error", task_state="", fault={"code": "no_valid_host", "message": "No host has room."}
         )
         row = row_of(browse("member").get(LIST).content.decode(), "broken")
-        assert "ERROR" in row and "No host has room." in row and 'data-action="delete"' in row
+        assert (
+            "ERROR" in row and "No valid host was found for flavor" in row and 'data-action="delete"' in row
+        )
 
     def test_filter_sort_and_paginate(self, setup, cloud, browse):
         quotas.set_limits(cloud.project, {"instances": -1, "cores": -1, "ram": -1})
@@ -186,6 +192,8 @@ class TestLaunchWizard:
         assert "1 host fits" in tiny and "disabled" not in tiny
         large = re.search(r'<tr data-flavor="m1.large".*?</tr>', html, re.S).group(0)
         assert "disabled" in large and "Over quota: needs 8 vCPUs, 4 left in the quota" in large
+        after = re.search(r'<td class="small quota-after">.*?</td>', large, re.S).group(0)
+        assert "0 vCPUs (4 short)" in after and "-4" not in after  # never a negative "left"
         assert "no host fits now" in large
         assert 'name="idempotency_key" value="' in html
         assert re.search(r'data-resource="cores" data-used="0" data-limit="4"', html)
@@ -297,6 +305,87 @@ class TestLaunchWizard:
 # --- one instance ------------------------------------------------------------------------------------
 
 
+class TestNoValidHost:
+    """A launch no host could take: members read the summary with what the flavor needs, never the
+    cloud's host names and free capacity; admins also get each host's reasons. Such an instance never
+    got a host, so it offers Delete only (no Stop, no Hard reboot: there is no guest)."""
+
+    @pytest.fixture
+    def unplaced(self, setup, cloud):
+        make_host("rack7-small", memory_mb=256)
+        instance = launch(
+            cloud, name="nowhere", flavor=make_flavor("m1.big", vcpus=2, ram_mb=1024, disk_gb=5)
+        )
+        assert services.schedule_instance(instance.operation_id, instance.pk) is None
+        instance.refresh_from_db()
+        assert instance.status == "ERROR" and instance.host is None
+        assert "rack7-small" in instance.fault["message"]  # the stored fault keeps every reason
+        return instance
+
+    SUMMARY = "No valid host was found for flavor m1.big (2 vCPU, 1024 MB RAM, 5 GB disk)."
+
+    def test_member_sees_the_summary_and_only_delete(self, unplaced, browse):
+        member = browse("member")
+        row = row_of(member.get(LIST).content.decode(), "nowhere")
+        assert self.SUMMARY in row and "rack7-small" not in row and "256 MB" not in row
+        assert re.findall(r'data-action="([a-z_]+)"', row) == ["delete", "lock"]  # lock is no transition
+        html = member.get(f"{LIST}{unplaced.pk}/").content.decode()
+        assert self.SUMMARY in html and "rack7-small" not in html
+        assert 'data-action="stop"' not in html and 'data-action="reboot_hard"' not in html
+        assert 'data-action="delete"' in html
+
+    def test_operations_and_action_logs_hide_the_hosts_from_members(self, unplaced, browse, clients, cloud):
+        pages = [browse("member").get("/dashboard/operations/").content.decode()]
+        for url in ("/api/v1/operations/", f"/api/v1/compute/instances/{unplaced.pk}/actions/"):
+            response = clients["member"].get(url)
+            assert response.status_code == 200, url
+            pages.append(response.content.decode())
+        for page in pages:
+            assert "No valid host was found." in page and "rack7-small" not in page
+        assert 'Create <code class="small text-secondary">instance.create</code>' in pages[0]
+        grant(cloud.admin, cloud.project, "admin")
+        admin = token_client(cloud.admin, cloud.project).get("/api/v1/operations/").content.decode()
+        assert "rack7-small" in admin
+
+    def test_admin_sees_each_hosts_reasons(self, unplaced, browse):
+        html = browse("admin").get(f"{LIST}{unplaced.pk}/").content.decode()
+        hosts = re.search(r'<ul [^>]*id="fault-hosts".*?</ul>', html, re.S).group(0)
+        assert "<code>rack7-small</code>: not enough RAM: 256 MB free, 1024 MB needed" in hosts
+        assert "UTC</div>" in html  # the fault's time, readable
+
+    def test_after_a_failed_spawn_too(self, setup, cloud, browse):
+        """A reschedule that finds no host: the fault leads with the spawn's error, on the host."""
+        make_host("rack7-h1")
+        make_host("rack7-small", memory_mb=256)
+        instance = launch(
+            cloud, name="retried", flavor=make_flavor("m1.big", vcpus=2, ram_mb=1024, disk_gb=5)
+        )
+        op = instance.operation_id
+        assert services.schedule_instance(op, instance.pk)["host"] == "rack7-h1"
+        result = {"ok": False, "host": "rack7-h1", "error": "pool disk gone"}
+        assert services.spawn_finished(op, instance.pk, result) == "reschedule"
+        assert services.schedule_instance(op, instance.pk) is None
+        for page in (
+            browse("member").get(f"{LIST}{instance.pk}/"),
+            browse("member").get("/dashboard/operations/"),
+        ):
+            html = page.content.decode()
+            assert "No valid host was found" in html and "rack7" not in html and "pool disk gone" not in html
+        html = browse("admin").get(f"{LIST}{instance.pk}/").content.decode()
+        hosts = re.search(r'<ul [^>]*id="fault-hosts".*?</ul>', html, re.S).group(0)
+        assert "<code>rack7-small</code>: not enough RAM" in hosts and "pool disk gone" in html
+
+    def test_the_api_agrees(self, unplaced, clients, cloud):
+        url = f"/api/v1/compute/instances/{unplaced.pk}/"
+        member = clients["member"].get(url).json()
+        assert member["fault"]["message"] == self.SUMMARY and "details" not in member["fault"]
+        assert clients["member"].post(url + "stop/").status_code == 409
+        grant(cloud.admin, cloud.project, "admin")
+        admin = token_client(cloud.admin, cloud.project).get(url).json()
+        assert "rack7-small" in admin["fault"]["message"]
+        assert admin["fault"]["details"][0]["host"] == "rack7-small"
+
+
 class TestDetail:
     def test_overview_buttons_and_action_log(self, setup, cloud, browse):
         instance = active(cloud, "web-1", metadata={"role": "web"})
@@ -308,6 +397,15 @@ class TestDetail:
         assert 'data-action="create"' in html and "alice" in html  # the action log
         assert 'id="instance-host"' not in html  # members do not see hosts
         assert 'id="console-tab"' in html
+
+    def test_the_action_log_names_actions_by_their_label_with_utc_times(self, setup, cloud, browse):
+        instance = active(cloud)
+        services.instance_action(cloud.ctx(cloud.member), instance, "reboot_hard")
+        html = browse("member").get(f"{LIST}{instance.pk}/").content.decode()
+        log = re.search(r'<div id="instance-action-log".*?</table>', html, re.S).group(0)
+        assert '<tr data-action="reboot_hard"' in log and "<td>Hard reboot</td>" in log
+        assert "<td>Create</td>" in log and ">reboot_hard<" not in log
+        assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</td>", log)
 
     def test_transitional_instance_polls_its_summary(self, setup, cloud, browse):
         instance = launch(cloud)
@@ -510,6 +608,22 @@ class TestAdminPanels:
             "/dashboard/compute/admin/scheduler/", {"flavor": str(uuid.uuid4())}
         ).content.decode()
         assert "Select a valid choice" in html
+        # Every bad value gets its message (a 3000-character type was silently dropped).
+        html = admin.get(
+            "/dashboard/compute/admin/scheduler/",
+            {"flavor": big, "hypervisor_type": "x" * 3000, "availability_zone": "z" * 65},
+        ).content.decode()
+        assert "Ensure this value has at most 32 characters (it has 3000)." in html
+        assert "Ensure this value has at most 64 characters (it has 65)." in html
+        assert 'id="explain-result"' not in html
+
+    def test_a_bad_filter_value_is_named_and_the_good_ones_still_apply(self, setup, cloud, browse):
+        active(cloud, "alpha-web")
+        launch(cloud, name="beta-db")
+        html = browse("member").get(LIST, {"status": "bogus", "q": "web"}).content.decode()
+        error = re.search(r'<div class="alert[^"]*filter-error".*?</div></div>', html, re.S).group(0)
+        assert "Status: Select a valid choice. bogus is not one of the available choices." in error
+        assert 'data-name="alpha-web"' in html and 'data-name="beta-db"' not in html  # q still applies
 
     def test_operations_across_projects_toggle(self, setup, cloud, browse):
         launch(cloud, name="a")

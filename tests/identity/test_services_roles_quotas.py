@@ -126,6 +126,16 @@ def test_admin_cannot_remove_their_own_admin_role_on_the_admin_project(cloud):
     assert RoleAssignment.objects.filter(pk=assignment.pk).exists()
 
 
+def test_a_superuser_cannot_remove_their_own_admin_role_either(cloud):
+    """The demo's admin is a superuser too: the refusal is the same, as for deleting oneself."""
+    type(cloud.admin).objects.filter(pk=cloud.admin.pk).update(is_superuser=True, is_staff=True)
+    admin = type(cloud.admin).objects.get(pk=cloud.admin.pk)
+    assignment = RoleAssignment.objects.get(user=admin, project__name=settings.ZENITH_ADMIN_PROJECT)
+    with pytest.raises(Conflict, match="your own admin role"):
+        services.revoke_role(cloud.ctx(admin), assignment)
+    assert RoleAssignment.objects.filter(pk=assignment.pk).exists()
+
+
 @pytest.mark.parametrize("who", ["member", "reader"])
 def test_only_admins_revoke_roles(cloud, who):
     assignment = RoleAssignment.objects.get(user=cloud.reader, project=cloud.project)

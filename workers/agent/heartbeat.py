@@ -143,7 +143,9 @@ def _on_worker_ready(sender=None, **_kwargs) -> None:
 
 
 def _on_worker_shutdown(sender=None, **_kwargs) -> None:
+    # Celery sends this once the pool has finished its tasks: nothing uses the connection any more.
     stop()
+    runtime.close_driver()
 
 
 def install() -> None:

@@ -85,3 +85,14 @@ def driver(uri: str | None = None) -> LibvirtDriver:
                 pool_path=pool_path(),
             )
         return _driver
+
+
+def close_driver() -> None:
+    """Close this process's hypervisor connection (the agent's shutdown). A virConnect still open when
+    the interpreter exits is closed by its ``__del__`` after libvirt's C module is already torn down,
+    which prints ``TypeError: 'NoneType' object is not callable`` on every stop."""
+    global _driver
+    with _driver_lock:
+        if _driver is not None:
+            _driver.close()
+            _driver = None

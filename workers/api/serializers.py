@@ -1,10 +1,12 @@
 from rest_framework import serializers
 
+from ..lifecycle import message_shown, shows_hosts
 from ..models import Operation
 
 
 class OperationSerializer(serializers.ModelSerializer):
     resource = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
 
     class Meta:
         model = Operation
@@ -14,3 +16,6 @@ class OperationSerializer(serializers.ModelSerializer):
         if not op.resource_type:
             return None
         return {"type": op.resource_type, "id": op.resource_id}
+
+    def get_message(self, op) -> str:
+        return message_shown(op.message, shows_hosts(getattr(self.context.get("request"), "zenith", None)))
