@@ -4,6 +4,8 @@ which talk to its host; its action log is identity's audit trail)."""
 
 from django.contrib import admin
 
+from identity.admin import ReadOnlyAdmin
+
 from .models import ComputeNode, Flavor, FlavorAccess, Image, ImageMember, Instance
 
 
@@ -75,19 +77,6 @@ class ImageMemberAdmin(admin.ModelAdmin):
     search_fields = ["image__name", "project__name"]
     list_select_related = ["image", "project"]
     autocomplete_fields = ["image", "project"]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable and searchable; changed only through the services (and thereby the hosts)."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Instance)

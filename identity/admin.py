@@ -74,14 +74,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user", "project"]
 
 
-@admin.register(ResourceAction)
-class ResourceActionAdmin(admin.ModelAdmin):
-    """The audit trail, read-only: it is written by the services, never by hand."""
-
-    list_display = ["resource_type", "resource_id", "action", "user", "project", "start_time", "result"]
-    list_filter = ["resource_type", "action", "result"]
-    search_fields = ["resource_id", "request_id", "user__username", "project__name", "message"]
-    list_select_related = ["user", "project"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable and searchable; changed only through the services (and thereby the hosts)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -91,3 +85,13 @@ class ResourceActionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ResourceAction)
+class ResourceActionAdmin(ReadOnlyAdmin):
+    """The audit trail, read-only: it is written by the services, never by hand."""
+
+    list_display = ["resource_type", "resource_id", "action", "user", "project", "start_time", "result"]
+    list_filter = ["resource_type", "action", "result"]
+    search_fields = ["resource_id", "request_id", "user__username", "project__name", "message"]
+    list_select_related = ["user", "project"]
