@@ -80,7 +80,10 @@ class Cli:
         return proc
 
     def json(self, *args: str):
-        return json.loads(self.run(*args, "-f", "json").stdout)
+        out = self.run(*args, "-f", "json").stdout
+        # ``--wait`` writes "Progress: N" (the server's progress field) before the document.
+        start = min((i for i in (out.find("{"), out.find("[")) if i >= 0), default=0)
+        return json.loads(out[start:])
 
     def value(self, *args: str) -> str:
         return self.run(*args, "-f", "value").stdout.strip()

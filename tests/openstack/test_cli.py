@@ -4,7 +4,13 @@ variables the README gives. Commands of services that have not landed are expect
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+from pathlib import Path
+
 import pytest
+import yaml
 from django.conf import settings
 
 from compute import services
@@ -12,7 +18,7 @@ from compute.models import Flavor, Image, Instance
 from identity.models import ApiToken, KeyPair
 from tests.integration.test_async_plane import wait_for
 
-from .conftest import IMAGE_BYTES, Cli, client_env, os_vars
+from .conftest import CLI_TIMEOUT, IMAGE_BYTES, OSC_PYTHON, PASSWORD, Cli, client_env, os_vars
 
 pytestmark = [pytest.mark.openstack, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -65,12 +71,15 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
     assert Image.objects.get(pk=image["id"]).project_id == os_cloud.project.pk
     assert "cirros" in [i["Name"] for i in cli.json("image", "list")]
     assert cli.json("image", "show", "cirros")["id"] == image["id"]
+    cli.run("image", "set", "--min-ram", "64", "--property", "os_distro=cirros", "cirros")
+    assert Image.objects.get(pk=image["id"]).min_ram == 64
 
     # Key pairs: the CLI generates the pair and imports the public key.
     private = cli.run("keypair", "create", "mykey").stdout
     assert "PRIVATE KEY" in private
     assert [k["Name"] for k in cli.json("keypair", "list")] == ["mykey"]
     assert KeyPair.objects.filter(user=os_cloud.member, name="mykey").exists()
+    assert cli.json("keypair", "show", "mykey")["name"] == "mykey"
 
     # Servers: create and wait for ACTIVE through the real conductor and agents.
     server = cli.json(
@@ -105,6 +114,12 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
     wait_status(server["id"], "SHUTOFF")
     cli.run("server", "start", "vm-1")
     wait_status(server["id"], "ACTIVE")
+    cli.run("server", "lock", "vm-1")
+    refused = cli.run("server", "stop", "vm-1", check=False)
+    assert refused.returncode == 1 and "is locked" in refused.stderr
+    cli.run("server", "unlock", "vm-1")
+    events = [e["Action"] for e in cli.json("server", "event", "list", "vm-1")]
+    assert events[:3] == ["unlock", "lock", "start"] and events[-1] == "create"
     console = cli.run("console", "log", "show", "vm-1")
     assert console.returncode == 0  # a simulated host has no guest, so no output
 
@@ -112,6 +127,8 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
     hypervisors = {h["Hypervisor Hostname"]: h for h in admin_cli.json("hypervisor", "list")}
     assert set(hypervisors) >= {"os-host-a", "os-host-b"} and hypervisors["os-host-a"]["State"] == "up"
     assert cli.run("hypervisor", "list", check=False).returncode == 1  # members see no hosts (403)
+    absolute = {row["Name"]: row["Value"] for row in cli.json("limits", "show", "--absolute")}
+    assert (absolute["instances_used"], absolute["instances"]) == (1, 10)
     quotas = {row["Resource"]: row["Limit"] for row in cli.json("quota", "show")}
     assert (quotas["instances"], quotas["cores"], quotas["ram"]) == (10, 20, 51200)
 
@@ -166,3 +183,68 @@ def test_not_yet_served(member_cli, os_cloud, command, says, why):
         pytest.fail(f"openstack {' '.join(command)} passes now: move it into the lifecycle ({why}).")
     assert says in proc.stderr, proc.stderr
     pytest.xfail(why)
+
+
+def run_sdk(cli: Cli, image_file, *args: str) -> dict:
+    script = Path(__file__).with_name("sdk_lifecycle.py")
+    proc = subprocess.run(
+        [str(OSC_PYTHON), str(script), str(image_file), *args],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT * 2,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"the openstacksdk lifecycle exited {proc.returncode}:\n{proc.stderr}\n{cli.plane.logs()}"
+        )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_sdk_lifecycle(seen: dict, project) -> None:
+    assert seen["token"] and seen["project_id"] == str(project.pk)
+    assert seen["flavors"][:2] == ["m1.tiny", "m1.small"]
+    assert seen["image"] == {"status": "active", "size": len(IMAGE_BYTES)}
+    assert seen["private_key"] and seen["keypairs"] == ["sdk-key"]
+    assert seen["rebooting"] in ("HARD_REBOOT", "ACTIVE")  # ACTIVE when the host was done already
+    assert (seen["active"], seen["rebooted"], seen["stopped"], seen["started"]) == (
+        "ACTIVE",
+        "ACTIVE",
+        "SHUTOFF",
+        "ACTIVE",
+    )
+    assert seen["listed"] == ["sdk-vm"] and seen["after_delete"] == []
+    assert seen["quota_instances"] == 10 and seen["find_missing"]
+    assert "sdk-image" not in seen["images_after"]
+
+
+def test_the_sdk_lifecycle(member_cli, os_cloud, image_file):
+    """The same flow through openstacksdk, configured by the OS_* variables."""
+    check_sdk_lifecycle(run_sdk(member_cli, image_file), os_cloud.project)
+
+
+README_CLOUDS_YAML = re.compile(r"```yaml\n(clouds:\n.*?)```", re.S)
+
+
+def test_a_clouds_yaml_as_the_readme_writes_it(os_cloud, os_plane, live_server, tmp_path, image_file):
+    """The README's clouds.yaml, with this server's URL and the test user, in ~/.config/openstack/:
+    the CLI and openstacksdk both find it by ``OS_CLOUD``."""
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
+    match = README_CLOUDS_YAML.search(readme)
+    assert match, "README.md has no clouds.yaml example"
+    config = yaml.safe_load(match.group(1))
+    ((name, entry),) = config["clouds"].items()
+    assert entry["auth"]["auth_url"].endswith("/identity")
+    entry["auth"].update(
+        auth_url=f"{live_server.url}/identity", username="alice", password=PASSWORD, project_name="alpha"
+    )
+    folder = tmp_path / ".config" / "openstack"
+    folder.mkdir(parents=True)
+    (folder / "clouds.yaml").write_text(yaml.safe_dump(config))
+    cli = Cli(client_env(tmp_path, OS_CLOUD=name), os_plane)
+
+    assert cli.json("token", "issue")["project_id"] == str(os_cloud.project.pk)
+    assert "m1.tiny" in [f["Name"] for f in cli.json("flavor", "list")]
+    assert cli.json("server", "list") == []
+    check_sdk_lifecycle(run_sdk(Cli(client_env(tmp_path), os_plane), image_file, name), os_cloud.project)
