@@ -89,6 +89,7 @@ run: install
 	@echo "  Zenith is starting on http://127.0.0.1:$(PORT)/"
 	@echo "  Log in as admin, demo or viewer with the password printed above (ZENITH_DEMO_PASSWORD)."
 	@echo "  API docs: http://127.0.0.1:$(PORT)/api/docs/   Stop with Ctrl-C."
+	@echo "  openstack CLI: OS_AUTH_URL=http://127.0.0.1:$(PORT)/identity (README: The openstack CLI)."
 	@echo
 	ZENITH_PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
 

@@ -264,9 +264,19 @@ def _boot_image(server: dict):
     return image or bdm.get("uuid")
 
 
+def _text(body: dict, key: str) -> str | None:
+    """A field that must be a string when given (the services take ``str`` and would choke on others)."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a string.")
+    return value
+
+
 def create_server(request, ctx: Context):
     """``POST /servers``: 202 with the new server's id; it builds in the background (status BUILD)."""
     server = json_body(request, "server")
+    for key in ("name", "key_name", "availability_zone", "imageRef", "flavorRef"):
+        _text(server, key)
     for count in ("min_count", "max_count"):
         if server.get(count) not in (None, 1, "1"):
             raise InvalidInput(f"{count} must be 1: Zenith launches one server per request.")
@@ -527,6 +537,7 @@ def create_keypair(request, ctx: Context):
     """``POST /os-keypairs``: import ``public_key``, or generate a pair (the private key is in this
     answer only)."""
     body = json_body(request, "keypair")
+    _text(body, "name"), _text(body, "public_key")
     if body.get("type") not in (None, "ssh"):
         raise InvalidInput("Only ssh key pairs are supported.")
     created = identity_services.create_keypair(ctx, name=body.get("name"), public_key=body.get("public_key"))

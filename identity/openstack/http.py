@@ -138,7 +138,7 @@ def endpoint(service: Service, *, auth: bool = True, **handlers: Callable) -> Ca
         except ZenithError as exc:
             response = service.error(exc.status, exc.message)
             if exc.status == 401:
-                response["WWW-Authenticate"] = 'Keystone uri="/identity"'
+                response["WWW-Authenticate"] = f'Keystone uri="{request.build_absolute_uri("/identity")}"'
         return service.finish(request, response)
 
     return view

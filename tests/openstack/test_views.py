@@ -299,8 +299,14 @@ def test_server_create_show_and_list(client, cloud, member):
             "image",
         ),
         ({"name": 5, "flavorRef": [], "imageRef": {}}, "name"),
+        (
+            {"name": "vm", "flavorRef": "m1.tiny", "imageRef": "cirros", "availability_zone": 5},
+            "availability_zone",
+        ),
+        ({"name": "vm", "flavorRef": "m1.tiny", "imageRef": "cirros", "key_name": []}, "key_name"),
+        ({"name": "vm", "flavorRef": "m1.tiny", "imageRef": "cirros", "metadata": [1]}, "Metadata"),
     ],
-    ids=["flavor", "networks", "count", "user-data", "bdm", "types"],
+    ids=["flavor", "networks", "count", "user-data", "bdm", "types", "zone", "key", "metadata"],
 )
 def test_a_refused_create_is_novas_400(client, cloud, member, server, says):
     make_flavor("m1.tiny"), make_image("cirros")
@@ -386,6 +392,14 @@ def test_pagination_markers(client, cloud, member):
     assert [s["id"] for s in rest["servers"]] == [ids[0]]
     assert client.get(f"{NOVA}/servers?marker=nope", headers=member).status_code == 400
     assert client.get(f"{NOVA}/servers?limit=x", headers=member).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "keypair", [{"name": 5}, {"name": "k", "public_key": ["x"]}, {"name": "k", "public_key": "junk"}]
+)
+def test_a_refused_keypair_is_novas_400(client, cloud, member, keypair):
+    response = post(client, f"{NOVA}/os-keypairs", {"keypair": keypair}, **member)
+    assert response.status_code == 400 and "badRequest" in response.json()
 
 
 def test_keypairs(client, cloud, member, other):
