@@ -20,8 +20,8 @@ from identity.openstack.http import (
     get_or_404,
     iso,
     json_body,
+    keyset_page,
     not_found,
-    query_limit,
 )
 from identity.scoping import is_uuid
 
@@ -123,17 +123,9 @@ def list_images(request, ctx: Context):
     if params.get("id"):
         ids = params["id"][3:].split(",") if params["id"].startswith("in:") else [params["id"]]
         rows = rows.filter(pk__in=[i for i in ids if is_uuid(i)])
-    rows = rows.order_by("-created", "-id")
-    marker = params.get("marker")
-    if marker:
-        last = rows.filter(pk=marker).values("created", "pk").first() if is_uuid(marker) else None
-        if last is None:
-            raise InvalidInput(f"marker {marker} could not be found.")
-        from django.db.models import Q
-
-        rows = rows.filter(Q(created__lt=last["created"]) | Q(created=last["created"], pk__lt=last["pk"]))
-    limit = query_limit(request)
-    page = list(rows if limit is None else rows[:limit])
+    page, limit = keyset_page(
+        request, rows.order_by("-created", "-id"), "marker {marker} could not be found."
+    )
     body = {"images": [render_image(i) for i in page], "schema": "/v2/schemas/images", "first": "/v2/images"}
     if limit and len(page) == limit:
         query = params.copy()

@@ -29,6 +29,7 @@ from identity.openstack.http import (
     get_or_404,
     iso,
     json_body,
+    keyset_page,
     not_found,
     query_bool,
     query_limit,
@@ -55,6 +56,7 @@ STATUS_VM_STATE = {
     "SUSPENDED": Instance.SUSPENDED,
     "ERROR": Instance.ERROR,
 }
+MISSING_MARKER = "marker [{marker}] not found"
 # Server actions whose body names a lifecycle transition directly.
 TRANSITIONS = {
     "os-stop": "stop",
@@ -93,19 +95,6 @@ def version(request, ctx):
 
 
 # --- pagination -----------------------------------------------------------------------------------
-
-
-def _page(request: HttpRequest, rows, what: str):
-    """Nova's marker pagination over rows ordered newest first (``-created, -id``): ``limit`` and
-    ``marker`` (the id of the last row seen; 400 when it names no visible row)."""
-    marker = request.GET.get("marker")
-    if marker:
-        last = rows.filter(pk=marker).values("created", "pk").first() if _is_uuid(marker) else None
-        if last is None:
-            raise InvalidInput(f"marker [{marker}] not found")
-        rows = rows.filter(Q(created__lt=last["created"]) | Q(created=last["created"], pk__lt=last["pk"]))
-    limit = query_limit(request)
-    return rows if limit is None else rows[:limit], limit
 
 
 def _next_link(request: HttpRequest, collection: str, page: list, limit: int | None, key: str) -> dict:
@@ -208,16 +197,14 @@ def _servers(request: HttpRequest, ctx: Context):
 
 def list_servers(request, ctx: Context):
     """``GET /servers``: id, name and links of each."""
-    page, limit = _page(request, _servers(request, ctx).only("id", "name", "created"), "server")
-    page = list(page)
+    page, limit = keyset_page(request, _servers(request, ctx).only("id", "name", "created"), MISSING_MARKER)
     rows = [{"id": str(s.pk), "name": s.name, "links": _links(request, "servers", s.pk)} for s in page]
     return JsonResponse({"servers": rows, **_next_link(request, "servers", page, limit, "servers")})
 
 
 def list_servers_detail(request, ctx: Context):
     """``GET /servers/detail``: every field of each, in a fixed number of queries."""
-    page, limit = _page(request, _servers(request, ctx).for_rows(), "server")
-    page = list(page)
+    page, limit = keyset_page(request, _servers(request, ctx).for_rows(), MISSING_MARKER)
     show_host = ctx.can("compute:instance:show_host")
     rows = [render_server(request, s, show_host) for s in page]
     return JsonResponse({"servers": rows, **_next_link(request, "servers/detail", page, limit, "servers")})

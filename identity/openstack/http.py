@@ -17,12 +17,14 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from ..api.authentication import token_context
 from ..context import Context
 from ..errors import InvalidInput, NotAuthenticated, NotFound, ZenithError
+from ..scoping import is_uuid
 
 # Nova's error keys by status (nova/api/openstack/wsgi.py's Fault names).
 NOVA_FAULTS = {
@@ -192,6 +194,19 @@ def query_limit(request: HttpRequest, maximum: int = 1000) -> int | None:
     if limit < 0:
         raise InvalidInput("limit must not be negative.")
     return min(limit, maximum)
+
+
+def keyset_page(request: HttpRequest, rows, missing: str) -> tuple[list, int | None]:
+    """One page of ``rows`` ordered newest first (``-created, -id``): ``limit``, and ``marker`` (the
+    id of the last row seen; 400 with ``missing`` formatted with it when it names no row of ``rows``)."""
+    marker = request.GET.get("marker")
+    if marker:
+        last = rows.filter(pk=marker).values("created", "pk").first() if is_uuid(marker) else None
+        if last is None:
+            raise InvalidInput(missing.format(marker=marker))
+        rows = rows.filter(Q(created__lt=last["created"]) | Q(created=last["created"], pk__lt=last["pk"]))
+    limit = query_limit(request)
+    return list(rows if limit is None else rows[:limit]), limit
 
 
 def get_or_404(queryset, what: str, **lookup):

@@ -231,12 +231,16 @@ def _collection(request: HttpRequest, key: str, rows: list[dict]) -> JsonRespons
     )
 
 
+def _named(request: HttpRequest, rows, field: str = "name"):
+    """``rows`` ordered by name, filtered by ``?name=`` (how the clients look a name up)."""
+    rows = rows.order_by(field)
+    return rows.filter(**{field: request.GET["name"]}) if request.GET.get("name") else rows
+
+
 def projects(request, ctx: Context):
     """``GET /identity/v3/projects``: the projects the caller may see (every one for cloud admins)."""
     policy.enforce(ctx, "identity:project:list")
-    rows = Project.objects.visible_to(ctx).order_by("name")
-    if request.GET.get("name"):
-        rows = rows.filter(name=request.GET["name"])
+    rows = _named(request, Project.objects.visible_to(ctx))
     return _collection(request, "projects", [_project(p) for p in rows])
 
 
@@ -276,9 +280,7 @@ def _user_row(user: User) -> dict:
 
 def users(request, ctx: Context):
     policy.enforce(ctx, "identity:user:list")
-    rows = User.objects.visible_to(ctx).order_by("username")
-    if request.GET.get("name"):
-        rows = rows.filter(username=request.GET["name"])
+    rows = _named(request, User.objects.visible_to(ctx), "username")
     return _collection(request, "users", [_user_row(u) for u in rows])
 
 
@@ -288,9 +290,7 @@ def user(request, ctx: Context, user_id: str):
 
 def roles(request, ctx: Context):
     policy.enforce(ctx, "identity:role:list")
-    rows = Role.objects.visible_to(ctx).order_by("name")
-    if request.GET.get("name"):
-        rows = rows.filter(name=request.GET["name"])
+    rows = _named(request, Role.objects.visible_to(ctx))
     return _collection(
         request,
         "roles",

@@ -551,3 +551,13 @@ def test_garbage_bodies_are_4xx(client, cloud, admin, path):
     for raw in GARBAGE:
         response = client.post(path, raw, content_type="application/json", headers=admin)
         assert 400 <= response.status_code < 500, (path, raw, response.status_code)
+
+
+def test_image_pagination(client, cloud, member):
+    ids = [str(make_image(f"img-{i}").pk) for i in range(3)]
+    first = client.get(f"{GLANCE}/images?limit=2", headers=member).json()
+    assert [i["id"] for i in first["images"]] == ids[::-1][:2]
+    rest = client.get("/image" + first["next"], headers=member).json()
+    assert [i["id"] for i in rest["images"]] == [ids[0]] and "next" not in rest
+    bad = client.get(f"{GLANCE}/images?marker=nope", headers=member)
+    assert bad.status_code == 400 and b"marker nope" in bad.content
