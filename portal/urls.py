@@ -1,20 +1,22 @@
-"""URLs: the dashboard under /dashboard/, the REST API under /api/v1/, the OpenAPI schema and docs,
-Django admin, and redirects from the dashboard's old paths.
+"""URLs: the dashboard under /dashboard/, the REST API under /api/v1/, the OpenStack-compatible API,
+the OpenAPI schema and docs, Django admin, and redirects from the dashboard's old paths.
 
-The OpenStack-compatible API needs the prefixes /identity, /compute/v2.1, /image, /volume/v3 and
-/network, where the dashboard used to live. Each old page path now answers a redirect to its new
-place; only those exact paths do, so every other path under those prefixes stays free (404 until
-the compatible API is mounted there).
+The OpenStack-compatible API is at /identity, /compute/v2.1 and /image (then /volume/v3 and /network,
+as block storage and networking land), where the dashboard used to live. Each old page path now
+answers a redirect to its new place; only those exact paths do, so every other path under those
+prefixes belongs to the compatible API.
 """
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.urls.resolvers import RoutePattern
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from compute.openstack import glance, nova
 from identity.api.views import TokenView
 from identity.forms import ThrottledAuthenticationForm
+from identity.openstack import keystone
 
 from . import views
 
@@ -77,6 +79,12 @@ urlpatterns = [
     # The split view serves its script as a file, so the docs page works under the CSP (no inline script).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("django-admin/", admin.site.urls),
+    # The OpenStack-compatible API (OPENSTACK-COMPAT.md): each prefix answers with and without its
+    # trailing slash, and nothing under it redirects. Before moved_from: the old dashboard paths under
+    # /identity/ and /compute/ that these patterns do not name still redirect.
+    re_path(r"^identity(?:/|$)", include(keystone.urlpatterns)),
+    re_path(r"^compute/v2\.1(?:/|$)", include(nova.urlpatterns)),
+    re_path(r"^image(?:/|$)", include(glance.urlpatterns)),
     # Last, so that anything mounted at these prefixes (the OpenStack-compatible API) wins.
     *moved_from(moved_pages),
 ]

@@ -9,6 +9,13 @@ from ..context import build_context
 from ..errors import NotAuthenticated
 
 
+def token_context(raw: str, request_id: str | None = None):
+    """``(token, Context)`` for a raw token (the native API's and the OpenStack API's alike);
+    NotAuthenticated when it is unknown, expired, revoked or disabled."""
+    token = services.authenticate_token(raw)
+    return token, build_context(token.user, token.project, request_id)
+
+
 class ProjectTokenAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <token>`` or ``X-Auth-Token: <token>``; sets ``request.zenith``."""
 
@@ -26,12 +33,9 @@ class ProjectTokenAuthentication(authentication.BaseAuthentication):
         if raw is None:
             return None
         try:
-            token = services.authenticate_token(raw)
+            token, request._request.zenith = token_context(raw, getattr(request, "request_id", None))
         except NotAuthenticated as exc:
             raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from None
-        request._request.zenith = build_context(
-            token.user, token.project, getattr(request, "request_id", None)
-        )
         return token.user, token
 
     def authenticate_header(self, request):
