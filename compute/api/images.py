@@ -16,7 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from identity.api.base import ScopedViewSet
+from identity.api.base import ScopedViewSet, ServiceWrites
 from identity.errors import InvalidInput, NotFound
 from identity.models import Project
 from identity.scoping import is_uuid
@@ -171,6 +171,7 @@ class ImageFilterSet(django_filters.FilterSet):
 
 
 class ImageViewSet(
+    ServiceWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -242,8 +243,7 @@ class ImageViewSet(
         image = services.update_image(self.ctx, image, **body.validated_data)
         return Response(ImageSerializer(image).data)
 
-    def perform_destroy(self, instance):
-        services.delete_image(self.ctx, instance)
+    delete_service = staticmethod(services.delete_image)
 
     @extend_schema(
         operation_id="v1_compute_images_file_upload",

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from identity import policy
-from identity.api.base import ScopedViewSet
+from identity.api.base import ScopedViewSet, ServiceWrites
 from identity.errors import InvalidInput, NotFound
 from identity.models import Project
 from workers.models import Host
@@ -19,6 +19,7 @@ from . import filters, serializers
 
 
 class FlavorViewSet(
+    ServiceWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -36,16 +37,9 @@ class FlavorViewSet(
     ordering_fields = ["name", "vcpus", "ram_mb", "disk_gb", "created"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def perform_create(self, serializer):
-        serializer.instance = services.create_flavor(self.ctx, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.update_flavor(
-            self.ctx, serializer.instance, **serializer.validated_data
-        )
-
-    def perform_destroy(self, instance):
-        services.delete_flavor(self.ctx, instance)
+    create_service = staticmethod(services.create_flavor)
+    update_service = staticmethod(services.update_flavor)
+    delete_service = staticmethod(services.delete_flavor)
 
     def _access_project(self, request) -> Project:
         # DELETE bodies are dropped by some clients and proxies: ``?project=`` works as well.

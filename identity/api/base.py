@@ -16,6 +16,25 @@ def context_of(request) -> Context:
     return ctx
 
 
+class ServiceWrites:
+    """A viewset's writes go to its app's services: it names them (``create_service =
+    staticmethod(services.create_flavor)``; the service takes the Context first, then the validated
+    fields, or the object), and never saves a model itself."""
+
+    create_service = None
+    update_service = None
+    delete_service = None
+
+    def perform_create(self, serializer):
+        serializer.instance = self.create_service(self.ctx, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = self.update_service(self.ctx, serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        self.delete_service(self.ctx, instance)
+
+
 class ScopedViewSet(viewsets.GenericViewSet):
     """Base for every resource viewset: the queryset is always ``Model.objects.visible_to(ctx)``.
 

@@ -13,7 +13,7 @@ from ..context import build_context
 from ..errors import Conflict, InvalidInput
 from ..models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
 from . import filters, serializers
-from .base import ScopedViewSet, context_of
+from .base import ScopedViewSet, ServiceWrites, context_of
 
 
 class TokenView(APIView):
@@ -58,6 +58,7 @@ class TokenView(APIView):
 
 
 class ProjectViewSet(
+    ServiceWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -73,16 +74,9 @@ class ProjectViewSet(
     filterset_class = filters.ProjectFilterSet
     ordering_fields = ["name", "created"]
 
-    def perform_create(self, serializer):
-        serializer.instance = services.create_project(self.ctx, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.update_project(
-            self.ctx, serializer.instance, **serializer.validated_data
-        )
-
-    def perform_destroy(self, instance):
-        services.delete_project(self.ctx, instance)
+    create_service = staticmethod(services.create_project)
+    update_service = staticmethod(services.update_project)
+    delete_service = staticmethod(services.delete_project)
 
     @extend_schema(request=None, responses=serializers.QuotaRowSerializer(many=True), methods=["GET"])
     @extend_schema(
@@ -104,6 +98,7 @@ class ProjectViewSet(
 
 
 class UserViewSet(
+    ServiceWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -141,8 +136,7 @@ class UserViewSet(
             is_superuser=data.get("is_superuser"),
         )
 
-    def perform_destroy(self, instance):
-        services.delete_user(self.ctx, instance)
+    delete_service = staticmethod(services.delete_user)
 
 
 class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
@@ -153,6 +147,7 @@ class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 
 
 class RoleAssignmentViewSet(
+    ServiceWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -174,8 +169,7 @@ class RoleAssignmentViewSet(
         policy.enforce(self.ctx, "identity:role_assignment:create")
         return super().create(request, *args, **kwargs)
 
-    def perform_create(self, serializer):
-        serializer.instance = services.assign_role(self.ctx, **serializer.validated_data)
+    create_service = staticmethod(services.assign_role)
 
     def perform_destroy(self, instance):
         try:
@@ -185,6 +179,7 @@ class RoleAssignmentViewSet(
 
 
 class KeyPairViewSet(
+    ServiceWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -207,8 +202,7 @@ class KeyPairViewSet(
         out["private_key"] = created.private_key
         return Response(out, status=status.HTTP_201_CREATED)
 
-    def perform_destroy(self, instance):
-        services.delete_keypair(self.ctx, instance)
+    delete_service = staticmethod(services.delete_keypair)
 
 
 class ApiTokenViewSet(
