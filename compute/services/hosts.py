@@ -22,9 +22,6 @@ from .flavors import _clean_int
 # --- hosts ------------------------------------------------------------------------------------
 
 MAX_DISABLED_REASON = 255
-# What a heartbeat's compute section may set: capacity as libvirt reports it. Never the admin's
-# fields (ratios) nor the scheduler's claims (*_used).
-HEARTBEAT_FIELDS = ("hypervisor_type", "hypervisor_version", "vcpus", "memory_mb", "disk_gb")
 
 
 def host_rows(queryset):
@@ -35,6 +32,8 @@ def host_rows(queryset):
 
 
 def _heartbeat_values(info: Any) -> dict[str, Any]:
+    """What a heartbeat's compute section may set: capacity as libvirt reports it. Never the admin's
+    fields (ratios) nor the scheduler's claims (*_used)."""
     if not isinstance(info, dict):
         raise InvalidInput("A heartbeat carries the host's info as an object.")
     values: dict[str, Any] = {}
