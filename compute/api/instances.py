@@ -243,7 +243,7 @@ class InstanceViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.Retriev
         instance = self.get_object()
         policy.enforce(self.ctx, "compute:instance:actions")
         rows = audit.log_for("instance", instance.pk)
-        return Response(InstanceActionSerializer(rows, many=True).data)
+        return Response(InstanceActionSerializer(rows, many=True, context={"request": request}).data)
 
 
 class SchedulerExplainSerializer(serializers.Serializer):
