@@ -26,3 +26,16 @@ AGENT_REPORT_HOST = "workers.agent.tasks.report_host"
 AGENT_SPAWN_INSTANCE = "workers.agent.tasks.spawn_instance"
 AGENT_INSTANCE_ACTION = "workers.agent.tasks.instance_action"
 AGENT_CONSOLE_LOG = "workers.agent.tasks.console_log"
+
+# Host agents, storage role (queue ``storage.<host>``): a ``workers.messages.VolumeRequest`` in,
+# a ``VolumeResult`` out.
+AGENT_CREATE_VOLUME = "workers.agent.storage.create_volume"  # blank, from image, snapshot or volume
+AGENT_DELETE_VOLUME = "workers.agent.storage.delete_volume"  # idempotent: a missing volume is ok
+AGENT_EXTEND_VOLUME = "workers.agent.storage.extend_volume"  # the backend's volume, not the guest
+AGENT_SNAPSHOT_VOLUME = "workers.agent.storage.snapshot_volume"  # name: the snapshot's; source: the volume
+AGENT_UPLOAD_VOLUME = "workers.agent.storage.upload_volume"  # the volume's bytes to a signed image URL
+
+# Host agents, compute role: a ``workers.messages.VolumeAttachment`` in, an ``AttachmentResult`` out.
+AGENT_ATTACH_VOLUME = "workers.agent.tasks.attach_volume"
+AGENT_DETACH_VOLUME = "workers.agent.tasks.detach_volume"
+AGENT_RESIZE_VOLUME = "workers.agent.tasks.resize_volume"  # libvirt's block resize of an attached disk
