@@ -293,10 +293,16 @@ def release_from_down_hosts(now=None) -> list[tuple[str, str]]:
             scheduler.release(instance.host_id, instance.vcpus, instance.memory_mb, instance.disk_gb)
             instance.host = None
             instance.task_state = I.SCHEDULING
-            instance.fault = make_fault(
-                "host_down", f"{down}: the host went down before it spawned the instance"
-            )
+            # An attempt like a failed spawn: the fault the build may end with names this host's cause
+            # (found by tests/faults on the real host: it read only "already tried for this instance").
+            attempts = [
+                *_failed_attempts(instance.fault),
+                {"host": down, "error": "the host went down before it spawned the instance"},
+            ]
+            message = f"Spawning failed on {_attempts_text(attempts)}; rescheduling"
+            instance.fault = make_fault("host_down", message, {"attempts": attempts})
             instance.save(update_fields=["host", "task_state", "fault", "updated"])
+            audit.note(instance.operation_id, message)
             ledger.report_progress(instance.operation_id, 5, f"host {down} is down, rescheduling")
         log.warning("instance %s: host %s is down, rescheduling", instance_id, down)
         moved.append((str(instance.operation_id), str(instance_id)))

@@ -556,6 +556,26 @@ def test_spawns_on_a_host_that_went_down_are_released_for_another(cloud, image, 
     assert work["host"] == "h2"  # h1 is down, and already tried
 
 
+def test_no_valid_host_after_the_host_went_down_names_that_cause(cloud, image, tiny):
+    """Found on the real host (tests/faults): its agent died mid-spawn, no other host could take the
+    image; the fault read "real-1: already tried for this instance", not why it was tried and left."""
+    make_host("h1")
+    instance = launch(cloud, flavor=tiny)
+    op = instance.operation_id
+    ledger.start(op)
+    services.schedule_instance(op, instance.pk)
+    make_host("small", memory_mb=256)
+    Host.objects.filter(name="h1").update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    assert services.release_from_down_hosts() == [(str(op), str(instance.pk))]
+    cause = "h1: the host went down before it spawned the instance"
+    assert actions_of(instance).get(action="create").message == f"Spawning failed on {cause}; rescheduling"
+    assert services.schedule_instance(op, instance.pk) is None
+    fault = Instance.objects.get(pk=instance.pk).fault
+    assert fault["code"] == "no_valid_host"
+    assert fault["message"].startswith(f"Spawning failed on {cause}. No valid host was found.")
+    assert fault["details"]["attempts"] == [{"host": "h1", "error": cause.removeprefix("h1: ")}]
+
+
 def test_when_every_host_is_silent_scheduling_waits_instead_of_failing(cloud, image, tiny):
     make_host("h1")
     Host.objects.update(last_heartbeat=timezone.now() - timedelta(hours=1))

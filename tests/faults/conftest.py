@@ -127,9 +127,11 @@ class FaultCloud:
     image_id: str
     project: object
     accepted: list[str] = field(default_factory=list)  # instance ids the API answered 202 for
+    hosts: dict[str, str] = field(default_factory=lambda: dict.fromkeys(HOSTS, SIM_URI))  # name: libvirt URI
 
     def launch_agent(self, host: str):
-        return self.plane._launch(f"agent-{host}", processes.agent_argv(host, libvirt_uri=SIM_URI), "")
+        argv = processes.agent_argv(host, libvirt_uri=self.hosts[host])
+        return self.plane._launch(f"agent-{host}", argv, "")
 
     def launch_conductor(self):
         argv = processes.conductor_argv(name="conductor-faults@%h", concurrency=4, beat=True)
@@ -167,14 +169,24 @@ def redis_server(tmp_path):
         server.kill()
 
 
-@pytest.fixture
-def fault_cloud(request, cloud, django_db_blocker, tmp_path, settings):
+def require_services() -> str:
+    """The redis-server binary, in the PostgreSQL pass; else the test is skipped (or failed) with why."""
     if connection.vendor != "postgresql":
         # By design, not for want of a service: this is the embedded pass; the suite runs in the next one.
         pytest.skip("the fault suite runs in the PostgreSQL + Redis pass (DATABASE_URL on PostgreSQL)")
     binary = shutil.which("redis-server")
     if binary is None:
         _unavailable("no redis-server binary on PATH: the fault suite starts a Redis of its own")
+    return binary
+
+
+@contextlib.contextmanager
+def running_cloud(
+    request, cloud, django_db_blocker, tmp_path, settings, image_id: str, hosts: dict[str, str]
+):
+    """Redis, the portal, the conductor and an agent per host (``{name: libvirt URI}``), all up; stopped
+    after. The flavors, the image ``image_id`` and room in the project's quota are ready before."""
+    binary = require_services()
     settings.ZENITH_HOST_DOWN_AFTER = timedelta(seconds=int(FAST["ZENITH_HOST_DOWN_AFTER"]))
     port = int(os.environ.get("ZENITH_FAULTS_REDIS_PORT") or _free_port())
     redis_server = RedisServer(binary, port, tmp_path)
@@ -187,28 +199,19 @@ def fault_cloud(request, cloud, django_db_blocker, tmp_path, settings):
         CELERY_BROKER_URL=redis_server.url, CELERY_RESULT_BACKEND=redis_server.url, ZENITH_PORTAL_URL=web_url
     )
     request.node.stash[PLANE_KEY] = plane
-    # What the cloud needs before the processes start: flavors, an image with its bytes, room in quota.
-    services.seed_flavors()
-    admin = cloud.ctx(cloud.admin)
-    image = services.create_image(admin, name="tiny", disk_format="qcow2", visibility="public")
-    tag = uuid.uuid4().bytes
-    chunks = (b"QFI\xfb" + tag + b"\0" * (MiB - 20) if i == 0 else b"\0" * MiB for i in range(IMAGE_MB))
-    services.upload_image_data(admin, image, chunks)
-    image.refresh_from_db()
-    assert image.status == Image.ACTIVE
     quotas.set_limits(cloud.project, {"instances": -1, "cores": -1, "ram": -1})
     token = identity_services.issue_token(
         username=cloud.member.username, password=PASSWORD, project=cloud.project.name
     )
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token.token}"
-    fc = FaultCloud(plane, redis_server, web_url, session, str(image.pk), cloud.project)
+    fc = FaultCloud(plane, redis_server, web_url, session, image_id, cloud.project, hosts=dict(hosts))
     try:
         plane._launch("web", processes.web_argv(web_port, workers=2, threads=4), "")
         fc.launch_conductor()
-        for host in HOSTS:
+        for host in hosts:
             fc.launch_agent(host)
-        wait_hosts_up()
+        wait_hosts_up(tuple(hosts))
         deadline = time.monotonic() + 20
         while True:
             with contextlib.suppress(requests.RequestException):
@@ -221,6 +224,25 @@ def fault_cloud(request, cloud, django_db_blocker, tmp_path, settings):
     finally:
         shut_down(plane, django_db_blocker)
         redis_server.kill()
+
+
+@pytest.fixture
+def fault_cloud(request, cloud, django_db_blocker, tmp_path, settings):
+    require_services()
+    # What the cloud needs before the processes start: flavors, an image with its bytes.
+    services.seed_flavors()
+    admin = cloud.ctx(cloud.admin)
+    image = services.create_image(admin, name="tiny", disk_format="qcow2", visibility="public")
+    tag = uuid.uuid4().bytes
+    chunks = (b"QFI\xfb" + tag + b"\0" * (MiB - 20) if i == 0 else b"\0" * MiB for i in range(IMAGE_MB))
+    services.upload_image_data(admin, image, chunks)
+    image.refresh_from_db()
+    assert image.status == Image.ACTIVE
+    hosts = dict.fromkeys(HOSTS, SIM_URI)
+    try:
+        with running_cloud(request, cloud, django_db_blocker, tmp_path, settings, str(image.pk), hosts) as fc:
+            yield fc
+    finally:
         # The image's bytes, in the portal's store and the hosts' caches: 48 MB each, every test.
         services.delete_image(admin, image)
         for host in HOSTS:

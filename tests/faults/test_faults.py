@@ -95,7 +95,7 @@ def check(fc: FaultCloud, case: str, fault_at: float, latencies: list[float], **
     # No operation outlived its deadline.
     assert not Operation.objects.filter(state__in=Operation.UNFINISHED).exists()
     # No claim leaked: each host's usage is the sum of the instances placed on it.
-    for host in ComputeNode.objects.filter(host__name__in=HOSTS).select_related("host"):
+    for host in ComputeNode.objects.filter(host__name__in=fc.hosts).select_related("host"):
         live = Instance.objects.filter(host_id=host.pk).exclude(vm_state="deleted")
         sums = live.aggregate(v=Sum("vcpus"), m=Sum("memory_mb"), d=Sum("disk_gb"))
         assert (host.vcpus_used, host.memory_mb_used, host.disk_gb_used) == (
