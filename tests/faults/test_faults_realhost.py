@@ -31,7 +31,7 @@ from compute import services
 from compute.models import ComputeNode, Image, Instance
 from identity.context import system_context
 from tests.integration.test_async_plane import wait_for
-from tests.realhost.conftest import URI, real_host_guest
+from tests.realhost.conftest import URI, real_host_guest, remove_instances
 
 from .conftest import SIM_URI, FaultCloud, require_services, running_cloud, wait_hosts_up
 from .test_faults import BOUNDED, URL, check, create
@@ -73,19 +73,9 @@ def volumes_of(conn: libvirt.virConnect, instance_ids: list[str]) -> list[str]:
 def remove_from_libvirt(conn: libvirt.virConnect, instance_ids: list[str], pool_path: Path) -> None:
     """Finalizer: the test's domains and volumes, then the agent's pool (its definition; the
     directory stays), whatever the test left."""
-    for instance_id in instance_ids:
-        with contextlib.suppress(libvirt.libvirtError):
-            dom = conn.lookupByName(f"zenith-{instance_id}")
-            with contextlib.suppress(libvirt.libvirtError):
-                dom.destroy()
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-    prefixes = tuple(f"zenith-{i}" for i in instance_ids)
+    remove_instances(conn, instance_ids)
     for pool in conn.listAllStoragePools(0):
         with contextlib.suppress(libvirt.libvirtError):
-            if pool.isActive():
-                for vol in pool.listAllVolumes(0):
-                    if vol.name().startswith(prefixes):
-                        vol.delete(0)
             if ET.fromstring(pool.XMLDesc(0)).findtext("target/path") == str(pool_path):
                 if pool.isActive():
                     pool.destroy()

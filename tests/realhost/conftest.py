@@ -127,6 +127,22 @@ class Guests:
                 self.driver.delete_volume(volume)
 
 
+def remove_instances(conn, instance_ids) -> None:
+    """Destroy and undefine the domains of these Zenith instances on ``conn``'s libvirtd and delete
+    their disks (``zenith-<id>-disk``, in any pool): what a test launched through the whole stack."""
+    import libvirt
+
+    for instance_id in instance_ids:
+        with contextlib.suppress(libvirt.libvirtError):
+            dom = conn.lookupByName(f"zenith-{instance_id}")
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+        for pool in conn.listAllStoragePools(0):
+            with contextlib.suppress(libvirt.libvirtError):
+                pool.storageVolLookupByName(f"zenith-{instance_id}-disk").delete(0)
+
+
 @pytest.fixture
 def guests(driver, realhost):
     g = Guests(driver, realhost)

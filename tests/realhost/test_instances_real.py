@@ -8,7 +8,6 @@ outside Zenith shows SHUTOFF (libvirt's lifecycle events) -> delete -> no domain
 
 from __future__ import annotations
 
-import contextlib
 import io
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from identity import quotas
 from tests.conftest import token_client
 from tests.integration.conftest import PLANE_KEY, ROOT, Plane, clear_broker
 from tests.integration.test_async_plane import wait_for
-from tests.realhost.conftest import MARKER, URI
+from tests.realhost.conftest import MARKER, URI, remove_instances
 from workers.models import Host
 
 pytestmark = [pytest.mark.realhost, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -117,15 +116,7 @@ def launched():
     yield ids
     conn = libvirt.open(URI)
     try:
-        for instance_id in ids:
-            with contextlib.suppress(libvirt.libvirtError):
-                dom = conn.lookupByName(f"zenith-{instance_id}")
-                with contextlib.suppress(libvirt.libvirtError):
-                    dom.destroy()
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-            for pool in conn.listAllStoragePools(0):
-                with contextlib.suppress(libvirt.libvirtError):
-                    pool.storageVolLookupByName(f"zenith-{instance_id}-disk").delete(0)
+        remove_instances(conn, ids)
     finally:
         conn.close()
 
