@@ -32,6 +32,7 @@ from compute import services
 from compute.models import Image
 from identity import quotas
 from identity import services as identity_services
+from tests import enrollment
 from tests.factories import PASSWORD
 from tests.integration.conftest import PLANE_KEY, Plane, shut_down
 from workers import processes
@@ -129,6 +130,7 @@ class FaultCloud:
     accepted: list[str] = field(default_factory=list)  # instance ids the API answered 202 for
 
     def launch_agent(self, host: str):
+        enrollment.enroll(host)
         return self.plane._launch(f"agent-{host}", processes.agent_argv(host, libvirt_uri=SIM_URI), "")
 
     def launch_conductor(self):

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection
 from kombu import pools as kombu_pools
 
+from tests import enrollment
 from workers import processes
 
 ROOT = Path(settings.BASE_DIR)
@@ -130,6 +131,7 @@ class Plane:
         return self._launch("conductor", argv, "conductor")
 
     def launch_agent(self, host: str, libvirt_uri: str | None = None) -> Worker:
+        enrollment.enroll(host)  # as `make run` does: the conductor accepts enrolled hosts only
         return self._launch(
             f"agent-{host}", processes.agent_argv(host, libvirt_uri=libvirt_uri), f"compute.{host}"
         )
@@ -223,11 +225,14 @@ PLANE_KEY = pytest.StashKey[Plane]()
 def shut_down(workers: Plane, django_db_blocker) -> None:
     """Stop a module's workers, then drop the hosts they registered: a heartbeat handled between the
     last test's flush and the stop would otherwise leave a Host row for the next module's tests."""
+    stopped = [name.removeprefix("agent-") for name in workers.workers if name.startswith("agent-")]
     workers.stop()
-    from workers.models import Host
+    enrollment.forget(*stopped)
+    from workers.models import Host, HostCredential
 
     with django_db_blocker.unblock():
         Host.objects.all().delete()
+        HostCredential.objects.filter(host_name__in=stopped).delete()
 
 
 @pytest.hookimpl(wrapper=True)
