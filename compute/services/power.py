@@ -64,7 +64,7 @@ def apply_power_state(instance_id, power: str, now=None, on_host: str | None = N
         vm_state__in=(I.DELETED, I.BUILDING)
     )
     if on_host is not None:
-        stable = stable.filter(host__host__name=on_host)
+        stable = stable.filter(host__name=on_host)
     changed = stable.filter(vm_state=I.ERROR).exclude(power_state=power).update(**fields)
     vm_state = POWER_TO_VM_STATE.get(power)
     others = stable.exclude(vm_state=I.ERROR)
