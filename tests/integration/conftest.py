@@ -178,6 +178,7 @@ class Plane:
         events with a 2 s timeout), so they are stopped in parallel.
         """
         workers = [self.workers.pop(name) for name in names or list(self.workers) if name in self.workers]
+        enrollment.forget(*(w.name.removeprefix("agent-") for w in workers if w.name.startswith("agent-")))
         for worker in workers:
             _signal_group(worker, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -227,7 +228,6 @@ def shut_down(workers: Plane, django_db_blocker) -> None:
     last test's flush and the stop would otherwise leave a Host row for the next module's tests."""
     stopped = [name.removeprefix("agent-") for name in workers.workers if name.startswith("agent-")]
     workers.stop()
-    enrollment.forget(*stopped)
     from workers.models import Host, HostCredential
 
     with django_db_blocker.unblock():
