@@ -28,13 +28,21 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from . import hostauth
+from . import hostauth, tasknames
 from .hostauth import HostAuthError
 from .models import HostCredential, Operation
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Credential", "HostAuthError", "authenticate", "authenticate_answer", "forget", "refused"]
+__all__ = [
+    "Credential",
+    "HostAuthError",
+    "authenticate",
+    "authenticate_answer",
+    "authenticate_heartbeat",
+    "forget",
+    "refused",
+]
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,16 @@ def authenticate_answer(task: str, args: Sequence, kwargs: Mapping, auth: Any) -
     ):
         raise HostAuthError(f"an answer for operation {operation_id} naming another resource")
     return op
+
+
+def authenticate_heartbeat(host: str, info: dict, auth: dict | None) -> Credential:
+    """One host's heartbeat entry ``{"host", "info"}`` signed by that host, claiming only the roles
+    it was enrolled with. A batch of heartbeats calls this once per entry."""
+    cred = authenticate(tasknames.HOST_HEARTBEAT, (), {"host": host, "info": info}, auth, host=host)
+    roles = info.get("roles", ["compute"]) if isinstance(info, dict) else []
+    if isinstance(roles, list) and not cred.allows_roles([str(r) for r in roles]):
+        raise HostAuthError(f"host {host} claims roles {roles}; it was enrolled for {list(cred.roles)}")
+    return cred
 
 
 def refused(task: str, exc: HostAuthError, **about) -> None:

@@ -112,21 +112,11 @@ def host_heartbeat(host: str, info: dict, *, auth: dict | None = None) -> None:
     """An agent's heartbeat (sent by name from ``workers.agent.heartbeat``), signed by that enrolled
     host: register or refresh the host, and hand each role's section to the app of that role."""
     try:
-        authenticate_heartbeat(host, info, auth)
+        hostkeys.authenticate_heartbeat(host, info, auth)
     except HostAuthError as exc:
         hostkeys.refused(tasknames.HOST_HEARTBEAT, exc, host=host)
         return
     services.record_heartbeat(host, info)
-
-
-def authenticate_heartbeat(host: str, info: dict, auth: dict | None) -> hostkeys.Credential:
-    """One host's heartbeat entry ``{"host", "info"}`` signed by that host, claiming only the roles
-    it was enrolled with. A batch of heartbeats calls this once per entry."""
-    cred = hostkeys.authenticate(tasknames.HOST_HEARTBEAT, (), {"host": host, "info": info}, auth, host=host)
-    roles = info.get("roles", ["compute"]) if isinstance(info, dict) else []
-    if isinstance(roles, list) and not cred.allows_roles([str(r) for r in roles]):
-        raise HostAuthError(f"host {host} claims roles {roles}; it was enrolled for {list(cred.roles)}")
-    return cred
 
 
 @shared_task(name=tasknames.PING_HOST, ignore_result=True)
