@@ -372,3 +372,21 @@ def test_enroll_host_writes_a_private_key_file_and_is_idempotent(tmp_path, setti
         call_command("enroll_host", "bad/name", stdout=io.StringIO())
     with pytest.raises(CommandError, match="Unknown host roles"):
         call_command("enroll_host", "sim-3", "--roles", "gpu", stdout=io.StringIO())
+
+
+def test_make_run_enrolls_every_host_its_procfile_starts():
+    """``make run`` needs no manual step: each agent line of the Procfile gets its host enrolled."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    agents = re.findall(r"manage\.py agent --host (\S+)", (root / "Procfile").read_text())
+    assert agents == ["sim-1", "sim-2", "real-1"]
+    for real, expected in (("", agents[:2]), ("1", agents)):
+        plan = subprocess.run(
+            ["make", "-n", "run", f"REAL_HOST={real}"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+        (line,) = [line for line in plan.splitlines() if "manage.py enroll_host" in line]
+        assert line.split("enroll_host", 1)[1].split() == expected
+        assert plan.index("enroll_host") < plan.index("honcho start")
