@@ -317,6 +317,8 @@ ZENITH_HOST_MESSAGE_MAX_AGE = timedelta(seconds=float(os.environ.get("ZENITH_HOS
 ZENITH_HOST_KEY_GRACE = timedelta(seconds=float(os.environ.get("ZENITH_HOST_KEY_GRACE", "300")))
 # The conductor caches each host's key this long: a revocation takes effect within it.
 ZENITH_HOST_KEY_CACHE_SECONDS = float(os.environ.get("ZENITH_HOST_KEY_CACHE_SECONDS", "10"))
+# Nonces of fresh host messages a conductor process remembers (replays refused; ~320 bytes each).
+ZENITH_HOST_REPLAY_CACHE = int(os.environ.get("ZENITH_HOST_REPLAY_CACHE", "100000"))
 ZENITH_CPU_ALLOCATION_RATIO = float(os.environ.get("ZENITH_CPU_ALLOCATION_RATIO", "4.0"))
 ZENITH_RAM_ALLOCATION_RATIO = float(os.environ.get("ZENITH_RAM_ALLOCATION_RATIO", "1.0"))
 # Scheduler: "spread" (most free RAM first) or "pack" (least first); hosts tried per instance.

@@ -116,7 +116,7 @@ class ReplayGuard:
     the oldest are dropped (a replay of one of those still has to fall within the window).
     """
 
-    def __init__(self, max_entries: int = 200_000):
+    def __init__(self, max_entries: int = 100_000):
         self.max_entries = max_entries
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()

@@ -57,7 +57,16 @@ class Credential:
 
 _cache: dict[str, tuple[float, Credential]] = {}
 _cache_lock = threading.Lock()
-_replay = hostauth.ReplayGuard()
+_replay: hostauth.ReplayGuard | None = None
+
+
+def replay_guard() -> hostauth.ReplayGuard:
+    """This process's nonces of fresh messages (``ZENITH_HOST_REPLAY_CACHE`` entries at most, about
+    320 bytes each)."""
+    global _replay
+    if _replay is None:
+        _replay = hostauth.ReplayGuard(settings.ZENITH_HOST_REPLAY_CACHE)
+    return _replay
 
 
 def forget(host: str | None = None) -> None:
@@ -125,7 +134,7 @@ def authenticate(
         kwargs or {},
         max_age=max_age,
         max_future=min(60.0, max_age or 60.0),
-        replay=_replay if fresh else None,
+        replay=replay_guard() if fresh else None,
     )
     return cred
 
