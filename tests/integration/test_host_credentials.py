@@ -115,3 +115,35 @@ def test_an_enrolled_agent_launches_and_nothing_else_speaks_for_a_host(
     log = plane.log_of("conductor")
     assert f"refused {tasknames.HOST_HEARTBEAT} (host={HOST})" not in log
     assert log.count(f"refused {tasknames.TRANSITION_DONE}") == 1
+
+
+def test_a_crashed_host_task_s_errback_is_signed_by_the_agent_and_settles(cloud, cred_plane):
+    """The errback (``host_task_failed``) is published by the agent's Celery, not by Zenith's code:
+    the signing hook covers it too, and it settles the operation sent to that host."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workers import dispatch
+    from workers.tasks import host_callbacks
+
+    plane, _rogue = cred_plane
+    op = Operation.objects.create(
+        kind="test.crash",
+        state=Operation.RUNNING,
+        task_name=tasknames.AGENT_CONSOLE_LOG,
+        queue=f"compute.{HOST}",
+        deadline=timezone.now() + timedelta(minutes=5),
+    )
+    # console_log without its arguments: the task raises TypeError on the host.
+    dispatch.send_to_host(
+        tasknames.AGENT_CONSOLE_LOG, HOST, kwargs={}, **host_callbacks(str(op.pk), host=HOST)
+    )
+
+    def failed():
+        row = Operation.objects.get(pk=op.pk)
+        return row if row.state == Operation.FAILED else None
+
+    row = wait_for(failed, lambda: f"the crash to be settled\n{plane.logs()}", 30)
+    assert row.message.startswith("The host task crashed"), row.message
+    assert f"refused {tasknames.HOST_TASK_FAILED}" not in plane.log_of("conductor")
