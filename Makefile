@@ -87,6 +87,8 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_flavors
 	$(BIN)/python manage.py seed_images
+	@# The agents started below sign their messages with keys issued here (README: Security).
+	$(BIN)/python manage.py enroll_host $(filter-out web conductor,$(PROCESSES))
 	@if [ "$(REAL_HOST)" = 1 ]; then \
 	  workers/agent/realhost.sh setup && tests/guest/build.sh && $(BIN)/python manage.py register_guest_image; \
 	fi

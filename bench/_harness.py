@@ -225,6 +225,10 @@ class Plane:
         return self._launch("conductor", argv, "conductor")
 
     def agent(self, host: str, concurrency: int | None = None, libvirt_uri: str | None = None) -> Proc:
+        from workers import hostauth, services
+
+        # Enrolled as `make run` does: the conductor accepts signed messages of enrolled hosts only.
+        services.enroll_host(host, key_file=hostauth.key_path(self.settings.VAR_DIR, host))
         argv = processes.agent_argv(
             host,
             libvirt_uri=libvirt_uri or processes.simulated_host_uri(),

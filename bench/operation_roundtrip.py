@@ -37,6 +37,7 @@ def main() -> None:
     from workers.models import Operation
 
     call_command("migrate", verbosity=0)
+    call_command("enroll_host", "bench-host", verbosity=0)
     from workers import processes
 
     env = processes.worker_environment(

@@ -13,8 +13,9 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from workers import hostkeys, tasknames
 from workers import services as ledger
-from workers import tasknames
+from workers.hostkeys import HostAuthError
 
 from . import services
 
@@ -44,14 +45,30 @@ def reschedule_from_down_hosts() -> int:
 
 
 @shared_task(name=tasknames.POWER_SYNC, ignore_result=True)
-def power_sync(host: str, domains: list[dict], apply: bool = True) -> dict:
-    """An agent's periodic list of its domains: follow power changes the guests made on their own
-    (unless the agent runs with power sync off: then the list feeds the drift view only)."""
+def power_sync(host: str, domains: list[dict], apply: bool = True, *, auth: dict | None = None) -> dict:
+    """An agent's periodic list of its domains, signed by that host: follow power changes the guests
+    made on their own (unless the agent runs with power sync off: then the list feeds the drift view
+    only). Only that host's instances are touched."""
+    kwargs = {"host": host, "domains": domains, "apply": apply}
+    try:
+        hostkeys.authenticate(tasknames.POWER_SYNC, (), kwargs, auth, host=host)
+    except HostAuthError as exc:
+        hostkeys.refused(tasknames.POWER_SYNC, exc, host=host)
+        return {"updated": 0}
     return services.sync_power_states(host, domains, apply=apply)
 
 
 @shared_task(name=tasknames.POWER_EVENT, ignore_result=True)
-def power_event(host: str, instance_id: str, power_state: str, event: str = "") -> None:
-    """A libvirt lifecycle event from an agent (a guest stopped, paused, resumed, ...)."""
+def power_event(
+    host: str, instance_id: str, power_state: str, event: str = "", *, auth: dict | None = None
+) -> None:
+    """A libvirt lifecycle event from an agent (a guest stopped, paused, resumed, ...), signed by that
+    host: it changes an instance placed on that host only."""
+    kwargs = {"host": host, "instance_id": instance_id, "power_state": power_state, "event": event}
+    try:
+        hostkeys.authenticate(tasknames.POWER_EVENT, (), kwargs, auth, host=host)
+    except HostAuthError as exc:
+        hostkeys.refused(tasknames.POWER_EVENT, exc, host=host, instance=instance_id)
+        return
     if instance_id:
-        services.apply_power_state(instance_id, power_state)
+        services.apply_power_state(instance_id, power_state, on_host=host)

@@ -310,6 +310,15 @@ ZENITH_OPERATION_DEFAULT_DEADLINE = timedelta(
 )
 # Hosts: a host with no heartbeat for this long is "down"; allocation ratios of new hosts.
 ZENITH_HOST_DOWN_AFTER = timedelta(seconds=float(os.environ.get("ZENITH_HOST_DOWN_AFTER", "60")))
+# Host credentials (workers.hostkeys): every host-to-conductor message is signed with its host's key.
+# Heartbeats, power reports and progress older than this are refused (answers have no age limit).
+ZENITH_HOST_MESSAGE_MAX_AGE = timedelta(seconds=float(os.environ.get("ZENITH_HOST_MESSAGE_MAX_AGE", "120")))
+# After `enroll_host --rotate`, the previous key stays valid this long (messages already on their way).
+ZENITH_HOST_KEY_GRACE = timedelta(seconds=float(os.environ.get("ZENITH_HOST_KEY_GRACE", "300")))
+# The conductor caches each host's key this long: a revocation takes effect within it.
+ZENITH_HOST_KEY_CACHE_SECONDS = float(os.environ.get("ZENITH_HOST_KEY_CACHE_SECONDS", "10"))
+# Nonces of fresh host messages a conductor process remembers (replays refused; ~320 bytes each).
+ZENITH_HOST_REPLAY_CACHE = int(os.environ.get("ZENITH_HOST_REPLAY_CACHE", "100000"))
 ZENITH_CPU_ALLOCATION_RATIO = float(os.environ.get("ZENITH_CPU_ALLOCATION_RATIO", "4.0"))
 ZENITH_RAM_ALLOCATION_RATIO = float(os.environ.get("ZENITH_RAM_ALLOCATION_RATIO", "1.0"))
 # Scheduler: "spread" (most free RAM first) or "pack" (least first); hosts tried per instance.

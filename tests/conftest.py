@@ -9,7 +9,19 @@ from rest_framework.test import APIClient
 from identity import services
 from identity.context import build_context
 from identity.models import Project, User
+from tests import enrollment
 from tests.factories import PASSWORD, ProjectFactory, UserFactory, grant
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _enrollment_blocker(django_db_blocker):
+    enrollment.BLOCKER = django_db_blocker
+
+
+@pytest.fixture(autouse=True)
+def _enrolled_hosts(_enrollment_blocker):
+    """Hosts whose agents a harness is running stay enrolled across transactional flushes."""
+    enrollment.reenroll()
 
 
 @dataclass

@@ -35,6 +35,8 @@ class Operation(models.Model):
     message = models.TextField(blank=True, default="")
     resource_type = models.CharField(max_length=32, blank=True, default="")
     resource_id = models.UUIDField(null=True, blank=True)
+    # The host the operation's work was last sent to: only that host's signed answer settles it.
+    host = models.CharField(max_length=63, blank=True, default="")
     project = models.ForeignKey(
         "identity.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="operations"
     )
@@ -138,3 +140,29 @@ class Host(models.Model):
     def state(self) -> str:
         """``up`` while heartbeats arrive, ``down`` once none came for ``ZENITH_HOST_DOWN_AFTER``."""
         return self.UP if self.is_up() else self.DOWN
+
+
+class HostCredential(models.Model):
+    """The key an admin issued to a host at enrollment (``manage.py enroll_host``): every message the
+    host's agent sends the conductor is signed with it (``workers.hostauth``). A host without one is
+    not part of the cloud: its heartbeats register nothing.
+
+    The conductor needs the key itself to check an HMAC, so it is stored as issued; only the
+    conductor and admins read this table. ``previous_key`` stays valid for
+    ``ZENITH_HOST_KEY_GRACE`` after a rotation (messages already on their way). ``roles``: the roles
+    the host may claim in its heartbeats (empty: any).
+    """
+
+    host_name = models.CharField(max_length=63, unique=True)
+    key = models.CharField(max_length=128)
+    previous_key = models.CharField(max_length=128, blank=True, default="")
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    roles = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["host_name"]
+
+    def __str__(self) -> str:
+        return f"credential of {self.host_name}"

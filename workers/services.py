@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from identity.context import Context
 from identity.errors import InvalidInput
 
 from . import dispatch, queues, tasknames
-from .models import Host, Operation
+from .models import Host, HostCredential, Operation
 from .signals import operation_failed
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,23 @@ def start(operation_id) -> Operation | None:
     return op
 
 
-def report_progress(operation_id, percent: int, message: str = "") -> None:
-    """Record how far a running operation got (monotonic: progress never goes backwards)."""
+def report_progress(operation_id, percent: int, message: str = "", *, host: str | None = None) -> None:
+    """Record how far a running operation got (monotonic: progress never goes backwards). With
+    ``host`` (a host's own report), only an operation sent to that host moves."""
     percent = max(0, min(100, int(percent)))
     update = {"progress": percent, "updated": timezone.now()}  # ``updated``: its last sign of life
     if message:
         update["message"] = message
-    Operation.objects.filter(pk=operation_id, state=Operation.RUNNING, progress__lte=percent).update(**update)
+    rows = Operation.objects.filter(pk=operation_id, state=Operation.RUNNING, progress__lte=percent)
+    if host is not None:
+        rows = rows.filter(host=host)
+    rows.update(**update)
+
+
+def sent_to_host(operation_id, host: str) -> None:
+    """The operation's work goes to ``host`` now: from here on only that host's signed answer (and
+    progress) counts for it (``workers.hostkeys``)."""
+    Operation.objects.filter(pk=operation_id).update(host=host)
 
 
 def succeed(operation_id, result=None, message: str = "") -> bool:
@@ -183,8 +194,9 @@ def record_heartbeat(host_name: str, info: Any, now: datetime | None = None) -> 
     seconds), then hand each role's section (``info["compute"]``, ...) to that role's receiver.
     True when this heartbeat registered the host.
 
-    Called by the conductor task ``workers.tasks.host_heartbeat`` (no user: agents are trusted
-    through the broker). Keeps what admins set: enabled, reason, zone.
+    Called by the conductor task ``workers.tasks.host_heartbeat`` once the heartbeat's signature
+    proved it comes from that enrolled host (``workers.hostkeys``). Keeps what admins set: enabled,
+    reason, zone.
     """
     name = validate_host_name(host_name)
     if not isinstance(info, dict):
@@ -240,3 +252,78 @@ def ping_host(ctx: Context, host: str, role: str = "compute") -> Operation:
         queue=queues.CONDUCTOR,
         resource_type="host",
     )
+
+
+# --- host credentials: enrollment, rotation, revocation (``manage.py enroll_host``) ---------------
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    host: str
+    key: str
+    created: bool  # a new credential (False: the host was enrolled already)
+    key_file: str = ""  # where the key was written ("" when only printed)
+
+
+def enroll_host(
+    name: str, *, roles: list[str] | None = None, key_file=None, rotate: bool = False, adopt: bool = True
+) -> Enrollment:
+    """Enroll a host (or re-enroll it): issue its key, store it, and write it to ``key_file`` (0600).
+
+    Idempotent: a host enrolled already keeps its key (the file is rewritten with it) unless
+    ``rotate``; a host not enrolled whose ``key_file`` holds a valid key adopts it (``adopt``: the
+    agent already running with that file needs no restart), else gets a new one. ``roles``: the roles
+    it may claim (None leaves them as they are; [] is any). Operator-only: called by the command.
+    """
+    from . import hostauth, hostkeys
+
+    name = validate_host_name(name)
+    if roles is not None:
+        roles = _clean_roles(roles) if roles else []
+    with transaction.atomic():
+        cred = HostCredential.objects.select_for_update().filter(host_name=name).first()
+        created = cred is None
+        if cred is None:
+            key = ""
+            if adopt and key_file is not None:
+                try:
+                    key = hostauth.read_key_file(key_file)
+                except (OSError, hostauth.HostAuthError):
+                    key = ""
+            cred = HostCredential.objects.create(
+                host_name=name, key=key or hostauth.new_key(), roles=roles or []
+            )
+        else:
+            fields = ["updated"]
+            if rotate:
+                cred.previous_key, cred.key, cred.rotated_at = cred.key, hostauth.new_key(), timezone.now()
+                fields += ["previous_key", "key", "rotated_at"]
+            if roles is not None:
+                cred.roles = roles
+                fields.append("roles")
+            cred.save(update_fields=fields)
+    hostkeys.forget(name)
+    written = ""
+    if key_file is not None:
+        current = ""
+        with contextlib.suppress(OSError, hostauth.HostAuthError):
+            current = hostauth.read_key_file(key_file)
+        if current != cred.key:
+            hostauth.write_key_file(key_file, cred.key)
+        written = str(key_file)
+    log.info("host %s %s", name, "enrolled" if created else ("key rotated" if rotate else "re-enrolled"))
+    return Enrollment(name, cred.key, created, written)
+
+
+def revoke_host(name: str) -> bool:
+    """Revoke a host's credential: its messages are refused from now on (within the conductor's key
+    cache, ``ZENITH_HOST_KEY_CACHE_SECONDS``), so it goes down and gets no new work. True if there was
+    one."""
+    from . import hostkeys
+
+    name = validate_host_name(name)
+    deleted, _ = HostCredential.objects.filter(host_name=name).delete()
+    hostkeys.forget(name)
+    if deleted:
+        log.warning("host %s: credential revoked", name)
+    return bool(deleted)

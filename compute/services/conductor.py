@@ -62,7 +62,9 @@ def schedule_and_spawn(operation_id: str, instance_id: str) -> None:
         tasknames.AGENT_SPAWN_INSTANCE,
         work["host"],
         kwargs={"operation_id": operation_id, "instance": work["instance"], "image": work["image"]},
-        **host_callbacks(operation_id, resource_type="instance", resource_id=instance_id, step="create"),
+        **host_callbacks(
+            operation_id, host=work["host"], resource_type="instance", resource_id=instance_id, step="create"
+        ),
     )
 
 

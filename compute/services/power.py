@@ -52,16 +52,19 @@ def sync_power_states(host_name: str, domains: list[dict], now=None, apply: bool
     return {"updated": updated}
 
 
-def apply_power_state(instance_id, power: str, now=None) -> int:
+def apply_power_state(instance_id, power: str, now=None, on_host: str | None = None) -> int:
     """Record a power state the hypervisor reported (event or sync) for a stable instance.
 
     The vm_state follows (a guest that powered itself off is SHUTOFF), except for an instance in
     ERROR: that stays ERROR, with the power state recorded, until someone acts on it (as in Nova).
+    ``on_host``: the host that reported it; an instance placed elsewhere is left alone.
     """
     fields: dict[str, Any] = {"power_state": power, "power_synced_at": now or timezone.now()}
     stable = Instance.objects.filter(pk=instance_id, task_state="").exclude(
         vm_state__in=(I.DELETED, I.BUILDING)
     )
+    if on_host is not None:
+        stable = stable.filter(host__name=on_host)
     changed = stable.filter(vm_state=I.ERROR).exclude(power_state=power).update(**fields)
     vm_state = POWER_TO_VM_STATE.get(power)
     others = stable.exclude(vm_state=I.ERROR)

@@ -9,6 +9,7 @@ from compute import services
 from compute.models import ComputeNode
 from identity.errors import Conflict, InvalidInput, PolicyDenied
 from workers import services as ledger
+from workers import tasknames
 from workers import tasks as worker_tasks
 from workers.models import Host
 
@@ -90,7 +91,11 @@ def test_a_known_host_s_heartbeat_is_two_updates(db, django_assert_num_queries):
 
 
 def test_conductor_task_records_the_heartbeat(db):
-    worker_tasks.host_heartbeat.run(host="sim-9", info={"roles": ["compute"], "compute": TEST_HOST_INFO})
+    from tests.hostsigning import enroll, signed
+
+    info = {"roles": ["compute"], "compute": TEST_HOST_INFO}
+    key = enroll("sim-9")
+    worker_tasks.host_heartbeat.run(**signed(tasknames.HOST_HEARTBEAT, "sim-9", key, host="sim-9", info=info))
     assert node("sim-9").vcpus == 16
 
 

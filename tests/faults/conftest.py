@@ -32,6 +32,7 @@ from compute import services
 from compute.models import Image
 from identity import quotas
 from identity import services as identity_services
+from tests import enrollment
 from tests.factories import PASSWORD
 from tests.integration.conftest import PLANE_KEY, Plane, shut_down
 from workers import processes
@@ -130,6 +131,7 @@ class FaultCloud:
     hosts: dict[str, str] = field(default_factory=lambda: dict.fromkeys(HOSTS, SIM_URI))  # name: libvirt URI
 
     def launch_agent(self, host: str):
+        enrollment.enroll(host)
         argv = processes.agent_argv(host, libvirt_uri=self.hosts[host])
         return self.plane._launch(f"agent-{host}", argv, "")
 

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection
 from kombu import pools as kombu_pools
 
+from tests import enrollment
 from workers import processes
 
 ROOT = Path(settings.BASE_DIR)
@@ -130,6 +131,7 @@ class Plane:
         return self._launch("conductor", argv, "conductor")
 
     def launch_agent(self, host: str, libvirt_uri: str | None = None) -> Worker:
+        enrollment.enroll(host)  # as `make run` does: the conductor accepts enrolled hosts only
         return self._launch(
             f"agent-{host}", processes.agent_argv(host, libvirt_uri=libvirt_uri), f"compute.{host}"
         )
@@ -176,6 +178,7 @@ class Plane:
         events with a 2 s timeout), so they are stopped in parallel.
         """
         workers = [self.workers.pop(name) for name in names or list(self.workers) if name in self.workers]
+        enrollment.forget(*(w.name.removeprefix("agent-") for w in workers if w.name.startswith("agent-")))
         for worker in workers:
             _signal_group(worker, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -223,11 +226,13 @@ PLANE_KEY = pytest.StashKey[Plane]()
 def shut_down(workers: Plane, django_db_blocker) -> None:
     """Stop a module's workers, then drop the hosts they registered: a heartbeat handled between the
     last test's flush and the stop would otherwise leave a Host row for the next module's tests."""
+    stopped = [name.removeprefix("agent-") for name in workers.workers if name.startswith("agent-")]
     workers.stop()
-    from workers.models import Host
+    from workers.models import Host, HostCredential
 
     with django_db_blocker.unblock():
         Host.objects.all().delete()
+        HostCredential.objects.filter(host_name__in=stopped).delete()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -388,18 +388,25 @@ def test_conductor_ping_step_of_a_finished_operation_sends_nothing(sent):
 
 
 def test_host_callbacks_finish_the_operation():
+    from tests.hostsigning import answer, enroll, signed
     from workers import tasks
 
-    ok = make_operation(state=Operation.RUNNING)
-    tasks.transition_done({"ok": True, "host": "h", "message": "pong from h"}, operation_id=str(ok.pk))
+    key = enroll("h")
+    ok = make_operation(state=Operation.RUNNING, host="h")
+    pong = {"ok": True, "host": "h", "message": "pong from h"}
+    tasks.transition_done(pong, **answer("h", key, pong, operation_id=str(ok.pk)))
     assert (reload(ok).state, reload(ok).message) == (Operation.SUCCEEDED, "pong from h")
 
-    refused = make_operation(state=Operation.RUNNING)
-    tasks.transition_done({"ok": False, "error": "no such domain"}, operation_id=str(refused.pk))
+    refused = make_operation(state=Operation.RUNNING, host="h")
+    error = {"ok": False, "error": "no such domain"}
+    tasks.transition_done(error, **answer("h", key, error, operation_id=str(refused.pk)))
     assert (reload(refused).state, reload(refused).message) == (Operation.FAILED, "no such domain")
 
-    crashed = make_operation(state=Operation.RUNNING)
-    tasks.host_task_failed("00000000-0000-0000-0000-000000000001", operation_id=str(crashed.pk))
+    crashed = make_operation(state=Operation.RUNNING, host="h")
+    task_id = "00000000-0000-0000-0000-000000000001"
+    tasks.host_task_failed(
+        task_id, **signed(tasks.tasknames.HOST_TASK_FAILED, "h", key, task_id, operation_id=str(crashed.pk))
+    )
     assert reload(crashed).state == Operation.FAILED
     assert reload(crashed).message.startswith("The host task crashed")
 

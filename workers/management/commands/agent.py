@@ -34,7 +34,7 @@ class Command(BaseCommand):
         from kombu.common import Broadcast
 
         from identity.errors import InvalidInput
-        from workers.agent import heartbeat, runtime
+        from workers.agent import heartbeat, runtime, signing
         from workers.agent.drivers import DriverError, PoolConflict
         from workers.services import validate_host_name
 
@@ -62,6 +62,13 @@ class Command(BaseCommand):
             self.stderr.write(f"agent for host {host}: storage pool not ready yet: {exc}")
         else:
             self.stdout.write(f"agent for host {host}: storage pool {pool.name()} at {runtime.pool_path()}")
+        # Everything this process publishes is signed with the host's key (workers.hostauth).
+        signing.install()
+        if not signing.has_key(host):
+            self.stderr.write(
+                f"agent for host {host}: no usable host key at {signing.key_path(host)}: the conductor will "
+                f"refuse its messages until an admin runs `manage.py enroll_host {host}`"
+            )
         # Registers the host on start (capacity from libvirt), then heartbeats until shutdown.
         heartbeat.install()
         task_queues = [Queue(name, routing_key=name) for name in queues.host_queues(host, named)]

@@ -1,0 +1,178 @@
+"""The conductor's side of host authentication: is this message really from that host?
+
+Every host-to-conductor task calls one function here before it reads or writes anything:
+
+- ``authenticate(task, args, kwargs, auth, host=...)``: the signature is the key of an enrolled host
+  (``manage.py enroll_host``), and that host is the one the message speaks for. With ``fresh`` (the
+  default: heartbeats, power reports, progress), it must also be recent
+  (``ZENITH_HOST_MESSAGE_MAX_AGE``) and not seen before by this process (a bounded replay cache).
+- ``authenticate_answer``: a host task's answer (``transition_done``, ``host_task_failed``) must be
+  signed by the host its operation was sent to (``Operation.host``), for that operation, resource and
+  step. Answers have no age limit: they queue while a conductor is down and settle once anyway.
+
+A refused message raises ``HostAuthError``; the tasks log it and drop the message. A batch task (many
+hosts' entries in one message) calls ``authenticate`` once per entry, each signed by its own host.
+Keys are cached per process for ``ZENITH_HOST_KEY_CACHE_SECONDS`` (a revocation takes that long).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import hostauth, tasknames
+from .hostauth import HostAuthError
+from .models import HostCredential, Operation
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Credential",
+    "HostAuthError",
+    "authenticate",
+    "authenticate_answer",
+    "authenticate_heartbeat",
+    "forget",
+    "refused",
+]
+
+
+@dataclass(frozen=True)
+class Credential:
+    host: str
+    keys: tuple[bytes, ...]  # the current key first; the previous one during its grace period
+    roles: tuple[str, ...]  # the roles it may claim; empty: any
+
+    def allows_roles(self, roles: Sequence[str]) -> bool:
+        return not self.roles or set(roles) <= set(self.roles)
+
+
+_cache: dict[str, tuple[float, Credential]] = {}
+_cache_lock = threading.Lock()
+_replay: hostauth.ReplayGuard | None = None
+
+
+def replay_guard() -> hostauth.ReplayGuard:
+    """This process's nonces of fresh messages (``ZENITH_HOST_REPLAY_CACHE`` entries at most, about
+    320 bytes each)."""
+    global _replay
+    if _replay is None:
+        _replay = hostauth.ReplayGuard(settings.ZENITH_HOST_REPLAY_CACHE)
+    return _replay
+
+
+def forget(host: str | None = None) -> None:
+    """Drop cached credentials (one host's, or all): enrollment, rotation and revocation call it."""
+    with _cache_lock:
+        if host is None:
+            _cache.clear()
+        else:
+            _cache.pop(host, None)
+
+
+def credential(host: str) -> Credential | None:
+    """The enrolled credential of ``host`` (cached briefly), or None."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(host)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = (
+        HostCredential.objects.filter(host_name=host)
+        .only("key", "previous_key", "rotated_at", "roles")
+        .first()
+    )
+    if row is None:
+        forget(host)  # unknown hosts are not cached: an enrollment counts at once
+        return None
+    keys = [hostauth.decode_key(row.key)]
+    grace: timedelta = settings.ZENITH_HOST_KEY_GRACE
+    if row.previous_key and row.rotated_at and timezone.now() - row.rotated_at < grace:
+        keys.append(hostauth.decode_key(row.previous_key))
+    cred = Credential(host, tuple(keys), tuple(row.roles or ()))
+    ttl = settings.ZENITH_HOST_KEY_CACHE_SECONDS
+    if ttl > 0:
+        with _cache_lock:
+            _cache[host] = (now + ttl, cred)
+    return cred
+
+
+def authenticate(
+    task: str,
+    args: Sequence = (),
+    kwargs: Mapping | None = None,
+    auth: Any = None,
+    *,
+    host: str | None = None,
+    fresh: bool = True,
+) -> Credential:
+    """Verify one message (``task`` with ``args``/``kwargs``, as published) signed with ``auth``.
+
+    ``host``: the host the message speaks for (its ``host`` argument); the signer must be that host.
+    Returns the signer's credential; raises HostAuthError.
+    """
+    claimed = hostauth.claimed_host(auth)
+    if host is not None and claimed != host:
+        raise HostAuthError(f"a message about host {host} signed by host {claimed}")
+    cred = credential(claimed)
+    if cred is None:
+        raise HostAuthError(f"host {claimed} is not enrolled (manage.py enroll_host {claimed})")
+    max_age = settings.ZENITH_HOST_MESSAGE_MAX_AGE.total_seconds() if fresh else None
+    hostauth.verify(
+        cred.keys,
+        auth,
+        task,
+        args,
+        kwargs or {},
+        max_age=max_age,
+        max_future=min(60.0, max_age or 60.0),
+        replay=replay_guard() if fresh else None,
+    )
+    return cred
+
+
+def authenticate_answer(task: str, args: Sequence, kwargs: Mapping, auth: Any) -> Operation:
+    """A host task's answer for ``kwargs["operation_id"]``: signed by the host that operation was sent
+    to, and naming the operation's own resource. Returns the operation; raises HostAuthError."""
+    operation_id = kwargs.get("operation_id")
+    op = (
+        Operation.objects.filter(pk=operation_id).only("host", "resource_type", "resource_id").first()
+        if operation_id
+        else None
+    )
+    if op is None:
+        raise HostAuthError(f"an answer for an unknown operation {operation_id!r}")
+    if not op.host:
+        raise HostAuthError(f"an answer for operation {operation_id}, which was sent to no host")
+    authenticate(task, args, kwargs, auth, host=op.host, fresh=False)
+    resource_type = kwargs.get("resource_type") or ""
+    resource_id = kwargs.get("resource_id") or ""
+    if (resource_type or resource_id) and (
+        resource_type != op.resource_type or str(resource_id) != str(op.resource_id or "")
+    ):
+        raise HostAuthError(f"an answer for operation {operation_id} naming another resource")
+    return op
+
+
+def authenticate_heartbeat(host: str, info: dict, auth: dict | None) -> Credential:
+    """One host's heartbeat entry ``{"host", "info"}`` signed by that host, claiming only the roles
+    it was enrolled with. A batch of heartbeats calls this once per entry."""
+    cred = authenticate(tasknames.HOST_HEARTBEAT, (), {"host": host, "info": info}, auth, host=host)
+    roles = info.get("roles", ["compute"]) if isinstance(info, dict) else []
+    if isinstance(roles, list) and not cred.allows_roles([str(r) for r in roles]):
+        raise HostAuthError(f"host {host} claims roles {roles}; it was enrolled for {list(cred.roles)}")
+    return cred
+
+
+def refused(task: str, exc: HostAuthError, **about) -> None:
+    """Log a refused host message (what it claimed to be, and why)."""
+    detail = ", ".join(f"{k}={v}" for k, v in about.items() if v)
+    log.warning("refused %s%s: %s", task, f" ({detail})" if detail else "", exc)
