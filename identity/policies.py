@@ -22,6 +22,8 @@ register_defaults(
         "identity:keypair:list": "authenticated",
         "identity:keypair:create": MEMBER,
         "identity:keypair:delete": OWNER,
+        "identity:action:list": ADMIN,
+        "identity:action:show": ADMIN,
         "identity:token:list": "authenticated",
         "identity:token:show": "authenticated",
         "workers:operation:list": READER,

@@ -10,8 +10,8 @@ from rest_framework.response import Response
 
 from identity import audit, policy
 from identity.api.base import ScopedViewSet
+from identity.api.serializers import ResourceActionSerializer
 from identity.errors import InvalidInput
-from identity.models import ResourceAction
 from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
 from workers.lifecycle import message_shown, shows_hosts
 
@@ -116,26 +116,20 @@ class RebootSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["soft", "hard"], default="soft")
 
 
-class InstanceActionSerializer(serializers.ModelSerializer):
-    user = serializers.CharField(source="user.username", default=None, read_only=True)
-    operation = serializers.UUIDField(source="operation_id", read_only=True, allow_null=True)
+class InstanceActionSerializer(ResourceActionSerializer):
+    """An instance's action log: the audit trail's record, the host names in it for admins only."""
+
     message = serializers.SerializerMethodField()
 
     def get_message(self, row) -> str:
         return message_shown(row.message, shows_hosts(getattr(self.context.get("request"), "zenith", None)))
 
-    class Meta:
-        model = ResourceAction
+    class Meta(ResourceActionSerializer.Meta):
+        # The resource is the instance in the URL.
         fields = [
-            "id",
-            "action",
-            "user",
-            "request_id",
-            "operation",
-            "start_time",
-            "finish_time",
-            "result",
-            "message",
+            f
+            for f in ResourceActionSerializer.Meta.fields
+            if f not in ("resource_type", "resource_id", "project")
         ]
         read_only_fields = fields
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models.deletion import ProtectedError
 
-from identity import policy
+from identity import audit, policy
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound
 from identity.models import Project
@@ -138,6 +138,7 @@ def create_flavor(
             flavor.save(force_insert=True)
     except IntegrityError:
         raise Conflict(f"A flavor named {name!r} already exists.") from None
+    audit.record(ctx, "flavor", flavor.pk, "create", project=None, message=f"created {name}")
     return flavor
 
 
@@ -180,6 +181,10 @@ def update_flavor(
             # Access rows mean nothing for a public flavor and could no longer be removed.
             FlavorAccess.objects.filter(flavor=flavor).delete()
     flavor.save()
+    message = audit.changed(
+        description=description, is_public=is_public, extra_specs=extra_specs, disabled=disabled
+    )
+    audit.record(ctx, "flavor", flavor.pk, "update", project=None, message=message)
     return flavor
 
 
@@ -188,9 +193,11 @@ def delete_flavor(ctx: Context, flavor: Flavor) -> None:
     """Delete a flavor; its project access goes with it."""
     policy.enforce(ctx, "compute:flavor:delete")
     try:
+        pk = flavor.pk
         flavor.delete()
     except ProtectedError:
         raise Conflict(f"Flavor {flavor.name} is in use.") from None
+    audit.record(ctx, "flavor", pk, "delete", project=None, message=f"deleted {flavor.name}")
 
 
 # --- access to private flavors ----------------------------------------------------------------
@@ -209,7 +216,9 @@ def add_flavor_access(ctx: Context, flavor: Flavor, project: Project) -> FlavorA
     _require_private(flavor)
     if FlavorAccess.objects.filter(flavor=flavor, project=project).exists():
         raise Conflict(f"Project {project.name} may already use flavor {flavor.name}.")
-    return FlavorAccess.objects.create(flavor=flavor, project=project)
+    access = FlavorAccess.objects.create(flavor=flavor, project=project)
+    audit.record(ctx, "flavor", flavor.pk, "access_add", project=None, message=f"project {project.name}")
+    return access
 
 
 @transaction.atomic
@@ -221,6 +230,7 @@ def remove_flavor_access(ctx: Context, flavor: Flavor, project: Project) -> None
     deleted, _ = FlavorAccess.objects.filter(flavor=flavor, project=project).delete()
     if not deleted:
         raise NotFound(f"Project {project.name} has no access to flavor {flavor.name}.")
+    audit.record(ctx, "flavor", flavor.pk, "access_remove", project=None, message=f"project {project.name}")
 
 
 # --- seeding ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from identity import policy
+from identity import audit, policy
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput
 from workers import services as ledger
@@ -81,6 +81,7 @@ def disable_host(ctx: Context, host: Host, reason: str) -> Host:
     host.enabled = False
     host.disabled_reason = reason
     host.save(update_fields=["enabled", "disabled_reason", "updated"])
+    audit.record(ctx, "host", host.pk, "disable", project=None, message=reason)
     return host
 
 
@@ -94,6 +95,7 @@ def enable_host(ctx: Context, host: Host) -> Host:
     host.enabled = True
     host.disabled_reason = ""
     host.save(update_fields=["enabled", "disabled_reason", "updated"])
+    audit.record(ctx, "host", host.pk, "enable", project=None)
     return host
 
 

@@ -3,7 +3,7 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from ..models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
+from ..models import ApiToken, KeyPair, Project, ResourceAction, Role, RoleAssignment, User
 
 
 class RefSerializer(serializers.Serializer):
@@ -156,3 +156,29 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
     def get_active(self, obj) -> bool:
         return obj.revoked_at is None and obj.expires_at > timezone.now()
+
+
+class ResourceActionSerializer(serializers.ModelSerializer):
+    """One record of the audit trail: who asked for what on which resource, when, and how it ended."""
+
+    user = serializers.CharField(source="user.username", default=None, read_only=True)
+    operation = serializers.UUIDField(source="operation_id", read_only=True, allow_null=True)
+    project = serializers.UUIDField(source="project_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ResourceAction
+        fields = [
+            "id",
+            "resource_type",
+            "resource_id",
+            "project",
+            "action",
+            "user",
+            "request_id",
+            "operation",
+            "start_time",
+            "finish_time",
+            "result",
+            "message",
+        ]
+        read_only_fields = fields
