@@ -23,7 +23,6 @@ register_defaults(
         "identity:keypair:create": MEMBER,
         "identity:keypair:delete": OWNER,
         "identity:action:list": ADMIN,
-        "identity:action:show": ADMIN,
         "identity:token:list": "authenticated",
         "identity:token:show": "authenticated",
         "workers:operation:list": READER,

@@ -223,13 +223,12 @@ class ApiTokenViewSet(
         services.revoke_token(self.ctx, instance)
 
 
-class ResourceActionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class ResourceActionViewSet(mixins.ListModelMixin, ScopedViewSet):
     """Cloud admins: the audit trail of every resource, newest first (who asked for what, when, and how
     it ended): ``?resource_type=flavor&resource_id=<id>`` for one flavor, host, image, project, user,
     role assignment, quota (by project id) or instance."""
 
     model = ResourceAction
-    lookup_value_regex = "[0-9]+"
     policy_prefix = "identity:action"
     serializer_class = serializers.ResourceActionSerializer
     filterset_class = filters.ResourceActionFilterSet
