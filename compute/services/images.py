@@ -37,7 +37,9 @@ from identity.errors import (
 )
 from identity.models import Project
 from identity.names import clean_name
-from identity.quotas import MAX_LIMIT as MAX_INT
+from identity.validators import clean_bool as _clean_bool
+from identity.validators import clean_int as _clean_int
+from identity.validators import clean_string_map
 
 from ..models import Image, ImageMember
 
@@ -96,18 +98,6 @@ def _clean_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def _clean_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
-        raise InvalidInput(f"{what} must be a whole number from 0 to {MAX_INT}.")
-    return value
-
-
-def _clean_bool(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{what} must be true or false.")
-    return value
-
-
 def _clean_formats(disk_format: Any, container_format: Any) -> tuple[str, str]:
     disk_format = _clean_choice(disk_format, DISK_FORMATS, "Disk format")
     container_format = _clean_choice(container_format, CONTAINER_FORMATS, "Container format")
@@ -119,22 +109,17 @@ def _clean_formats(disk_format: Any, container_format: Any) -> tuple[str, str]:
 
 
 def _clean_properties(ctx: Context, value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput("Properties must be an object of string keys to string values.")
-    if len(value) > MAX_PROPERTIES:
-        raise InvalidInput(f"An image has at most {MAX_PROPERTIES} properties.")
-    for key, item in value.items():
-        if not isinstance(key, str) or not _PROPERTY_KEY_RE.match(key) or len(key) > MAX_PROPERTY_KEY:
-            raise InvalidInput(
-                f"Property names must be 1-{MAX_PROPERTY_KEY} letters, digits, '_', '.', ':' or '-'."
-            )
-        if not isinstance(item, str) or len(item) > MAX_PROPERTY_VALUE:
-            raise InvalidInput(
-                f"Property {key!r} must have a string value of at most {MAX_PROPERTY_VALUE} characters."
-            )
-    properties = dict(value)
+    properties = clean_string_map(
+        value,
+        what="Properties",
+        item="Property",
+        too_many="An image has at most {max_items} properties",
+        max_items=MAX_PROPERTIES,
+        max_key=MAX_PROPERTY_KEY,
+        max_value=MAX_PROPERTY_VALUE,
+        key_re=_PROPERTY_KEY_RE,
+        keys_are="names must be 1-{max_key} letters, digits, '_', '.', ':' or '-'",
+    )
     for key, wanted in BOOT_PROPERTIES.items():
         if properties.get(key):
             properties[key] = _clean_boot_image(ctx, key, properties[key], wanted)
