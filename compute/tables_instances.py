@@ -14,26 +14,14 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.timezone import localtime
 
-from identity.dashboard import DATETIME_FORMAT
+from identity.dashboard import DATETIME_FORMAT, polling_attrs
 from workers.dashboard import Button, buttons_for, transition_buttons
 
 from .models import Instance
 from .services.lifecycle import INSTANCE
 
 ATTRS = {"class": "table table-sm table-hover align-middle", "id": "instances-table"}
-POLL_EVERY = "every 2s"
 
-STATUS_COLOURS = {
-    "ACTIVE": "text-bg-success",
-    "BUILD": "text-bg-info",
-    "REBOOT": "text-bg-info",
-    "HARD_REBOOT": "text-bg-info",
-    "SHUTOFF": "text-bg-secondary",
-    "PAUSED": "text-bg-warning",
-    "SUSPENDED": "text-bg-warning",
-    "ERROR": "text-bg-danger",
-    "DELETED": "text-bg-dark",
-}
 # The dashboard's status filter: Nova's status -> the vm_state rows it covers.
 STATUS_FILTER = {
     "ACTIVE": "active",
@@ -76,15 +64,13 @@ def instance_buttons(ctx, instance: Instance) -> list[dict]:
     return buttons_for(ctx, INSTANCE, instance, extra)
 
 
-def _polling(value):
+def _polling(attr):
     """A row attribute present only while the record is transitional (None drops the attribute)."""
     return lambda record, table: (
-        (value(record, table) if callable(value) else value) if record.transitional else None
+        polling_attrs(reverse("compute:instance-row", args=[record.pk]) + table.poll_query)[attr]
+        if record.transitional
+        else None
     )
-
-
-def _poll_url(record, table) -> str:
-    return reverse("compute:instance-row", args=[record.pk]) + table.poll_query
 
 
 # The row's id, and htmx polling while (only while) the instance is transitional.
@@ -92,10 +78,7 @@ ROW_ATTRS = {
     "id": lambda record: f"instance-{record.pk}",
     "data-name": lambda record: record.name,
     "data-status": lambda record: record.status,
-    "hx-get": _polling(_poll_url),
-    "hx-trigger": _polling(POLL_EVERY),
-    "hx-swap": _polling("outerHTML"),
-    "data-polling": _polling("true"),
+    **{attr: _polling(attr) for attr in ("hx-get", "hx-trigger", "hx-swap", "data-polling")},
 }
 
 
@@ -131,7 +114,6 @@ class InstanceTable(tables.Table):
             "compute/_instance_status.html",
             {
                 "instance": record,
-                "colour": STATUS_COLOURS.get(record.status, "text-bg-dark"),
                 "zctx": self.ctx,
             },
         )
