@@ -6,6 +6,8 @@ seconds with htmx and swaps itself; the partial it gets back stops polling once 
 
 from __future__ import annotations
 
+import uuid
+
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -46,6 +48,9 @@ UNLOCK = Button(
 )
 # Every action a dashboard POST may name: the lifecycle's transitions, then lock and unlock.
 ACTIONS = {**transition_buttons(INSTANCE), LOCK.action: LOCK, UNLOCK.action: UNLOCK}
+
+
+MENU_ID = uuid.UUID(int=0)  # stands for the row's id in the page's action menu
 
 
 def instance_buttons(ctx, instance: Instance) -> list[dict]:
@@ -144,16 +149,32 @@ class InstanceTable(tables.Table):
         )
 
     def render_actions(self, record):
-        return render_to_string(
-            "compute/_instance_actions.html",
-            {
-                "instance": record,
-                "buttons": instance_buttons(self.ctx, record),
-                "compact": True,
-                "back": self.back,
-            },
-            request=getattr(self, "request", None),
+        # Only which actions the row offers: the menu and its one form are rendered once per page
+        # (``action_menu``), and the page's script fills a row's menu from them when it opens.
+        offered = " ".join(b["action"] for b in instance_buttons(self.ctx, record))
+        if not offered:
+            return ""
+        return format_html(
+            '<div class="dropdown instance-actions" data-actions="{}">'
+            '<button class="btn btn-sm btn-outline-secondary dropdown-toggle" type="button" '
+            'data-bs-toggle="dropdown" aria-expanded="false" aria-label="Actions for {}">Actions</button>'
+            '<ul class="dropdown-menu dropdown-menu-end"></ul></div>',
+            offered,
+            record.name,
         )
+
+    def action_menu(self) -> list[dict]:
+        """Every action a row may offer, once for the page: its button, URL and confirmation with the
+        ``{id}`` and ``{name}`` the script fills in for the row whose menu opens."""
+        url = reverse("compute:instance-action", args=[MENU_ID, "ACTION"])
+        return [
+            {
+                **button.render("{name}"),
+                "url": url.replace(str(MENU_ID), "{id}").replace("ACTION", button.action),
+            }
+            for button in ACTIONS.values()
+            if self.ctx.can(button.policy)
+        ]
 
 
 class AdminInstanceTable(InstanceTable):
