@@ -12,3 +12,17 @@ class ComputeConfig(AppConfig):
 
         instances.register_quota_counters()
         hosts.register_heartbeat_receiver()
+        self.register_resource_links()
+
+    @staticmethod
+    def register_resource_links() -> None:
+        """The operations page names and links instances (and, for admins, hosts)."""
+        from django.urls import reverse
+
+        from workers.dashboard import register_resource_link
+        from workers.models import Host
+
+        from .models import Instance
+
+        register_resource_link("instance", Instance, lambda pk: reverse("compute:instance", args=[pk]))
+        register_resource_link("host", Host, lambda pk: reverse("compute:admin-hosts"), admin_only=True)

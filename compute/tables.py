@@ -4,7 +4,7 @@ import django_tables2 as tables
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from identity.dashboard import DATETIME_FORMAT
+from identity.dashboard import DATETIME_FORMAT, DeleteColumn, progress_bar, status_badge, usage_colour
 from workers.models import Host
 
 from .models import Flavor
@@ -20,9 +20,7 @@ class FlavorTable(tables.Table):
     swap_mb = tables.Column(verbose_name="Swap (MB)")
     is_public = tables.BooleanColumn(verbose_name="Public")
     projects = tables.Column(verbose_name="Projects with access", orderable=True)
-    actions = tables.TemplateColumn(
-        template_name="compute/_flavor_actions.html", orderable=False, verbose_name=""
-    )
+    actions = DeleteColumn("compute:admin-flavor-delete", "flavor")
 
     class Meta:
         model = Flavor
@@ -44,16 +42,7 @@ class FlavorTable(tables.Table):
 def usage_bar(used: float, total: float, label: str):
     """A small progress bar: ``used`` of ``total`` (the allocation limit), with ``label`` under it."""
     percent = min(100, round(100 * used / total)) if total else 0
-    colour = "bg-danger" if percent >= 90 else "bg-warning" if percent >= 70 else "bg-success"
-    return format_html(
-        '<div class="progress" style="min-width: 6rem; height: .5rem" role="progressbar" '
-        'aria-valuenow="{}" aria-valuemin="0" aria-valuemax="100"><div class="progress-bar {}" '
-        'style="width: {}%"></div></div><small class="text-secondary">{}</small>',
-        percent,
-        colour,
-        percent,
-        label,
-    )
+    return progress_bar(percent, label=label, colour=usage_colour(percent))
 
 
 def _ratio(value: float) -> str:
@@ -90,8 +79,7 @@ class HostTable(tables.Table):
         row_attrs = {"data-name": lambda record: record.name}
 
     def render_state(self, record):
-        colour = "text-bg-success" if record.state == Host.UP else "text-bg-danger"
-        return format_html('<span class="badge {}">{}</span>', colour, record.state)
+        return status_badge(record.state)
 
     def render_enabled(self, record, value):
         if value:

@@ -6,6 +6,8 @@ seconds with htmx and swaps itself; the partial it gets back stops polling once 
 
 from __future__ import annotations
 
+import uuid
+
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -14,26 +16,14 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.timezone import localtime
 
-from identity.dashboard import DATETIME_FORMAT
+from identity.dashboard import DATETIME_FORMAT, polling_attrs
 from workers.dashboard import Button, buttons_for, transition_buttons
 
 from .models import Instance
 from .services.lifecycle import INSTANCE
 
 ATTRS = {"class": "table table-sm table-hover align-middle", "id": "instances-table"}
-POLL_EVERY = "every 2s"
 
-STATUS_COLOURS = {
-    "ACTIVE": "text-bg-success",
-    "BUILD": "text-bg-info",
-    "REBOOT": "text-bg-info",
-    "HARD_REBOOT": "text-bg-info",
-    "SHUTOFF": "text-bg-secondary",
-    "PAUSED": "text-bg-warning",
-    "SUSPENDED": "text-bg-warning",
-    "ERROR": "text-bg-danger",
-    "DELETED": "text-bg-dark",
-}
 # The dashboard's status filter: Nova's status -> the vm_state rows it covers.
 STATUS_FILTER = {
     "ACTIVE": "active",
@@ -60,6 +50,9 @@ UNLOCK = Button(
 ACTIONS = {**transition_buttons(INSTANCE), LOCK.action: LOCK, UNLOCK.action: UNLOCK}
 
 
+MENU_ID = uuid.UUID(int=0)  # stands for the row's id in the page's action menu
+
+
 def instance_buttons(ctx, instance: Instance) -> list[dict]:
     """The buttons to show for ``instance``: what its state allows and the caller's role may do.
 
@@ -76,15 +69,13 @@ def instance_buttons(ctx, instance: Instance) -> list[dict]:
     return buttons_for(ctx, INSTANCE, instance, extra)
 
 
-def _polling(value):
+def _polling(attr):
     """A row attribute present only while the record is transitional (None drops the attribute)."""
     return lambda record, table: (
-        (value(record, table) if callable(value) else value) if record.transitional else None
+        polling_attrs(reverse("compute:instance-row", args=[record.pk]) + table.poll_query)[attr]
+        if record.transitional
+        else None
     )
-
-
-def _poll_url(record, table) -> str:
-    return reverse("compute:instance-row", args=[record.pk]) + table.poll_query
 
 
 # The row's id, and htmx polling while (only while) the instance is transitional.
@@ -92,10 +83,7 @@ ROW_ATTRS = {
     "id": lambda record: f"instance-{record.pk}",
     "data-name": lambda record: record.name,
     "data-status": lambda record: record.status,
-    "hx-get": _polling(_poll_url),
-    "hx-trigger": _polling(POLL_EVERY),
-    "hx-swap": _polling("outerHTML"),
-    "data-polling": _polling("true"),
+    **{attr: _polling(attr) for attr in ("hx-get", "hx-trigger", "hx-swap", "data-polling")},
 }
 
 
@@ -131,7 +119,6 @@ class InstanceTable(tables.Table):
             "compute/_instance_status.html",
             {
                 "instance": record,
-                "colour": STATUS_COLOURS.get(record.status, "text-bg-dark"),
                 "zctx": self.ctx,
             },
         )
@@ -162,16 +149,32 @@ class InstanceTable(tables.Table):
         )
 
     def render_actions(self, record):
-        return render_to_string(
-            "compute/_instance_actions.html",
-            {
-                "instance": record,
-                "buttons": instance_buttons(self.ctx, record),
-                "compact": True,
-                "back": self.back,
-            },
-            request=getattr(self, "request", None),
+        # Only which actions the row offers: the menu and its one form are rendered once per page
+        # (``action_menu``), and the page's script fills a row's menu from them when it opens.
+        offered = " ".join(b["action"] for b in instance_buttons(self.ctx, record))
+        if not offered:
+            return ""
+        return format_html(
+            '<div class="dropdown instance-actions" data-actions="{}">'
+            '<button class="btn btn-sm btn-outline-secondary dropdown-toggle" type="button" '
+            'data-bs-toggle="dropdown" aria-expanded="false" aria-label="Actions for {}">Actions</button>'
+            '<ul class="dropdown-menu dropdown-menu-end"></ul></div>',
+            offered,
+            record.name,
         )
+
+    def action_menu(self) -> list[dict]:
+        """Every action a row may offer, once for the page: its button, URL and confirmation with the
+        ``{id}`` and ``{name}`` the script fills in for the row whose menu opens."""
+        url = reverse("compute:instance-action", args=[MENU_ID, "ACTION"])
+        return [
+            {
+                **button.render("{name}"),
+                "url": url.replace(str(MENU_ID), "{id}").replace("ACTION", button.action),
+            }
+            for button in ACTIONS.values()
+            if self.ctx.can(button.policy)
+        ]
 
 
 class AdminInstanceTable(InstanceTable):

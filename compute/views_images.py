@@ -10,19 +10,12 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from identity.dashboard import call_service, forbidden_unless, paginated
+from identity.dashboard import call_service, forbidden_unless, paginated, status_badge
 from identity.errors import NotFound
 
 from . import services
 from .api.images import image_file_response
 from .models import Image, ImageMember
-
-STATUS_COLOURS = {
-    Image.ACTIVE: "text-bg-success",
-    Image.QUEUED: "text-bg-secondary",
-    Image.SAVING: "text-bg-info",
-    Image.KILLED: "text-bg-danger",
-}
 
 
 class ImageUploadForm(forms.Form):
@@ -70,9 +63,7 @@ class ImageTable(tables.Table):
         row_attrs = {"data-name": lambda record: record.name, "data-status": lambda record: record.status}
 
     def render_status(self, value):
-        return format_html(
-            '<span class="badge {}">{}</span>', STATUS_COLOURS.get(value, "text-bg-dark"), value
-        )
+        return status_badge(value)
 
     def render_size(self, value):
         return filesizeformat(value)

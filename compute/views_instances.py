@@ -25,7 +25,7 @@ from identity.models import KeyPair
 from . import services
 from .forms_instances import STEPS, ExplainForm, InstanceFilterForm, LaunchForm
 from .models import Flavor, Image, Instance
-from .tables_instances import ACTIONS, STATUS_COLOURS, STATUS_FILTER, AdminInstanceTable, InstanceTable
+from .tables_instances import ACTIONS, STATUS_FILTER, AdminInstanceTable, InstanceTable
 from .tables_instances import instance_buttons as buttons_for
 
 ROW_RELATED = ("flavor", "image", "operation", "host")
@@ -100,7 +100,7 @@ def instance_row(request, pk):
         return _not_found(request)
     table = (AdminInstanceTable if admin else InstanceTable)([instance], ctx=ctx)
     table.request = request
-    return render(request, "compute/_instance_row.html", {"table": table})
+    return render(request, "dashboard/_rows.html", {"table": table})
 
 
 # --- the launch wizard ------------------------------------------------------------------------------
@@ -213,7 +213,6 @@ def _detail_context(request, instance: Instance) -> dict:
         action_log = list(audit.log_for("instance", instance.pk, ACTION_LOG_ROWS))
     return {
         "instance": instance,
-        "colour": STATUS_COLOURS.get(instance.status, "text-bg-dark"),
         "buttons": buttons_for(ctx, instance),
         "action_log": action_log,
         "back": "detail",

@@ -10,6 +10,11 @@ from django.utils import timezone
 from .context import Context
 from .models import ResourceAction
 
+# ``project=CALLER`` (the default) files the record under the caller's project; ``project=None`` under
+# none: resources no project owns (flavors, hosts, users) and identity's own (projects, role
+# assignments, quotas), whose trail must outlive the project it names.
+CALLER = object()
+
 
 def record(
     ctx: Context,
@@ -17,19 +22,23 @@ def record(
     resource_id: uuid.UUID | str,
     action: str,
     *,
-    project=None,
+    project=CALLER,
     operation_id=None,
     idempotency_key: str = "",
     message: str = "",
+    result: str = ResourceAction.SUCCESS,
 ) -> ResourceAction:
-    """Log ``action`` on a resource; without an operation it was done inside the request (finished)."""
-    done = (
-        {} if operation_id is not None else {"finish_time": timezone.now(), "result": ResourceAction.SUCCESS}
-    )
+    """Log ``action`` on a resource (``project``: a Project, its id, None or CALLER). Without an
+    operation it was done inside the request and is recorded finished with ``result``: a success, or an
+    error that ended outside any transaction (a killed upload)."""
+    done = {} if operation_id is not None else {"finish_time": timezone.now(), "result": result}
+    if project is CALLER:
+        project = ctx.project
+    owner = {"project_id": project} if isinstance(project, uuid.UUID | str) else {"project": project}
     return ResourceAction.objects.create(
         resource_type=resource_type,
         resource_id=resource_id,
-        project=project if project is not None else ctx.project,
+        **owner,
         action=action,
         user=ctx.user,
         request_id=ctx.request_id[:64],
@@ -38,6 +47,13 @@ def record(
         message=message[:4000],
         **done,
     )
+
+
+def changed(fields=(), **given) -> str:
+    """The message of an update: which fields it changed, named in ``fields`` or given a value other
+    than None in ``given`` (never their values: a password is one)."""
+    names = sorted(set(fields) | {name for name, value in given.items() if value is not None})
+    return "changed " + ", ".join(names) if names else "no change"
 
 
 def finish(operation_id, result: str, message: str = "") -> None:

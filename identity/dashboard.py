@@ -1,4 +1,6 @@
-"""Helpers every app's dashboard views share: call a service, turn refusals into form errors."""
+"""Helpers every app's dashboard views share: call a service, turn refusals into form errors; and the
+pieces every table shows the same way: the status colours, the status badge, the progress bar, the
+delete form and the polling of rows that are still changing (templates in ``dashboard/``)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -8,6 +10,9 @@ from django import forms
 from django.contrib import messages
 from django.core.paginator import EmptyPage
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
 
 from . import policy
 from .errors import NotFound, ZenithError
@@ -16,6 +21,103 @@ PER_PAGE = 25
 # How every dashboard table shows a moment: readable, with its zone named (TIME_ZONE is UTC).
 DATETIME_FORMAT = "Y-m-d H:i:s T"
 MAX_PER_PAGE = 100
+POLL_EVERY = "every 2s"  # how often a row (or card) that is still changing asks for itself again
+
+# Every status, state and result the dashboard shows -> its Bootstrap colour (lower case keys: Nova's
+# instance statuses, Glance's image statuses, operation states, host states, action results, image
+# memberships). Settled and well: success; changing: info; stopped: secondary; paused or waiting on a
+# decision: warning; failed: danger.
+STATUS_COLOURS = {
+    "active": "success",
+    "up": "success",
+    "succeeded": "success",
+    "success": "success",
+    "accepted": "success",
+    "build": "info",
+    "reboot": "info",
+    "hard_reboot": "info",
+    "saving": "info",
+    "running": "info",
+    "shutoff": "secondary",
+    "queued": "secondary",
+    "pending": "secondary",
+    "paused": "warning",
+    "suspended": "warning",
+    "error": "danger",
+    "killed": "danger",
+    "failed": "danger",
+    "down": "danger",
+    "rejected": "danger",
+    "deleted": "dark",
+}
+
+
+def status_colour(value) -> str:
+    """The Bootstrap colour of a status (``dark`` for one the table does not know)."""
+    return STATUS_COLOURS.get(str(value).lower(), "dark")
+
+
+def status_badge(value, css: str = ""):
+    """The badge of a status: its text on its colour."""
+    return format_html(
+        '<span class="badge text-bg-{}{}">{}</span>', status_colour(value), f" {css}" if css else "", value
+    )
+
+
+def usage_colour(percent: float) -> str:
+    """The colour of a usage bar: green, amber from 70 %, red from 90 %."""
+    return "danger" if percent >= 90 else "warning" if percent >= 70 else "success"
+
+
+def progress_bar(
+    percent, *, label: str = "", colour: str = "", animated: bool = False, css: str = "", name: str = ""
+):
+    """The one progress bar: ``percent`` filled (at least a sliver while ``animated``), ``label`` under it."""
+    return render_to_string(
+        "dashboard/_progress.html",
+        {
+            "percent": percent,
+            "label": label,
+            "colour": colour,
+            "animated": animated,
+            "css": css,
+            "name": name,
+        },
+    )
+
+
+def polling_attrs(url: str) -> dict[str, str]:
+    """The htmx attributes that make an element fetch ``url`` and replace itself every POLL_EVERY."""
+    return {"hx-get": url, "hx-trigger": POLL_EVERY, "hx-swap": "outerHTML", "data-polling": "true"}
+
+
+class DeleteColumn(tables.Column):
+    """A table's delete (or revoke) button: one POST form with a confirmation naming the row."""
+
+    def __init__(self, url_name: str, noun: str, *, name_attr: str = "name", label: str = "Delete", **kwargs):
+        kwargs.setdefault("orderable", False)
+        kwargs.setdefault("verbose_name", "")
+        kwargs.setdefault("empty_values", ())
+        super().__init__(**kwargs)
+        self.url_name, self.noun, self.name_attr, self.label = url_name, noun, name_attr, label
+
+    def render(self, record, table):
+        return delete_form(
+            reverse(self.url_name, args=[record.pk]),
+            f"{self.label} {self.noun} {getattr(record, self.name_attr)}?",
+            label=self.label,
+            request=getattr(table, "request", None),
+        )
+
+
+def delete_form(url: str, confirm: str, *, label: str = "Delete", disabled: str = "", request=None, data=""):
+    """The one delete form: a POST to ``url`` after the browser confirmed ``confirm``; ``disabled``
+    says why the button cannot be used (e.g. "protected")."""
+    return render_to_string(
+        "dashboard/_delete_form.html",
+        {"url": url, "confirm": confirm, "label": label, "disabled": disabled, "data": data},
+        request=request,
+    )
 
 
 def call_service(request, form: forms.Form | None, fn: Callable[[], Any], success: str | None = None):

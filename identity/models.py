@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .scoping import (
+    AdminOnlyQuerySet,
     ProjectQuerySet,
     RoleAssignmentQuerySet,
     RoleQuerySet,
@@ -195,6 +196,8 @@ class ResourceAction(models.Model):
     result = models.CharField(max_length=16, blank=True, default="")
     message = models.TextField(blank=True, default="")
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
+
+    objects = AdminOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-start_time", "-id"]

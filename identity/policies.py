@@ -22,6 +22,7 @@ register_defaults(
         "identity:keypair:list": "authenticated",
         "identity:keypair:create": MEMBER,
         "identity:keypair:delete": OWNER,
+        "identity:action:list": ADMIN,
         "identity:token:list": "authenticated",
         "identity:token:show": "authenticated",
         "workers:operation:list": READER,

@@ -12,9 +12,10 @@ from django.db import transaction
 
 from .errors import InvalidInput, QuotaExceeded
 from .models import KeyPair, Project, Quota, QuotaLock, User
+from .validators import MAX_INT
 
 UNLIMITED = -1
-MAX_LIMIT = 2**31 - 1  # Quota.limit is a 32-bit integer column
+MAX_LIMIT = MAX_INT  # Quota.limit is a 32-bit integer column
 UsageCounter = Callable[[Project, "User | None"], int]
 GroupCounter = Callable[[Project, "User | None"], Mapping[str, int]]
 _counters: dict[str, UsageCounter] = {}

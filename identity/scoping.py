@@ -104,6 +104,13 @@ class RoleAssignmentQuerySet(ScopedQuerySet):
         return self.all() if ctx.is_admin else self.filter(user_id=ctx.user.pk)
 
 
+class AdminOnlyQuerySet(ScopedQuerySet):
+    """Rows only cloud admins read (the audit trail: who did what to every resource)."""
+
+    def visible_to(self, ctx: Context):
+        return self.all() if ctx.user is not None and ctx.is_admin else self.none()
+
+
 class RoleQuerySet(ScopedQuerySet):
     def visible_to(self, ctx: Context):
         return self.all() if ctx.user is not None else self.none()

@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from . import keys, policy, quotas, throttle
+from . import audit, keys, policy, quotas, throttle
 from .context import Context
 from .errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from .models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
@@ -61,7 +61,9 @@ def create_project(ctx: Context, *, name: str, description: str = "", enabled: b
     name = _clean_name(name, "Project")
     if Project.objects.filter(name__iexact=name).exists():
         raise Conflict(f"A project named {name!r} already exists.")
-    return Project.objects.create(name=name, description=description or "", enabled=enabled)
+    project = Project.objects.create(name=name, description=description or "", enabled=enabled)
+    audit.record(ctx, "project", project.pk, "create", project=None, message=f"created {name}")
+    return project
 
 
 @transaction.atomic
@@ -83,6 +85,8 @@ def update_project(ctx: Context, project: Project, *, name=None, description=Non
             raise Conflict("The admin project cannot be disabled.")
         project.enabled = enabled
     project.save()
+    message = audit.changed(name=name, description=description, enabled=enabled)
+    audit.record(ctx, "project", project.pk, "update", project=None, message=message)
     return project
 
 
@@ -96,6 +100,7 @@ def delete_project(ctx: Context, project: Project) -> None:
     if in_use:
         listed = ", ".join(f"{k}={v}" for k, v in in_use.items())
         raise Conflict(f"Project {project.name} still has resources ({listed}); delete them first.")
+    audit.record(ctx, "project", project.pk, "delete", project=None, message=f"deleted {project.name}")
     project.delete()
 
 
@@ -115,6 +120,7 @@ def create_user(
     user = User(username=username, email=email or "", is_superuser=is_superuser, is_staff=is_superuser)
     user.set_password(password)
     user.save()
+    audit.record(ctx, "user", user.pk, "create", project=None, message=f"created {username}")
     return user
 
 
@@ -150,6 +156,8 @@ def update_user(
     user.save()
     if revoke:
         revoke_user_tokens(user)
+    message = audit.changed(email=email, password=password, is_active=is_active, is_superuser=is_superuser)
+    audit.record(ctx, "user", user.pk, "update", project=None, message=message)
     return user
 
 
@@ -159,6 +167,7 @@ def delete_user(ctx: Context, user: User) -> None:
     policy.enforce(ctx, "identity:user:delete")
     if ctx.user is not None and user.pk == ctx.user.pk:
         raise Conflict("You cannot delete your own account.")
+    audit.record(ctx, "user", user.pk, "delete", project=None, message=f"deleted {user.username}")
     user.delete()
 
 
@@ -193,6 +202,14 @@ def assign_role(ctx: Context, *, user: User, project: Project, role: Role) -> Ro
         pk=user.pk, default_project__isnull=True
     ).update(default_project=project):
         user.default_project = project
+    audit.record(
+        ctx,
+        "role_assignment",
+        assignment.pk,
+        "create",
+        project=None,
+        message=f"{role.name} on {project.name} for {user.username}",
+    )
     return assignment
 
 
@@ -215,6 +232,14 @@ def revoke_role(ctx: Context, assignment: RoleAssignment) -> None:
     user, project = assignment.user, assignment.project
     if is_own_admin_grant(ctx, assignment):
         raise Conflict("You cannot remove your own admin role on the admin project.")
+    audit.record(
+        ctx,
+        "role_assignment",
+        assignment.pk,
+        "delete",
+        project=None,
+        message=f"{assignment.role.name} on {project.name} for {user.username}",
+    )
     assignment.delete()
     _sync_project_perms(user, project)
     if not RoleAssignment.objects.filter(user=user, project=project).exists():
@@ -230,7 +255,12 @@ def revoke_role(ctx: Context, assignment: RoleAssignment) -> None:
 def set_quotas(ctx: Context, project: Project, limits: dict[str, int]) -> dict[str, int]:
     """Set a project's limits (admin); -1 means unlimited."""
     policy.enforce(ctx, "identity:quota:update")
-    return quotas.set_limits(project, limits)
+    result = quotas.set_limits(project, limits)
+    listed = ", ".join(f"{name}={limits[name]}" for name in sorted(limits))
+    audit.record(
+        ctx, "quota", project.pk, "update", project=None, message=f"{project.name}: {listed or 'no change'}"
+    )
+    return result
 
 
 # --- key pairs --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import django_tables2 as tables
 
-from .dashboard import DATETIME_FORMAT
+from .dashboard import DATETIME_FORMAT, DeleteColumn
 from .models import KeyPair, Project, RoleAssignment, User
 
 ATTRS = {"class": "table table-sm table-hover align-middle"}
@@ -11,9 +11,7 @@ ATTRS = {"class": "table table-sm table-hover align-middle"}
 class KeyPairTable(tables.Table):
     fingerprint = tables.Column(attrs={"td": {"class": "font-monospace small"}})
     created = tables.DateTimeColumn(format=DATETIME_FORMAT)
-    actions = tables.TemplateColumn(
-        template_name="identity/_keypair_actions.html", orderable=False, verbose_name=""
-    )
+    actions = DeleteColumn("identity:keypair-delete", "key pair")
 
     class Meta:
         model = KeyPair
@@ -26,9 +24,7 @@ class KeyPairTable(tables.Table):
 class ProjectTable(tables.Table):
     created = tables.DateTimeColumn(format=DATETIME_FORMAT)
     members = tables.Column(verbose_name="Role assignments", orderable=True)
-    actions = tables.TemplateColumn(
-        template_name="identity/_project_actions.html", orderable=False, verbose_name=""
-    )
+    actions = DeleteColumn("identity:admin-project-delete", "project")
 
     class Meta:
         model = Project
@@ -39,9 +35,7 @@ class ProjectTable(tables.Table):
 class UserTable(tables.Table):
     date_joined = tables.DateTimeColumn(format=DATETIME_FORMAT, verbose_name="Joined")
     is_superuser = tables.BooleanColumn(verbose_name="Cloud admin")
-    actions = tables.TemplateColumn(
-        template_name="identity/_user_actions.html", orderable=False, verbose_name=""
-    )
+    actions = DeleteColumn("identity:admin-user-delete", "user", name_attr="username")
 
     class Meta:
         model = User

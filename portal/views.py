@@ -2,6 +2,7 @@
 redirects from the dashboard's old paths."""
 
 import django_tables2 as tables
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponsePermanentRedirect, HttpResponseRedirect
@@ -16,6 +17,7 @@ from identity.dashboard import DATETIME_FORMAT, paginated
 from identity.middleware import SESSION_PROJECT_KEY
 from identity.models import Project
 from identity.scoping import is_uuid
+from workers.dashboard import resource_names, resources_named
 from workers.lifecycle import action_label, message_shown, shows_hosts
 from workers.models import Operation
 
@@ -52,6 +54,7 @@ def switch_project(request):
 
 class OperationTable(tables.Table):
     kind = tables.Column()
+    resource = tables.Column(empty_values=(), orderable=False, verbose_name="Resource")
     project = tables.Column(accessor="project__name", verbose_name="Project", default="—")
     state = tables.TemplateColumn(template_name="portal/_operation_state.html")
     progress = tables.TemplateColumn(template_name="portal/_operation_progress.html", orderable=False)
@@ -60,14 +63,37 @@ class OperationTable(tables.Table):
 
     class Meta:
         model = Operation
-        fields = ("kind", "project", "state", "progress", "message", "created")
+        fields = ("kind", "resource", "project", "state", "progress", "message", "created")
         attrs = {"class": "table table-sm table-hover align-middle"}
         order_by = "-created"
         empty_text = "No operations yet: launching, stopping or deleting a resource starts one."
 
     def __init__(self, data, *, ctx, **kwargs):
         super().__init__(data, **kwargs)
+        self.ctx = ctx
         self.hosts_shown = shows_hosts(ctx)
+        self._names = None
+
+    def render_resource(self, record):
+        if record.resource_id is None:
+            return "—"
+        if self._names is None:  # the page's resources, named in one query per type
+            self._names = resource_names(self.ctx, (row.record for row in self.page.object_list))
+        found = self._names.get((record.resource_type, str(record.resource_id)))
+        if found is None:  # gone, or a kind this caller is not shown
+            return format_html(
+                '{} <code class="small text-secondary">{}</code>',
+                record.resource_type,
+                str(record.resource_id)[:8],
+            )
+        name, url = found
+        return format_html(
+            '<a href="{}" data-resource="{}">{}</a> <span class="small text-secondary">{}</span>',
+            url,
+            record.resource_id,
+            name,
+            record.resource_type,
+        )
 
     def render_kind(self, record):
         # The action as its button names it, then the operation's kind as the API reports it.
@@ -82,6 +108,36 @@ class OperationTable(tables.Table):
         return message_shown(value, self.hosts_shown)
 
 
+class OperationFilterForm(forms.Form):
+    """The operations page's filters: kind (``instance`` or ``instance.reboot``), state, resource
+    (its id or name)."""
+
+    kind = forms.RegexField(regex=r"^[a-z_]{1,32}(\.[a-z_]{1,32})?$", required=False, max_length=64)
+    state = forms.ChoiceField(choices=[("", "any state"), *Operation.STATES], required=False)
+    resource = forms.CharField(required=False, max_length=255, strip=True)
+
+    error_messages = {"kind": "A kind is a resource type, or type.action (e.g. instance.reboot)."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].error_messages["invalid"] = self.error_messages["kind"]
+
+    def apply(self, ctx, queryset):
+        data = self.cleaned_data
+        if data.get("kind"):
+            kind = data["kind"]
+            queryset = (
+                queryset.filter(kind=kind) if "." in kind else queryset.filter(kind__startswith=f"{kind}.")
+            )
+        if data.get("state"):
+            queryset = queryset.filter(state=data["state"])
+        if data.get("resource"):
+            ref = data["resource"]
+            ids = [ref] if is_uuid(ref) else resources_named(ctx, ref)
+            queryset = queryset.filter(resource_id__in=ids)
+        return queryset
+
+
 @login_required
 def operations(request):
     """The project's asynchronous operations, newest first; cloud admins may see every project's."""
@@ -89,12 +145,20 @@ def operations(request):
     if not policy.check(ctx, "workers:operation:list"):
         return render(request, "portal/forbidden.html", status=403)
     all_projects = ctx.is_admin and request.GET.get("all") == "1"
-    if all_projects:
-        table = OperationTable(Operation.objects.across_projects(ctx).select_related("project"), ctx=ctx)
-    else:
-        table = OperationTable(Operation.objects.visible_to(ctx), ctx=ctx, exclude=("project",))
+    queryset = (
+        Operation.objects.across_projects(ctx).select_related("project")
+        if all_projects
+        else Operation.objects.visible_to(ctx)
+    )
+    filters = OperationFilterForm(request.GET or None)
+    if filters.is_valid():
+        queryset = filters.apply(ctx, queryset)
+    elif filters.is_bound:
+        queryset = queryset.none()  # a bad filter shows its message, never every operation as if unfiltered
+    table = OperationTable(queryset, ctx=ctx, exclude=() if all_projects else ("project",))
     paginated(request, table)
-    return render(request, "portal/operations.html", {"table": table, "all_projects": all_projects})
+    context = {"table": table, "all_projects": all_projects, "filters": filters}
+    return render(request, "portal/operations.html", context)
 
 
 def home(request):

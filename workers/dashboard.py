@@ -4,6 +4,8 @@ allow them."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from identity.context import Context
@@ -56,3 +58,53 @@ def buttons_for(ctx: Context, machine: Lifecycle, obj, extra: list[Button] = ())
     allowed = set(machine.allowed(obj))
     shown = [Button.of(machine, machine.transitions[name]) for name in machine.transitions if name in allowed]
     return [b.render(obj.name) for b in (*shown, *extra) if ctx.can(b.policy)]
+
+
+# --- operations traced to their resource ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceLink:
+    """How the operations page names and links a resource type an app owns (registered by the app,
+    as its lifecycle is): ``model`` has a ``name``; ``url(pk)`` is its page; ``admin_only`` resources
+    (hosts) are named to cloud admins only, as faults name hosts only to them."""
+
+    model: type
+    url: Callable[[object], str]
+    admin_only: bool = False
+
+
+_links: dict[str, ResourceLink] = {}
+
+
+def register_resource_link(
+    resource_type: str, model: type, url: Callable[[object], str], *, admin_only=False
+):
+    _links[resource_type] = ResourceLink(model, url, admin_only)
+
+
+def _shown(ctx: Context) -> dict[str, ResourceLink]:
+    return {kind: link for kind, link in _links.items() if ctx.is_admin or not link.admin_only}
+
+
+def resource_names(ctx: Context, operations: Iterable) -> dict[tuple[str, str], tuple[str, str]]:
+    """``(resource_type, resource_id) -> (name, url)`` for the operations of one page: one query per
+    registered resource type on the page, whatever the number of rows."""
+    wanted: dict[str, set] = defaultdict(set)
+    for op in operations:
+        if op.resource_id is not None:
+            wanted[op.resource_type].add(op.resource_id)
+    found = {}
+    for kind, link in _shown(ctx).items():
+        if wanted.get(kind):
+            for pk, name in link.model.objects.filter(pk__in=wanted[kind]).values_list("pk", "name"):
+                found[(kind, str(pk))] = (name, link.url(pk))
+    return found
+
+
+def resources_named(ctx: Context, name: str) -> list:
+    """The ids of the resources of every registered type called ``name`` (the operations filter)."""
+    ids = []
+    for link in _shown(ctx).values():
+        ids += link.model.objects.filter(name=name).values_list("pk", flat=True)
+    return ids

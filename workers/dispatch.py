@@ -86,8 +86,9 @@ def send_to_host(
     task_id: str | None = None,
 ):
     """Publish host work on ``<queue_kind>.<host>`` (the agent of that host alone consumes it)."""
+    queue = queues.host_queue(queue_kind, host)
     return current_app.send_task(
-        task, kwargs=kwargs, queue=f"{queue_kind}.{host}", link=link, link_error=link_error, task_id=task_id
+        task, kwargs=kwargs, queue=queue, link=link, link_error=link_error, task_id=task_id
     )
 
 
@@ -104,7 +105,7 @@ def send_to_all_hosts(task: str, hosts: list[str], *, kwargs: dict, role: str = 
         current_app.send_task(task, kwargs=kwargs, queue=broadcast, declare=[broadcast.exchange])
         return 1
     for host in hosts:
-        current_app.send_task(task, kwargs=kwargs, queue=f"{role}.{host}")
+        current_app.send_task(task, kwargs=kwargs, queue=queues.host_queue(role, host))
     return len(hosts)
 
 

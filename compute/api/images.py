@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from identity.api.base import ScopedViewSet, ServiceWrites
+from identity.api.strict import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
 from identity.errors import InvalidInput, NotFound
 from identity.models import Project
 from identity.scoping import is_uuid
@@ -52,27 +53,8 @@ def image_file_response(image: Image, data) -> ImageFileResponse:
 # --- serializers --------------------------------------------------------------------------------
 
 
-class StrictStringField(serializers.CharField):
-    """A string, never a number or boolean turned into one."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class NoUnknownFieldsMixin:
-    """Refuse fields the endpoint does not take, rather than silently ignoring them."""
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError(f"Unknown or read-only fields: {', '.join(unknown)}.")
-        return attrs
-
-
 PROPERTIES = serializers.DictField(
-    child=StrictStringField(allow_blank=True, max_length=4096, trim_whitespace=False),
+    child=StrictCharField(allow_blank=True, max_length=4096, trim_whitespace=False),
     required=False,
     help_text="free-form string properties; kernel_id/ramdisk_id name aki/ari images for direct kernel boot",
 )
@@ -110,8 +92,8 @@ class ImageSerializer(serializers.ModelSerializer):
         return f"/api/v1/compute/images/{obj.pk}/file"
 
 
-class ImageCreateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
-    name = StrictStringField(max_length=255)
+class ImageCreateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=255)
     disk_format = serializers.ChoiceField(choices=services.DISK_FORMATS)
     container_format = serializers.ChoiceField(choices=services.CONTAINER_FORMATS, default="bare")
     visibility = serializers.ChoiceField(
@@ -119,23 +101,23 @@ class ImageCreateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
         default=Image.PRIVATE,
         help_text="public: every project (cloud admins only); shared: the projects added as members",
     )
-    min_disk = serializers.IntegerField(min_value=0, default=0, help_text="GB of root disk needed")
-    min_ram = serializers.IntegerField(min_value=0, default=0, help_text="MB of RAM needed")
-    protected = serializers.BooleanField(default=False, help_text="cannot be deleted while set")
+    min_disk = StrictIntegerField(min_value=0, default=0, help_text="GB of root disk needed")
+    min_ram = StrictIntegerField(min_value=0, default=0, help_text="MB of RAM needed")
+    protected = StrictBooleanField(default=False, help_text="cannot be deleted while set")
     properties = PROPERTIES
 
 
-class ImageUpdateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
-    name = StrictStringField(max_length=255, required=False)
+class ImageUpdateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=255, required=False)
     visibility = serializers.ChoiceField(choices=[Image.PRIVATE, Image.SHARED, Image.PUBLIC], required=False)
-    min_disk = serializers.IntegerField(min_value=0, required=False)
-    min_ram = serializers.IntegerField(min_value=0, required=False)
-    protected = serializers.BooleanField(required=False)
+    min_disk = StrictIntegerField(min_value=0, required=False)
+    min_ram = StrictIntegerField(min_value=0, required=False)
+    protected = StrictBooleanField(required=False)
     properties = PROPERTIES
 
 
-class ImageMemberRequestSerializer(serializers.Serializer):
-    project = StrictStringField(max_length=255, help_text="id or name of the project to share the image with")
+class ImageMemberRequestSerializer(StrictSerializer):
+    project = StrictCharField(max_length=255, help_text="id or name of the project to share the image with")
 
 
 class ImageMemberSerializer(serializers.ModelSerializer):
@@ -149,7 +131,7 @@ class ImageMemberSerializer(serializers.ModelSerializer):
         fields = ["image", "project", "project_name", "status", "created", "updated"]
 
 
-class ImageMemberStatusSerializer(NoUnknownFieldsMixin, serializers.Serializer):
+class ImageMemberStatusSerializer(StrictSerializer):
     status = serializers.ChoiceField(
         choices=[value for value, _ in ImageMember.STATUSES],
         help_text="the member project's decision: accepted (use the image), rejected, or pending",

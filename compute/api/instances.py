@@ -10,14 +10,14 @@ from rest_framework.response import Response
 
 from identity import audit, policy
 from identity.api.base import ScopedViewSet
+from identity.api.serializers import ResourceActionSerializer
+from identity.api.strict import StrictCharField, StrictSerializer, refuse_body
 from identity.errors import InvalidInput
-from identity.models import ResourceAction
 from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
 from workers.lifecycle import message_shown, shows_hosts
 
 from .. import services
 from ..models import Flavor, Instance
-from .serializers import StrictCharField
 
 
 class OperationSummarySerializer(serializers.Serializer):
@@ -100,7 +100,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         return root._zenith_shows_host
 
 
-class InstanceCreateSerializer(serializers.Serializer):
+class InstanceCreateSerializer(StrictSerializer):
     name = StrictCharField(max_length=255)
     flavor = StrictCharField(help_text="flavor id or name")
     image = StrictCharField(help_text="image id or name")
@@ -112,30 +112,24 @@ class InstanceCreateSerializer(serializers.Serializer):
     security_groups = serializers.JSONField(required=False, help_text="security group names")
 
 
-class RebootSerializer(serializers.Serializer):
+class RebootSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=["soft", "hard"], default="soft")
 
 
-class InstanceActionSerializer(serializers.ModelSerializer):
-    user = serializers.CharField(source="user.username", default=None, read_only=True)
-    operation = serializers.UUIDField(source="operation_id", read_only=True, allow_null=True)
+class InstanceActionSerializer(ResourceActionSerializer):
+    """An instance's action log: the audit trail's record, the host names in it for admins only."""
+
     message = serializers.SerializerMethodField()
 
     def get_message(self, row) -> str:
         return message_shown(row.message, shows_hosts(getattr(self.context.get("request"), "zenith", None)))
 
-    class Meta:
-        model = ResourceAction
+    class Meta(ResourceActionSerializer.Meta):
+        # The resource is the instance in the URL.
         fields = [
-            "id",
-            "action",
-            "user",
-            "request_id",
-            "operation",
-            "start_time",
-            "finish_time",
-            "result",
-            "message",
+            f
+            for f in ResourceActionSerializer.Meta.fields
+            if f not in ("resource_type", "resource_id", "project")
         ]
         read_only_fields = fields
 
@@ -210,6 +204,7 @@ class InstanceViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.Retriev
     @action(detail=True, methods=["post"])
     def lock(self, request, pk=None):
         """Refuse every action by non-admins until unlocked."""
+        refuse_body(request.data)
         services.lock_instance(self.ctx, self.get_object())
         return Response(self.get_serializer(self.get_object()).data)
 
@@ -217,6 +212,7 @@ class InstanceViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.Retriev
     @action(detail=True, methods=["post"])
     def unlock(self, request, pk=None):
         """Allow actions again."""
+        refuse_body(request.data)
         services.unlock_instance(self.ctx, self.get_object())
         return Response(self.get_serializer(self.get_object()).data)
 
@@ -246,7 +242,7 @@ class InstanceViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.Retriev
         return Response(InstanceActionSerializer(rows, many=True, context={"request": request}).data)
 
 
-class SchedulerExplainSerializer(serializers.Serializer):
+class SchedulerExplainSerializer(StrictSerializer):
     flavor = StrictCharField(help_text="flavor id or name")
     availability_zone = StrictCharField(required=False, allow_blank=True, default="")
     hypervisor_type = StrictCharField(required=False, allow_blank=True, default="")

@@ -2,21 +2,13 @@
 
 from rest_framework import serializers
 
+from identity.api.strict import StrictCharField, StrictModelSerializer, StrictSerializer
 from workers.models import Host
 
 from ..models import Flavor, FlavorAccess
 
 
-class StrictCharField(serializers.CharField):
-    """A string, not anything DRF can turn into one: extra spec values of 1 or true are refused."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class FlavorSerializer(serializers.ModelSerializer):
+class FlavorSerializer(StrictModelSerializer):
     extra_specs = serializers.DictField(
         child=StrictCharField(allow_blank=True, max_length=255, trim_whitespace=False),
         required=False,
@@ -46,7 +38,7 @@ class FlavorSerializer(serializers.ModelSerializer):
         }
 
 
-class FlavorAccessRequestSerializer(serializers.Serializer):
+class FlavorAccessRequestSerializer(StrictSerializer):
     project = serializers.UUIDField(help_text="id of the project to grant or revoke")
 
 
@@ -119,7 +111,7 @@ class HostSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class HostDisableSerializer(serializers.Serializer):
+class HostDisableSerializer(StrictSerializer):
     reason = StrictCharField(
         max_length=255, help_text="why no new instances go to this host (shown to admins)"
     )

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from identity import policy
 from identity.api.base import ScopedViewSet, ServiceWrites
+from identity.api.strict import refuse_body
 from identity.errors import InvalidInput, NotFound
 from identity.models import Project
 from workers.models import Host
@@ -127,6 +128,7 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     @action(detail=False, methods=["post"])
     def report(self, request):
         """All hosts report now: every agent sends a fresh heartbeat with its capacity (202)."""
+        refuse_body(request.data)
         sent = services.request_host_reports(self.ctx)
         return Response({"messages_sent": sent}, status=status.HTTP_202_ACCEPTED)
 
@@ -134,6 +136,7 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     @action(detail=True, methods=["post"])
     def enable(self, request, pk=None):
         """Schedule new instances on the host again."""
+        refuse_body(request.data)
         host = services.enable_host(self.ctx, self.get_object())
         return Response(
             serializers.HostSerializer(services.host_rows(Host.objects.filter(pk=host.pk)).get()).data

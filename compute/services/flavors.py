@@ -9,12 +9,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models.deletion import ProtectedError
 
-from identity import policy
+from identity import audit, policy
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound
 from identity.models import Project
 from identity.names import clean_name
-from identity.quotas import MAX_LIMIT as MAX_INT  # the largest a 32-bit column holds
+from identity.validators import clean_bool as _clean_bool
+from identity.validators import clean_int as _clean_int
+from identity.validators import clean_string_map
 
 from ..models import Flavor, FlavorAccess
 
@@ -48,27 +50,16 @@ def _clean_flavor_name(value: Any) -> str:
     return clean_name(name, "Flavor", 64)  # the rules every name keeps (this alphabet keeps them already)
 
 
-def _clean_int(value: Any, what: str, low: int, high: int = MAX_INT) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidInput(f"{what} must be a whole number from {low} to {high}.")
-    return value
-
-
 def _clean_extra_specs(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput("Extra specs must be an object of string keys to string values.")
-    if len(value) > MAX_EXTRA_SPECS:
-        raise InvalidInput(f"A flavor has at most {MAX_EXTRA_SPECS} extra specs.")
-    for key, spec in value.items():
-        if not isinstance(key, str) or not key.strip() or len(key) > MAX_EXTRA_SPEC_LENGTH:
-            raise InvalidInput(f"Extra spec keys must be 1-{MAX_EXTRA_SPEC_LENGTH} characters.")
-        if not isinstance(spec, str) or len(spec) > MAX_EXTRA_SPEC_LENGTH:
-            raise InvalidInput(
-                f"Extra spec {key!r} must have a string value of at most {MAX_EXTRA_SPEC_LENGTH} characters."
-            )
-    return dict(value)
+    return clean_string_map(
+        value,
+        what="Extra specs",
+        item="Extra spec",
+        too_many="A flavor has at most {max_items} extra specs",
+        max_items=MAX_EXTRA_SPECS,
+        max_key=MAX_EXTRA_SPEC_LENGTH,
+        max_value=MAX_EXTRA_SPEC_LENGTH,
+    )
 
 
 def _clean_description(value: Any) -> str:
@@ -76,12 +67,6 @@ def _clean_description(value: Any) -> str:
         return ""
     if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
         raise InvalidInput(f"Description must be text of at most {MAX_DESCRIPTION} characters.")
-    return value
-
-
-def _clean_bool(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{what} must be true or false.")
     return value
 
 
@@ -138,6 +123,7 @@ def create_flavor(
             flavor.save(force_insert=True)
     except IntegrityError:
         raise Conflict(f"A flavor named {name!r} already exists.") from None
+    audit.record(ctx, "flavor", flavor.pk, "create", project=None, message=f"created {name}")
     return flavor
 
 
@@ -180,6 +166,10 @@ def update_flavor(
             # Access rows mean nothing for a public flavor and could no longer be removed.
             FlavorAccess.objects.filter(flavor=flavor).delete()
     flavor.save()
+    message = audit.changed(
+        description=description, is_public=is_public, extra_specs=extra_specs, disabled=disabled
+    )
+    audit.record(ctx, "flavor", flavor.pk, "update", project=None, message=message)
     return flavor
 
 
@@ -188,9 +178,11 @@ def delete_flavor(ctx: Context, flavor: Flavor) -> None:
     """Delete a flavor; its project access goes with it."""
     policy.enforce(ctx, "compute:flavor:delete")
     try:
+        pk = flavor.pk
         flavor.delete()
     except ProtectedError:
         raise Conflict(f"Flavor {flavor.name} is in use.") from None
+    audit.record(ctx, "flavor", pk, "delete", project=None, message=f"deleted {flavor.name}")
 
 
 # --- access to private flavors ----------------------------------------------------------------
@@ -209,7 +201,9 @@ def add_flavor_access(ctx: Context, flavor: Flavor, project: Project) -> FlavorA
     _require_private(flavor)
     if FlavorAccess.objects.filter(flavor=flavor, project=project).exists():
         raise Conflict(f"Project {project.name} may already use flavor {flavor.name}.")
-    return FlavorAccess.objects.create(flavor=flavor, project=project)
+    access = FlavorAccess.objects.create(flavor=flavor, project=project)
+    audit.record(ctx, "flavor", flavor.pk, "access_add", project=None, message=f"project {project.name}")
+    return access
 
 
 @transaction.atomic
@@ -221,6 +215,7 @@ def remove_flavor_access(ctx: Context, flavor: Flavor, project: Project) -> None
     deleted, _ = FlavorAccess.objects.filter(flavor=flavor, project=project).delete()
     if not deleted:
         raise NotFound(f"Project {project.name} has no access to flavor {flavor.name}.")
+    audit.record(ctx, "flavor", flavor.pk, "access_remove", project=None, message=f"project {project.name}")
 
 
 # --- seeding ----------------------------------------------------------------------------------

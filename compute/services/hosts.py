@@ -9,15 +9,15 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from identity import policy
+from identity import audit, policy
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput
+from identity.validators import clean_int
 from workers import services as ledger
 from workers import tasknames
 from workers.models import Host
 
 from ..models import ComputeNode
-from .flavors import _clean_int
 
 # --- hosts ------------------------------------------------------------------------------------
 
@@ -38,7 +38,7 @@ def _heartbeat_values(info: Any) -> dict[str, Any]:
         raise InvalidInput("A heartbeat carries the host's info as an object.")
     values: dict[str, Any] = {}
     for field in ("vcpus", "memory_mb", "disk_gb"):
-        values[field] = _clean_int(info.get(field, 0), field, 0)
+        values[field] = clean_int(info.get(field, 0), field)
     version = info.get("hypervisor_version", 0)
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise InvalidInput("hypervisor_version must be a whole number.")
@@ -81,6 +81,7 @@ def disable_host(ctx: Context, host: Host, reason: str) -> Host:
     host.enabled = False
     host.disabled_reason = reason
     host.save(update_fields=["enabled", "disabled_reason", "updated"])
+    audit.record(ctx, "host", host.pk, "disable", project=None, message=reason)
     return host
 
 
@@ -94,6 +95,7 @@ def enable_host(ctx: Context, host: Host) -> Host:
     host.enabled = True
     host.disabled_reason = ""
     host.save(update_fields=["enabled", "disabled_reason", "updated"])
+    audit.record(ctx, "host", host.pk, "enable", project=None)
     return host
 
 

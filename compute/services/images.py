@@ -24,7 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from identity import policy
+from identity import audit, policy
 from identity.context import Context
 from identity.errors import (
     Conflict,
@@ -37,7 +37,9 @@ from identity.errors import (
 )
 from identity.models import Project
 from identity.names import clean_name
-from identity.quotas import MAX_LIMIT as MAX_INT
+from identity.validators import clean_bool as _clean_bool
+from identity.validators import clean_int as _clean_int
+from identity.validators import clean_string_map
 
 from ..models import Image, ImageMember
 
@@ -96,18 +98,6 @@ def _clean_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def _clean_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
-        raise InvalidInput(f"{what} must be a whole number from 0 to {MAX_INT}.")
-    return value
-
-
-def _clean_bool(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{what} must be true or false.")
-    return value
-
-
 def _clean_formats(disk_format: Any, container_format: Any) -> tuple[str, str]:
     disk_format = _clean_choice(disk_format, DISK_FORMATS, "Disk format")
     container_format = _clean_choice(container_format, CONTAINER_FORMATS, "Container format")
@@ -119,22 +109,17 @@ def _clean_formats(disk_format: Any, container_format: Any) -> tuple[str, str]:
 
 
 def _clean_properties(ctx: Context, value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput("Properties must be an object of string keys to string values.")
-    if len(value) > MAX_PROPERTIES:
-        raise InvalidInput(f"An image has at most {MAX_PROPERTIES} properties.")
-    for key, item in value.items():
-        if not isinstance(key, str) or not _PROPERTY_KEY_RE.match(key) or len(key) > MAX_PROPERTY_KEY:
-            raise InvalidInput(
-                f"Property names must be 1-{MAX_PROPERTY_KEY} letters, digits, '_', '.', ':' or '-'."
-            )
-        if not isinstance(item, str) or len(item) > MAX_PROPERTY_VALUE:
-            raise InvalidInput(
-                f"Property {key!r} must have a string value of at most {MAX_PROPERTY_VALUE} characters."
-            )
-    properties = dict(value)
+    properties = clean_string_map(
+        value,
+        what="Properties",
+        item="Property",
+        too_many="An image has at most {max_items} properties",
+        max_items=MAX_PROPERTIES,
+        max_key=MAX_PROPERTY_KEY,
+        max_value=MAX_PROPERTY_VALUE,
+        key_re=_PROPERTY_KEY_RE,
+        keys_are="names must be 1-{max_key} letters, digits, '_', '.', ':' or '-'",
+    )
     for key, wanted in BOOT_PROPERTIES.items():
         if properties.get(key):
             properties[key] = _clean_boot_image(ctx, key, properties[key], wanted)
@@ -207,6 +192,7 @@ def create_image(
         properties=_clean_properties(ctx, properties),
     )
     image.save(force_insert=True)
+    audit.record(ctx, "image", image.pk, "create", project=image.project_id, message=f"created {image.name}")
     return image
 
 
@@ -294,10 +280,14 @@ def _remove_bytes(name: str) -> None:
         log.exception("could not remove image data %s from storage", name)
 
 
-def _kill(image: Image, name: str, reason: str) -> None:
+def _kill(image: Image, name: str, reason: str, ctx: Context | None = None) -> None:
     Image.objects.filter(pk=image.pk, status=Image.SAVING).update(status=Image.KILLED)
     image.status = Image.KILLED
     _remove_bytes(name)
+    if ctx is not None:  # the failed upload stays in the trail (no transaction rolls it back)
+        audit.record(
+            ctx, "image", image.pk, "upload", project=image.project_id, result="error", message=reason
+        )
     log.warning("upload of image %s failed and it is now killed: %s", image.pk, reason)
 
 
@@ -337,16 +327,16 @@ def upload_image_data(
             default_storage.delete(name)
         saved = default_storage.save(name, stream)
     except ZenithError as exc:
-        _kill(image, name, exc.message)
+        _kill(image, name, exc.message, ctx)
         raise type(exc)(f"{exc.message} Image {image.name} is now killed.", code=exc.code) from None
     except _SourceError as exc:
-        _kill(image, name, str(exc))
+        _kill(image, name, str(exc), ctx)
         raise InvalidInput(
             f"The upload of image {image.name} was interrupted ({exc}); the image is now killed.",
             code="upload_interrupted",
         ) from None
     except Exception as exc:
-        _kill(image, name, repr(exc))
+        _kill(image, name, repr(exc), ctx)
         log.exception("storage failed while saving image %s", image.pk)
         raise ServiceUnavailable(
             f"The image store could not save image {image.name}; the image is now killed.",
@@ -359,7 +349,7 @@ def upload_image_data(
     elif expected_size is not None and size != expected_size:
         problem = f"The upload ended after {size} of the {expected_size} bytes announced."
     if problem:
-        _kill(image, saved, problem)
+        _kill(image, saved, problem, ctx)
         raise InvalidInput(f"{problem} Image {image.name} is now killed.", code="size_mismatch")
     with transaction.atomic():
         current = Image.objects.select_for_update().get(pk=image.pk)
@@ -372,6 +362,7 @@ def upload_image_data(
     if current.status != Image.ACTIVE:  # deleted while the bytes were arriving
         _remove_bytes(saved)
         raise Conflict(f"Image {image.name} was {current.status} during the upload.", code="invalid_state")
+    audit.record(ctx, "image", image.pk, "upload", project=image.project_id, message=f"{size} bytes")
     return current
 
 
@@ -438,6 +429,7 @@ def update_image(ctx: Context, image: Image, **fields: Any) -> Image:
         changed.append("properties")
     if changed:
         image.save(update_fields=[*changed, "updated"])
+    audit.record(ctx, "image", image.pk, "update", project=image.project_id, message=audit.changed(changed))
     return image
 
 
@@ -454,6 +446,7 @@ def delete_image(ctx: Context, image: Image) -> None:
     image.status = Image.DELETED
     image.file.name = ""
     image.save(update_fields=["status", "file", "updated"])
+    audit.record(ctx, "image", image.pk, "delete", project=image.project_id, message=f"deleted {image.name}")
     transaction.on_commit(lambda: _remove_bytes(name))
 
 
@@ -490,9 +483,13 @@ def add_image_member(ctx: Context, image: Image, project: Project) -> ImageMembe
         raise Conflict(f"Image {image.name} is already shared with project {project.name}.")
     try:
         with transaction.atomic():
-            return ImageMember.objects.create(image=image, project=project, status=ImageMember.PENDING)
+            member = ImageMember.objects.create(image=image, project=project, status=ImageMember.PENDING)
     except IntegrityError:
         raise Conflict(f"Image {image.name} is already shared with project {project.name}.") from None
+    audit.record(
+        ctx, "image", image.pk, "member_add", project=image.project_id, message=f"project {project.name}"
+    )
+    return member
 
 
 @transaction.atomic
@@ -505,6 +502,9 @@ def remove_image_member(ctx: Context, image: Image, project: Project) -> None:
     deleted, _ = ImageMember.objects.filter(image=image, project=project).delete()
     if not deleted:
         raise NotFound(f"Image {image.name} is not shared with project {project.name}.")
+    audit.record(
+        ctx, "image", image.pk, "member_remove", project=image.project_id, message=f"project {project.name}"
+    )
 
 
 def _own_membership(ctx: Context, image: Image, project: Project) -> ImageMember:
@@ -542,6 +542,14 @@ def set_image_member_status(ctx: Context, image: Image, project: Project, status
     if member.status != status:
         member.status = status
         member.save(update_fields=["status", "updated"])
+        audit.record(
+            ctx,
+            "image",
+            image.pk,
+            "member_status",
+            project=image.project_id,
+            message=f"project {project.name}: {status}",
+        )
     member.project = project
     return member
 

@@ -22,6 +22,7 @@ from identity.context import Context
 from identity.errors import Conflict, InvalidInput, ServiceUnavailable
 from identity.models import KeyPair
 from identity.names import clean_name
+from identity.validators import clean_string_map
 from workers import dispatch, queues, tasknames
 from workers.lifecycle import clean_idempotency_key
 from workers.models import Host
@@ -68,20 +69,15 @@ def _clean_name(value: Any) -> str:
 
 
 def _clean_metadata(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput("Metadata must be an object of string keys to string values.")
-    if len(value) > MAX_METADATA_ITEMS:
-        raise InvalidInput(f"An instance has at most {MAX_METADATA_ITEMS} metadata items.")
-    for key, item in value.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_METADATA_LENGTH:
-            raise InvalidInput(f"Metadata keys must be 1-{MAX_METADATA_LENGTH} characters.")
-        if not isinstance(item, str) or len(item) > MAX_METADATA_LENGTH:
-            raise InvalidInput(
-                f"Metadata {key!r} must be a string of at most {MAX_METADATA_LENGTH} characters."
-            )
-    return dict(value)
+    return clean_string_map(
+        value,
+        what="Metadata",
+        item="Metadata",
+        too_many="An instance has at most {max_items} metadata items",
+        max_items=MAX_METADATA_ITEMS,
+        max_key=MAX_METADATA_LENGTH,
+        max_value=MAX_METADATA_LENGTH,
+    )
 
 
 def _clean_user_data(value: Any) -> str:

@@ -2,7 +2,7 @@
 
 import django_filters
 
-from ..models import KeyPair, Project, RoleAssignment, User
+from ..models import KeyPair, Project, ResourceAction, RoleAssignment, User
 
 
 class ProjectFilterSet(django_filters.FilterSet):
@@ -37,3 +37,29 @@ class KeyPairFilterSet(django_filters.FilterSet):
     class Meta:
         model = KeyPair
         fields = ["name"]
+
+
+class ResourceActionFilterSet(django_filters.FilterSet):
+    """The audit trail of one resource (``?resource_type=flavor&resource_id=``), one kind, one user's
+    or one request's actions."""
+
+    resource_type = django_filters.CharFilter()
+    resource_id = django_filters.UUIDFilter()
+    action = django_filters.CharFilter()
+    user = django_filters.UUIDFilter(field_name="user_id")
+    project = django_filters.UUIDFilter(field_name="project_id")
+    request_id = django_filters.CharFilter()
+    operation = django_filters.UUIDFilter(field_name="operation_id")
+
+    class Meta:
+        model = ResourceAction
+        fields = [
+            "resource_type",
+            "resource_id",
+            "action",
+            "user",
+            "project",
+            "request_id",
+            "operation",
+            "result",
+        ]

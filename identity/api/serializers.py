@@ -3,7 +3,8 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from ..models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
+from ..models import ApiToken, KeyPair, Project, ResourceAction, Role, RoleAssignment, User
+from .strict import StrictBooleanField, StrictCharField, StrictModelSerializer, StrictSerializer
 
 
 class RefSerializer(serializers.Serializer):
@@ -11,10 +12,10 @@ class RefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
-class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False)
-    project = serializers.CharField(
+class TokenRequestSerializer(StrictSerializer):
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=4096, trim_whitespace=False)
+    project = StrictCharField(
         max_length=64,
         required=False,
         allow_blank=True,
@@ -30,7 +31,7 @@ class TokenResponseSerializer(serializers.Serializer):
     roles = serializers.ListField(child=serializers.CharField())
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(StrictModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "description", "enabled", "created"]
@@ -38,9 +39,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         extra_kwargs = {"name": {"validators": []}, "description": {"required": False}}
 
 
-class UserSerializer(serializers.ModelSerializer):
-    password = serializers.CharField(write_only=True, required=False, max_length=4096, trim_whitespace=False)
-    is_admin = serializers.BooleanField(source="is_superuser", required=False)
+class UserSerializer(StrictModelSerializer):
+    password = StrictCharField(write_only=True, required=False, max_length=4096, trim_whitespace=False)
+    is_admin = StrictBooleanField(source="is_superuser", required=False)
 
     class Meta:
         model = User
@@ -64,7 +65,7 @@ class RoleSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description"]
 
 
-class RoleAssignmentSerializer(serializers.ModelSerializer):
+class RoleAssignmentSerializer(StrictModelSerializer):
     user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all())
     role = serializers.SlugRelatedField(slug_field="name", queryset=Role.objects.all())
@@ -97,8 +98,8 @@ class QuotaSetSerializer(serializers.Serializer):
         return data
 
 
-class KeyPairSerializer(serializers.ModelSerializer):
-    public_key = serializers.CharField(
+class KeyPairSerializer(StrictModelSerializer):
+    public_key = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=16384,
@@ -156,3 +157,29 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
     def get_active(self, obj) -> bool:
         return obj.revoked_at is None and obj.expires_at > timezone.now()
+
+
+class ResourceActionSerializer(serializers.ModelSerializer):
+    """One record of the audit trail: who asked for what on which resource, when, and how it ended."""
+
+    user = serializers.CharField(source="user.username", default=None, read_only=True)
+    operation = serializers.UUIDField(source="operation_id", read_only=True, allow_null=True)
+    project = serializers.UUIDField(source="project_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ResourceAction
+        fields = [
+            "id",
+            "resource_type",
+            "resource_id",
+            "project",
+            "action",
+            "user",
+            "request_id",
+            "operation",
+            "start_time",
+            "finish_time",
+            "result",
+            "message",
+        ]
+        read_only_fields = fields

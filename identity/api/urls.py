@@ -9,5 +9,6 @@ router.register("roles", views.RoleViewSet, basename="role")
 router.register("role-assignments", views.RoleAssignmentViewSet, basename="role-assignment")
 router.register("keypairs", views.KeyPairViewSet, basename="keypair")
 router.register("tokens", views.ApiTokenViewSet, basename="token")
+router.register("actions", views.ResourceActionViewSet, basename="resource-action")
 
 urlpatterns = router.urls

@@ -1,4 +1,4 @@
-"""Identity API: tokens, projects, users, roles, role assignments, quotas, key pairs."""
+"""Identity API: tokens, projects, users, roles, role assignments, quotas, key pairs, the audit trail."""
 
 from django.db.models.deletion import ProtectedError
 from drf_spectacular.utils import extend_schema
@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from .. import policy, quotas, services
 from ..context import build_context
 from ..errors import Conflict, InvalidInput
-from ..models import ApiToken, KeyPair, Project, Role, RoleAssignment, User
+from ..models import ApiToken, KeyPair, Project, ResourceAction, Role, RoleAssignment, User
 from . import filters, serializers
 from .base import ScopedViewSet, ServiceWrites, context_of
 
@@ -221,3 +221,18 @@ class ApiTokenViewSet(
 
     def perform_destroy(self, instance):
         services.revoke_token(self.ctx, instance)
+
+
+class ResourceActionViewSet(mixins.ListModelMixin, ScopedViewSet):
+    """Cloud admins: the audit trail of every resource, newest first (who asked for what, when, and how
+    it ended): ``?resource_type=flavor&resource_id=<id>`` for one flavor, host, image, project, user,
+    role assignment, quota (by project id) or instance."""
+
+    model = ResourceAction
+    policy_prefix = "identity:action"
+    serializer_class = serializers.ResourceActionSerializer
+    filterset_class = filters.ResourceActionFilterSet
+    ordering_fields = ["start_time"]
+
+    def scope_queryset(self, queryset):
+        return queryset.select_related("user")

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 from django import template
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html_join
 
-from identity import policy, services
+from identity import dashboard, policy, services
 from workers.lifecycle import action_label, message_shown, shows_hosts
 
 register = template.Library()
@@ -17,6 +18,24 @@ UTC_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 @register.filter
 def can(ctx, action: str) -> bool:
     return ctx is not None and ctx.user is not None and policy.check(ctx, action)
+
+
+@register.filter
+def colour(status) -> str:
+    """``status|colour``: the Bootstrap colour every table and badge gives a status (identity.dashboard)."""
+    return dashboard.status_colour(status)
+
+
+@register.filter
+def usage_colour(percent) -> str:
+    """``pct|usage_colour``: green, amber from 70 %, red from 90 % (every usage bar alike)."""
+    return dashboard.usage_colour(percent or 0)
+
+
+@register.simple_tag
+def polling(url):
+    """``{% polling url %}``: the htmx attributes that refresh an element from ``url`` while it changes."""
+    return format_html_join(" ", '{}="{}"', dashboard.polling_attrs(url).items())
 
 
 @register.filter

@@ -143,7 +143,7 @@ def test_operation_on_a_queue_nobody_consumes_stays_pending_is_resent_then_faile
             system_context(),
             kind="host.ping",
             task="workers.agent.tasks.ping",
-            queue=queues.compute_queue("nobody"),
+            queue=queues.host_queue("compute", "nobody"),
             resource_type="host",
             deadline=timedelta(minutes=5),
         )

@@ -97,7 +97,7 @@ def test_enqueue_records_who_what_and_when(db, cloud, sent, django_capture_on_co
             kind="instance.create",
             task="compute.tasks.create_instance",
             kwargs={"flavor": "m1.small"},
-            queue=queues.compute_queue("host-a"),
+            queue=queues.host_queue("compute", "host-a"),
             resource_type="instance",
             deadline=timedelta(seconds=90),
         )
@@ -158,6 +158,9 @@ def test_send_to_host_uses_the_host_queue_of_the_kind(sent):
         ("compute.host-a", {"nonce": "n"}, None),
         ("storage.host-b", {}, "t1"),
     ]
+    with pytest.raises(ValueError, match="unknown host role 'volume'"):
+        dispatch.send_to_host("workers.agent.tasks.ping", "host-c", kwargs={}, queue_kind="volume")
+    assert len(sent) == 2
 
 
 def test_send_to_all_hosts_on_the_filesystem_broker_sends_one_message_per_host(sent, settings):

@@ -10,6 +10,8 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from identity.api.strict import refuse_body
+
 from ..lifecycle import Lifecycle, Transition
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -59,6 +61,7 @@ def _endpoint(cls, machine: Lifecycle, transition: Transition, path: str):
     name = transition.name
 
     def endpoint(self, request, pk=None):
+        refuse_body(request.data)
         return self.run_transition(name)
 
     endpoint.__name__ = path.replace("-", "_")
