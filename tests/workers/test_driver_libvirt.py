@@ -23,14 +23,14 @@ from workers.agent.drivers import (
     NotSupported,
     PoolConflict,
 )
-from workers.agent.drivers import domain_xml as dx
 from workers.agent.drivers.base import tail_file
-from workers.agent.drivers.libvirt_driver import (
+from workers.agent.drivers.libvirt import (
     LibvirtDriver,
     libvirt_state_to_power_state,
     pool_name_for,
     translate,
 )
+from workers.agent.drivers.libvirt import xml as dx
 
 TEST_URI = "test:///default"
 HOST_XML = Path(__file__).resolve().parent.parent / "fixtures" / "testhost.xml"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .drivers.libvirt_driver import LibvirtDriver
+    from .drivers.libvirt import LibvirtDriver
 
 HOST_ENV = "ZENITH_AGENT_HOST"
 URI_ENV = "ZENITH_LIBVIRT_URI"
@@ -60,7 +60,7 @@ def pool_path() -> str:
 def pool_name() -> str:
     """The name of the agent's pool: its host name and a digest of its directory, so that no two
     agents (two hosts, or two checkouts' var dirs) on one libvirtd ever share one."""
-    from .drivers.libvirt_driver import pool_name_for
+    from .drivers.libvirt import pool_name_for
 
     return pool_name_for(pool_path(), host_name())
 
@@ -74,7 +74,7 @@ def driver(uri: str | None = None) -> LibvirtDriver:
     uri = uri or libvirt_uri()
     with _driver_lock:
         if _driver is None or _driver.uri != uri:
-            from .drivers.libvirt_driver import LibvirtDriver
+            from .drivers.libvirt import LibvirtDriver
 
             if _driver is not None:
                 _driver.close()

@@ -1,4 +1,4 @@
-"""libvirt XML built with ElementTree: domains, dir pools and qcow2 volumes. Pure functions."""
+"""libvirt XML built with ElementTree: domains, disks, pools and volumes. Pure functions."""
 
 from __future__ import annotations
 
