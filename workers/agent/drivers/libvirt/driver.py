@@ -34,6 +34,7 @@ class LibvirtDriver(
         self.pool_path = os.path.normpath(pool_path)
         self.pool_name = pool_name or pool_name_for(self.pool_path)
         self._pool_reconciled = False  # once per driver: the definition checked against pool_path
+        self._backend_pools: dict[str, str] = {}  # backend pool name -> the pool checked (adopted)
         self._pool_lock = threading.Lock()  # one reconciliation at a time (task threads start together)
         self._conn: libvirt.virConnect | None = None
         self._lock = threading.Lock()
