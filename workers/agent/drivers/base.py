@@ -40,6 +40,10 @@ class VolumeNotFound(DriverError):
     """No volume of that name in the backend's pool."""
 
 
+class VolumeInUse(DriverError):
+    """The volume is held by a running guest in a way that forbids this (a qcow2 file's resize)."""
+
+
 class PoolConflict(DriverError):
     """The agent's storage pool cannot be made its own: another pool definition at another path
     still serves domains (so the agent must not start on it)."""

@@ -18,6 +18,7 @@ from workers.agent.drivers.base import (
     NotSupported,
     PoolConflict,
     Progress,
+    VolumeInUse,
     VolumeNotFound,
 )
 from workers.agent.drivers.libvirt import xml as dx
@@ -445,7 +446,15 @@ class StorageMixin:
             if size_bytes < current:
                 raise DriverError(f"volume {name!r} has {current} bytes: it cannot shrink to {size_bytes}")
             if size_bytes > current:
-                self._grow(pool, vol, backend, int(size_bytes))
+                try:
+                    self._grow(pool, vol, backend, int(size_bytes))
+                except libvirt.libvirtError as exc:
+                    if backend.type == "dir" and '"write" lock' in (exc.get_error_message() or ""):
+                        raise VolumeInUse(
+                            f"volume {name!r} is open in a running guest (QEMU holds its write lock): a file "
+                            "volume in use grows through its compute host's block resize (resize_volume)"
+                        ) from exc
+                    raise
             return self._info(pool.storageVolLookupByName(name))
 
     def _grow(self, pool, vol, backend: BackendSpec, size_bytes: int) -> None:
