@@ -567,3 +567,19 @@ def test_detach_of_a_disk_not_attached_is_a_no_op(driver, tmp_path):
     assert driver.detach_disk(spec.name, "/nowhere.qcow2")["detached"] is False
     with pytest.raises(DomainNotFound):
         driver.detach_disk("zenith-missing", "vdb")
+
+
+def test_a_new_driver_runs_the_event_loop(monkeypatch):
+    """The loop must run from the first connection on, not only once someone listens to events: it
+    answers libvirtd's keepalive probes, without which an idle qemu:///system connection is dropped
+    after ~30 s ("Cannot write data: Broken pipe" on the next call)."""
+    import threading
+
+    from workers.agent.drivers.libvirt import connection
+
+    monkeypatch.setattr(connection, "_event_loop_pid", None)  # as in a fresh (forked) process
+    started = []
+    real_thread = threading.Thread
+    monkeypatch.setattr(connection.threading, "Thread", lambda **kw: started.append(kw) or real_thread())
+    LibvirtDriver(TEST_URI)
+    assert [kw["name"] for kw in started] == ["libvirt-events"]

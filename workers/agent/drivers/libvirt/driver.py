@@ -9,7 +9,7 @@ import threading
 import libvirt
 
 from workers.agent.drivers.base import ComputeDriver, LifecycleCallback
-from workers.agent.drivers.libvirt.connection import ConnectionMixin
+from workers.agent.drivers.libvirt.connection import ConnectionMixin, ensure_event_loop
 from workers.agent.drivers.libvirt.disks import DisksMixin
 from workers.agent.drivers.libvirt.domains import DomainsMixin
 from workers.agent.drivers.libvirt.events import EventsMixin
@@ -43,3 +43,6 @@ class LibvirtDriver(
         self._listener_ids = itertools.count(1)
         self._lifecycle_cb: int | None = None  # libvirt's id of our callback on ``_conn``
         self._instance_ids: dict[str, str | None] = {}  # domain uuid -> instance id, for events
+        # Keepalive answers and events need the loop running from the first connection on: without
+        # it libvirtd drops an idle qemu:///system connection after ~30 s ("Broken pipe").
+        ensure_event_loop()
