@@ -10,6 +10,7 @@ or writes a marker in its first sector (``zenith.mark=<marker>`` on the kernel c
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -112,6 +113,11 @@ def test_a_guest_boots_from_a_volume_made_from_its_image(driver, guests, backend
     assert "backingStore><path" not in driver.conn.storageVolLookupByPath(info["path"]).XMLDesc(0)
     copy = driver.volume_copy(spec, snapshot, volume)
     assert copy["path"] != info["path"] and copy["capacity_bytes"] == GiB
+    # Its bytes as stored, streamed out of libvirt (what upload_volume PUTs to the portal).
+    with open(copy["path"], "rb") as fh:
+        on_disk = hashlib.sha256(fh.read()).hexdigest()
+    streamed = hashlib.sha256(b"".join(driver.volume_read(spec, snapshot))).hexdigest()
+    assert streamed == on_disk
 
     instance = str(uuid.uuid4())
     boot = DomainSpec(

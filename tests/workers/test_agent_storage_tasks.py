@@ -292,3 +292,19 @@ def test_task_names_match_the_contract():
     assert tasks.attach_volume.name == tasknames.AGENT_ATTACH_VOLUME
     assert tasks.detach_volume.name == tasknames.AGENT_DETACH_VOLUME
     assert tasks.resize_volume.name == tasknames.AGENT_RESIZE_VOLUME
+
+
+def test_a_copy_a_killed_agent_left_unfinished_is_made_again(agent):
+    """Redelivery after SIGKILL mid-copy: the volume exists but its building marker too, so the
+    create starts over instead of answering a half-copied volume as done."""
+    vol, copy = name(), name()
+    assert create(vol, 1).ok
+    [local] = runtime.storage_backends()
+    assert create(copy, 1, kind="volume", name=vol).ok
+    marker = storage._building_marker(local, copy)
+    assert not marker.exists()  # removed once the copy finished
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()  # as a killed agent leaves it
+    again = create(copy, 1, kind="volume", name=vol)
+    assert again.ok and not again.existed and not marker.exists()
+    assert create(copy, 1, kind="volume", name=vol).existed
