@@ -140,3 +140,79 @@ def test_a_guest_boots_from_a_volume_made_from_its_image(driver, guests, backend
     # Deleting the instance leaves the volume (it is not the instance pool's disk).
     driver.destroy_and_undefine(boot.name)
     assert driver.volume_info(spec, volume) is not None
+
+
+@pytest.fixture
+def image_url(realhost):
+    """The guest's root-disk image served over HTTP on 127.0.0.1, as the portal's signed URL does."""
+    import http.server
+    import threading
+
+    with open(realhost.root_disk, "rb") as fh:
+        data = fh.read()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {
+        "url": f"http://127.0.0.1:{server.server_port}/image",
+        "checksum": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "disk_format": "qcow2",
+    }
+    server.shutdown()
+
+
+def test_the_create_task_copies_an_image_into_a_real_pool_with_progress(image_url, monkeypatch, tmp_path):
+    """``workers.agent.storage.create_volume`` on qemu:///system: the image fetched, its bytes copied
+    into the volume (progress reported in bytes), the answer's connection a qcow2 file; no guest."""
+    from workers.agent import runtime, storage
+    from workers.messages import VolumeRequest, VolumeResult, VolumeSource
+
+    path = var_dir() / "realhost" / "volumes-tasks"
+    monkeypatch.setenv(runtime.HOST_ENV, "realhost-tasks")
+    monkeypatch.setenv(runtime.URI_ENV, "qemu:///system")
+    monkeypatch.setenv(runtime.VAR_ENV, str(tmp_path))
+    monkeypatch.setenv(runtime.POOL_ENV, str(var_dir() / "realhost" / "pool"))
+    monkeypatch.setenv(runtime.BACKENDS_ENV, f'[{{"name": "local", "type": "dir", "path": "{path}"}}]')
+    monkeypatch.setattr(runtime, "_driver", None)
+    messages = []
+    monkeypatch.setattr(
+        storage.Progress, "__call__", lambda self, percent, message="": messages.append((percent, message))
+    )
+    volume = f"volume-{uuid.uuid4()}"
+    request = VolumeRequest(
+        backend="local",
+        name=volume,
+        size_gb=1,
+        source=VolumeSource(kind="image", image=image_url),
+        operation_id="op",
+    )
+    try:
+        result = VolumeResult.from_dict(storage.create_volume(request.as_dict()))
+        assert result.ok, result.error
+        assert f"{image_url['size']} bytes copied" in result.message
+        assert (
+            result.size_bytes == GiB
+            and result.connection.type == "file"
+            and result.connection.format == "qcow2"
+        )
+        assert any("copied" in message for _percent, message in messages), messages
+        assert storage.create_volume(request.as_dict())["existed"] is True  # redelivered
+        report = storage.report_section()
+        assert [(b["name"], b["reaches"], b["simulated"]) for b in report["backends"]] == [
+            ("local", ["realhost-tasks"], False)
+        ]
+    finally:
+        deleted = storage.delete_volume(VolumeRequest(backend="local", name=volume).as_dict())
+        runtime.close_driver()
+    assert deleted["ok"] and deleted["existed"]
