@@ -151,12 +151,24 @@ def image_url(realhost):
     with open(realhost.root_disk, "rb") as fh:
         data = fh.read()
 
+    uploads = []
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def do_PUT(self):  # chunked, as upload_volume sends it
+            body = b""
+            while size := int(self.rfile.readline().strip(), 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+            uploads.append(body)
+            self.send_response(204)
+            self.end_headers()
 
         def log_message(self, *args):
             pass
@@ -168,6 +180,8 @@ def image_url(realhost):
         "checksum": hashlib.sha256(data).hexdigest(),
         "size": len(data),
         "disk_format": "qcow2",
+        "uploads": uploads,
+        "base": f"http://127.0.0.1:{server.server_port}",
     }
     server.shutdown()
 
@@ -190,11 +204,12 @@ def test_the_create_task_copies_an_image_into_a_real_pool_with_progress(image_ur
         storage.Progress, "__call__", lambda self, percent, message="": messages.append((percent, message))
     )
     volume = f"volume-{uuid.uuid4()}"
+    image = {k: image_url[k] for k in ("url", "checksum", "size", "disk_format")}
     request = VolumeRequest(
         backend="local",
         name=volume,
         size_gb=1,
-        source=VolumeSource(kind="image", image=image_url),
+        source=VolumeSource(kind="image", image=image),
         operation_id="op",
     )
     try:
@@ -208,6 +223,13 @@ def test_the_create_task_copies_an_image_into_a_real_pool_with_progress(image_ur
         )
         assert any("copied" in message for _percent, message in messages), messages
         assert storage.create_volume(request.as_dict())["existed"] is True  # redelivered
+        upload = VolumeRequest(backend="local", name=volume, upload_url=f"{image_url['base']}/upload?token=t")
+        uploaded = VolumeResult.from_dict(storage.upload_volume(upload.as_dict()))
+        assert uploaded.ok, uploaded.error
+        with open(result.connection.path, "rb") as fh:
+            stored = fh.read()
+        assert image_url["uploads"] == [stored] and uploaded.size_bytes == len(stored)
+        assert uploaded.checksum == hashlib.sha256(stored).hexdigest()
         report = storage.report_section()
         assert [(b["name"], b["reaches"], b["simulated"]) for b in report["backends"]] == [
             ("local", ["realhost-tasks"], False)

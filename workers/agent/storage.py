@@ -45,6 +45,7 @@ from ..messages import (
     VolumeConnection,
     VolumeRequest,
     VolumeResult,
+    VolumeSource,
 )
 from . import images, runtime
 from .drivers.base import BackendSpec, DriverError
@@ -208,7 +209,7 @@ def _snapshot(req: VolumeRequest, backend: BackendSpec) -> dict:
         backend=req.backend,
         name=req.name,
         size_gb=req.size_gb,
-        source=type(req.source)(kind="volume", name=req.source.name),
+        source=VolumeSource(kind="volume", name=req.source.name),
         operation_id=req.operation_id,
     )
     return _create(snapshot, backend)
@@ -293,7 +294,12 @@ def report_section(host: str | None = None, drv=None) -> dict:
     drv = drv or runtime.driver()
     host = host or host_name()
     reports = []
-    for backend in runtime.storage_backends():
+    try:
+        configured = runtime.storage_backends()
+    except runtime.BackendConfigError:  # the compute section still goes out; the agent's start said so
+        log.exception("storage backends of %s misconfigured", host)
+        configured = []
+    for backend in configured:
         try:
             pool = drv.backend_report(backend)
             simulated = drv.resolved_domain_type() == "test"

@@ -29,6 +29,30 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=4, help="threads working at once")
         parser.add_argument("--loglevel", default="INFO")
 
+    def _storage_backends(self, host: str) -> None:
+        """The storage role's backends (``ZENITH_STORAGE_BACKENDS``): a configuration that does not
+        parse, or a dir pool that another checkout's domains still use, stops the agent here."""
+        from workers.agent import runtime
+        from workers.agent.drivers import DriverError, PoolConflict
+
+        try:
+            backends = runtime.storage_backends()
+        except runtime.BackendConfigError as exc:
+            runtime.close_driver()
+            raise CommandError(str(exc)) from None
+        for backend in backends:
+            try:
+                pool = runtime.driver().backend_pool(backend)
+            except PoolConflict as exc:
+                runtime.close_driver()
+                raise CommandError(str(exc)) from None
+            except DriverError as exc:  # an rbd monitor down, a volume group missing: say so, go on
+                self.stderr.write(f"agent for host {host}: storage backend {backend.name} not ready: {exc}")
+            else:
+                self.stdout.write(
+                    f"agent for host {host}: storage backend {backend.name} is pool {pool.name()}"
+                )
+
     def handle(self, *args, host, libvirt_uri, roles, concurrency, loglevel, **options):
         from celery import current_app
         from kombu import Queue
@@ -63,6 +87,8 @@ class Command(BaseCommand):
             self.stderr.write(f"agent for host {host}: storage pool not ready yet: {exc}")
         else:
             self.stdout.write(f"agent for host {host}: storage pool {pool.name()} at {runtime.pool_path()}")
+        if "storage" in named:
+            self._storage_backends(host)
         # Registers the host on start (capacity from libvirt), then heartbeats until shutdown.
         heartbeat.install()
         task_queues = [Queue(name, routing_key=name) for name in queues.host_queues(host, named)]
