@@ -98,6 +98,7 @@ def second_clone(request, earlier_clone, django_db_setup, live_server, tmp_path_
         ZENITH_PORTAL_URL=live_server.url,
         ZENITH_HEARTBEAT_INTERVAL="2",
         ZENITH_LIBVIRT_POOL_PATH=str(pool_path),
+        ZENITH_STORAGE_BACKENDS=f'[{{"name": "local", "path": "{pool_path.parent / "volumes"}"}}]',
         ZENITH_STOP_TIMEOUT="30",
     )
     request.node.stash[PLANE_KEY] = workers
