@@ -91,7 +91,8 @@ def storage_backends() -> list[BackendSpec]:
     pool named after the host and what the pool is (its directory, volume group or Ceph pool), so
     no two agents' var dirs ever share one."""
     from .drivers.base import BackendSpec
-    from .drivers.libvirt.storage import backend_identity, pool_name_for
+    from .drivers.libvirt.storage import pool_name_for
+    from .drivers.libvirt.volumes import backend_identity
 
     raw = os.environ.get(BACKENDS_ENV, "").strip()
     try:

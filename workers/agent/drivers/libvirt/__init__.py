@@ -4,7 +4,8 @@
   translated to ``DriverError`` / ``NotSupported`` / ``DomainNotFound``, the event loop thread;
 - ``events``: lifecycle events to listeners (power sync);
 - ``host``: the host's capacity;
-- ``storage``: the agent's pools and volumes;
+- ``storage``: the agent's instance-disk pool, its disks and imported images;
+- ``volumes``: the storage role's backends (dir, logical, rbd pools) and their volumes;
 - ``domains``: define, start, power actions, delete, list;
 - ``disks``: plug and unplug disks of a defined domain;
 - ``xml``: the XML libvirt is given (domains, disks, pools, volumes), pure functions;

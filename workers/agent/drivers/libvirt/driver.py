@@ -15,10 +15,18 @@ from workers.agent.drivers.libvirt.domains import DomainsMixin
 from workers.agent.drivers.libvirt.events import EventsMixin
 from workers.agent.drivers.libvirt.host import HostMixin
 from workers.agent.drivers.libvirt.storage import DEFAULT_POOL_PATH, StorageMixin, pool_name_for
+from workers.agent.drivers.libvirt.volumes import VolumesMixin
 
 
 class LibvirtDriver(
-    ConnectionMixin, EventsMixin, HostMixin, StorageMixin, DomainsMixin, DisksMixin, ComputeDriver
+    ConnectionMixin,
+    EventsMixin,
+    HostMixin,
+    StorageMixin,
+    VolumesMixin,
+    DomainsMixin,
+    DisksMixin,
+    ComputeDriver,
 ):
     def __init__(
         self,
