@@ -132,6 +132,9 @@ class VolumeResult(Message):
     existed: bool = True  # a delete: whether there was anything to delete
     # upload_volume: sha256 (hex) of the bytes sent, and their number is ``size_bytes``.
     checksum: str = ""
+    # extend_volume of a file volume a running guest holds (QEMU has its write lock): not grown here,
+    # ``size_bytes`` is still the old size; the compute host's resize_volume (block resize) grows it.
+    in_use: bool = False
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,22 @@ def attachment(driver, spec: BackendSpec, volume: str, domain: str) -> DiskSpec:
     return disk_spec(VolumeAttachment(domain=domain, connection=connection))
 
 
-def test_a_volume_carries_data_from_one_guest_to_another_and_grows_in_use(driver, guests, backend):
+def extend_task(driver, spec: BackendSpec, volume: str, size_gb: int, monkeypatch):
+    """The storage role's extend task on this real host, with the tests' driver and backend."""
+    from workers.agent import runtime, storage
+    from workers.messages import VolumeRequest, VolumeResult
+
+    monkeypatch.setenv(runtime.HOST_ENV, "realhost")
+    monkeypatch.setenv(runtime.URI_ENV, driver.uri)
+    monkeypatch.setenv(runtime.BACKENDS_ENV, f'[{{"name": "local", "path": "{spec.path}"}}]')
+    monkeypatch.setattr(runtime, "_driver", driver)
+    request = VolumeRequest(backend="local", name=volume, size_gb=size_gb)
+    return VolumeResult.from_dict(storage.extend_volume(request.as_dict()))
+
+
+def test_a_volume_carries_data_from_one_guest_to_another_and_grows_in_use(
+    driver, guests, backend, monkeypatch
+):
     spec, made = backend
     mark = uuid.uuid4().hex[:12]
     writer, reader = guests.spec(f"zenith.mark={mark}"), guests.spec()
@@ -82,12 +97,16 @@ def test_a_volume_carries_data_from_one_guest_to_another_and_grows_in_use(driver
     # grows it, and the guest sees the new size.
     with pytest.raises(VolumeInUse, match="block resize"):
         driver.volume_extend(spec, volume, 2 * GiB)
+    answer = extend_task(driver, spec, volume, 2, monkeypatch)
+    assert answer.ok and answer.in_use and answer.size_bytes == GiB, answer  # not grown, and says so
     started = time.monotonic()
     assert driver.resize_disk(reader.name, info["path"], 2 * GiB) == {"target": "vdb", "live": True}
     wait_for_console(driver, reader, f"ZENITH DISK SIZE vdb {2 * GiB}", 1, deadline=30)
     record_timing("in-use extend to new size seen in the guest", time.monotonic() - started)
     assert driver.volume_info(spec, volume)["capacity_bytes"] == 2 * GiB
     assert driver.volume_extend(spec, volume, 2 * GiB)["capacity_bytes"] == 2 * GiB  # done already
+    done = extend_task(driver, spec, volume, 2, monkeypatch)
+    assert done.ok and not done.in_use and done.size_bytes == 2 * GiB
 
     assert driver.detach_disk(reader.name, "vdb")["detached"] is True
     persistent = driver.conn.lookupByName(reader.name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)

@@ -14,7 +14,10 @@ answer). The conductor sends, by name (``workers.tasknames``)::
   ``allocation_bytes`` and ``connection``. A volume that already exists (a redelivered request)
   answers ok with ``existed: True``; one whose copy a killed agent left unfinished is made again.
 - ``delete_volume(request)``: ok whether or not it existed (``existed`` says which).
-- ``extend_volume(request)``: grow to ``size_gb`` (never shrink); ``size_bytes`` after.
+- ``extend_volume(request)``: grow to ``size_gb`` (never shrink); ``size_bytes`` after. A file volume
+  a running guest holds cannot grow here (QEMU has its write lock): the answer is ok with
+  ``in_use: True`` and the old ``size_bytes``, and the compute host's ``resize_volume`` (libvirt's
+  block resize) grows it; a conductor that cannot send that resize must not count it as extended.
 - ``snapshot_volume(request)``: ``name`` is the snapshot's volume, ``source.name`` the volume: a full
   copy, a volume of its own in the same pool.
 - ``upload_volume(request)``: the bytes of volume ``name`` PUT to ``request.upload_url`` (format:
@@ -48,7 +51,7 @@ from ..messages import (
     VolumeSource,
 )
 from . import images, runtime
-from .drivers.base import BackendSpec, DriverError
+from .drivers.base import BackendSpec, DriverError, VolumeInUse
 from .progress import Progress, fetch
 from .runtime import host_name
 
@@ -192,7 +195,16 @@ def delete_volume(request: dict) -> dict:
 
 
 def _extend(req: VolumeRequest, backend: BackendSpec) -> dict:
-    info = runtime.driver().volume_extend(backend, req.name, int(req.size_gb) * GiB)
+    drv = runtime.driver()
+    try:
+        info = drv.volume_extend(backend, req.name, int(req.size_gb) * GiB)
+    except VolumeInUse:
+        info = drv.volume_info(backend, req.name)
+        message = (
+            f"{req.name} is open in a running guest: not grown here; its compute host's block resize "
+            f"(resize_volume) grows it to {req.size_gb} GiB"
+        )
+        return _result(backend, req.name, info, in_use=True, message=message)
     return _result(backend, req.name, info, message=f"{req.name} is {req.size_gb} GiB")
 
 
