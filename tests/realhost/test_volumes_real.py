@@ -97,6 +97,11 @@ def test_a_volume_carries_data_from_one_guest_to_another_and_grows_in_use(
     # grows it, and the guest sees the new size.
     with pytest.raises(VolumeInUse, match="block resize"):
         driver.volume_extend(spec, volume, 2 * GiB)
+    snapshot = f"snapshot-{uuid.uuid4()}"
+    made.append(snapshot)
+    with pytest.raises(VolumeInUse, match="detached"):  # qemu-img cannot read it either
+        driver.volume_copy(spec, snapshot, volume)
+    assert snapshot not in driver.backend_pool(spec).listVolumes()
     answer = extend_task(driver, spec, volume, 2, monkeypatch)
     assert answer.ok and answer.in_use and answer.size_bytes == GiB, answer  # not grown, and says so
     started = time.monotonic()

@@ -197,7 +197,15 @@ class VolumesMixin:
                 src_info = self._info(src)
                 capacity = max(int(size_bytes), src_info["capacity_bytes"])
                 xml = self._new_volume_xml(backend, name, src_info["capacity_bytes"], src_info["format"])
-                vol = pool.createXMLFrom(xml, src, 0)
+                try:
+                    vol = pool.createXMLFrom(xml, src, 0)
+                except libvirt.libvirtError as exc:
+                    if backend.type == "dir" and _write_locked(exc):
+                        raise VolumeInUse(
+                            f"volume {source!r} is open in a running guest (QEMU holds its write lock): "
+                            "copy it once it is detached or its guest is shut off"
+                        ) from exc
+                    raise
                 if capacity > self._info(vol)["capacity_bytes"]:
                     try:
                         self._grow(pool, vol, backend, capacity)
@@ -222,7 +230,7 @@ class VolumesMixin:
                 try:
                     self._grow(pool, vol, backend, int(size_bytes))
                 except libvirt.libvirtError as exc:
-                    if backend.type == "dir" and '"write" lock' in (exc.get_error_message() or ""):
+                    if backend.type == "dir" and _write_locked(exc):
                         raise VolumeInUse(
                             f"volume {name!r} is open in a running guest (QEMU holds its write lock): a file "
                             "volume in use grows through its compute host's block resize (resize_volume)"
@@ -301,6 +309,11 @@ class VolumesMixin:
                 raise
 
         return chunks()
+
+
+def _write_locked(exc: libvirt.libvirtError) -> bool:
+    """qemu-img refused a file a running QEMU holds ("Failed to get ... "write" lock")."""
+    return '"write" lock' in (exc.get_error_message() or "")
 
 
 def backend_identity(backend: BackendSpec) -> str:
