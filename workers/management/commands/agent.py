@@ -60,6 +60,7 @@ class Command(BaseCommand):
 
         from identity.errors import InvalidInput
         from workers.agent import heartbeat, runtime
+        from workers.agent import storage as _storage_tasks  # noqa: F401 - the storage role's tasks
         from workers.agent.drivers import DriverError, PoolConflict
         from workers.services import validate_host_name
 
