@@ -111,6 +111,9 @@ class VolumeRequest(Message):
     size_gb: int = 0
     source: VolumeSource = field(default_factory=VolumeSource)
     operation_id: str = ""  # for progress reports (bytes copied)
+    # upload_volume only: where the agent PUTs the volume's bytes (a signed URL of the portal; the
+    # body is the volume as stored, in the format its connection names).
+    upload_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,11 @@ class VolumeResult(Message):
     allocation_bytes: int = 0
     connection: VolumeConnection | None = None
     existed: bool = True  # a delete: whether there was anything to delete
+    # upload_volume: sha256 (hex) of the bytes sent, and their number is ``size_bytes``.
+    checksum: str = ""
+    # extend_volume of a file volume a running guest holds (QEMU has its write lock): not grown here,
+    # ``size_bytes`` is still the old size; the compute host's resize_volume (block resize) grows it.
+    in_use: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@
 # The guest boots from the kernel and initrd directly (<os><kernel>/<initrd>/<cmdline>), loads
 # the modules, starts busybox acpid (ACPI power button -> "poweroff -f", which libvirt turns into
 # a reboot when it asked for one), reports block devices and NICs as they appear (block devices
-# also as they go), and prints the line "ZENITH GUEST READY" on the serial console (ttyS0) at the
+# also as they go or change size; on a non-root disk it reads, or writes, a marker: disk_marker
+# below), and prints the line "ZENITH GUEST READY" on the serial console (ttyS0) at the
 # end of every boot. Kernel
 # command line: "console=ttyS0 quiet panic=0" (file cmdline); add "zenith.noacpid" for a guest
 # that ignores the ACPI power button.
@@ -26,7 +27,7 @@ OUT="${ZENITH_GUEST_DIR:-$ROOT/var/guest}"
 GUEST_CMDLINE="console=ttyS0 quiet panic=0"
 ROOT_DISK_SIZE="64M"
 # Bump when the guest's content changes: a cache of another version is rebuilt.
-GUEST_VERSION=3
+GUEST_VERSION=4
 MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk
   failover net_failover virtio_net evdev button)
 
@@ -143,23 +144,55 @@ case " $(cat /proc/cmdline) " in
 esac
 ip link set lo up
 
-# Report disks and NICs now and whenever one is added, and disks when they go (attach/detach
-# tests read the console).
+# A disk other than the root disk carries a marker in its first sector: read it back
+# ("ZENITH DISK DATA vdb <marker>"), or, on an empty disk, write the one "zenith.mark=<marker>" on
+# the kernel command line names ("ZENITH DISK WROTE vdb <marker>"): the volume tests' data path.
+disk_marker() {
+  data="$(dd if="/dev/$1" bs=512 count=1 2>/dev/null | tr -d '\000' | head -c 200)"
+  case "$data" in
+  ZENITH-MARK:*) echo "ZENITH DISK DATA $1 ${data#ZENITH-MARK:}" ;;
+  *)
+    mark="$(sed -n 's/.*zenith\.mark=\([^ ]*\).*/\1/p' /proc/cmdline)"
+    if [ -z "$mark" ]; then
+      echo "ZENITH DISK EMPTY $1"
+    elif printf 'ZENITH-MARK:%s\n' "$mark" | dd of="/dev/$1" bs=512 conv=sync,fsync 2>/dev/null; then
+      sync
+      echo "ZENITH DISK WROTE $1 $mark"
+    else
+      echo "ZENITH DISK WRITE FAILED $1"
+    fi
+    ;;
+  esac
+}
+
+# Report disks and NICs now and whenever one is added, disks also when they go or change size
+# (attach/detach/extend tests read the console).
 (
   known=" "
   while :; do
     for d in /sys/class/block/*; do
       [ -e "$d" ] || continue
       n="${d##*/}"
-      case "$known" in *" blk:$n "*) continue ;; esac
+      size=$(( $(cat "$d/size") * 512 ))
+      case "$known" in
+      *" blk:$n "*)
+        [ "$(cat "/tmp/size.$n")" = "$size" ] && continue
+        echo "$size" >"/tmp/size.$n"
+        echo "ZENITH DISK SIZE $n $size"
+        continue
+        ;;
+      esac
       known="$known blk:$n "
-      echo "ZENITH DISK $n $(( $(cat "$d/size") * 512 ))"
+      echo "$size" >"/tmp/size.$n"
+      echo "ZENITH DISK $n $size"
+      [ "$n" = vda ] || disk_marker "$n"
     done
     for entry in $known; do
       case "$entry" in blk:*) ;; *) continue ;; esac
       n="${entry#blk:}"
       [ -e "/sys/class/block/$n" ] && continue
       known="$(echo "$known" | sed "s/ blk:$n / /")"
+      rm -f "/tmp/size.$n"
       echo "ZENITH DISK GONE $n"
     done
     for d in /sys/class/net/*; do
@@ -170,7 +203,7 @@ ip link set lo up
       known="$known net:$n "
       echo "ZENITH NIC $n $(cat "$d/address")"
     done
-    sleep 1
+    sleep 0.5 # attach -> seen within the 2 s target; busybox sleeps in fractions
   done
 ) &
 sleep 0.2

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.realhost
 
 
 def test_auto_domain_type_is_qemu_without_usable_kvm(driver):
-    from workers.agent.drivers.libvirt_driver import kvm_usable
+    from workers.agent.drivers.libvirt import kvm_usable
 
     assert driver.resolved_domain_type() == ("kvm" if kvm_usable() else "qemu")
     info = driver.host_info()
@@ -214,20 +214,28 @@ def test_disk_hot_plug_into_a_running_guest(driver, guests):
     path = driver.create_disk_from_image(volume, None, 1)
 
     started = time.monotonic()
-    assert driver.attach_disk(spec.name, DiskSpec(path=path)) == {"target": "vdb", "attached": True}
+    assert driver.attach_disk(spec.name, DiskSpec(path=path)) == {
+        "target": "vdb",
+        "attached": True,
+        "live": True,
+    }
     wait_for_console(driver, spec, "ZENITH DISK vdb 1073741824", 1, deadline=30)
     record_timing("attach to seen in the guest", time.monotonic() - started)
-    assert driver.attach_disk(spec.name, DiskSpec(path=path)) == {"target": "vdb", "attached": False}
+    assert driver.attach_disk(spec.name, DiskSpec(path=path)) == {
+        "target": "vdb",
+        "attached": False,
+        "live": True,
+    }
     persistent = driver.conn.lookupByName(spec.name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     assert path in persistent  # a restart keeps it
 
     started = time.monotonic()
-    assert driver.detach_disk(spec.name, "vdb") == {"target": "vdb", "detached": True}
+    assert driver.detach_disk(spec.name, "vdb") == {"target": "vdb", "detached": True, "live": True}
     record_timing("detach until released by the guest", time.monotonic() - started)
     wait_for_console(driver, spec, "ZENITH DISK GONE vdb", 1, deadline=30)
     assert path not in driver.domain_xml(spec.name)
     assert path not in driver.conn.lookupByName(spec.name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-    assert driver.detach_disk(spec.name, path) == {"target": None, "detached": False}
+    assert driver.detach_disk(spec.name, path) == {"target": None, "detached": False, "live": False}
     assert driver.power_state(spec.name) == "running"
     assert "ZENITH DISK vda" in driver.console_log(spec.console_log, 2000)  # the root disk untouched
 
@@ -245,5 +253,5 @@ def test_disk_attached_while_shut_off_is_there_at_boot(driver, guests):
     wait_for_console(driver, spec, MARKER, 2)
     assert f"ZENITH DISK vdb {2 * 1024**3}" in driver.console_log(spec.console_log, 2000)
     driver.stop(spec.name, force=True)
-    assert driver.detach_disk(spec.name, "vdb") == {"target": "vdb", "detached": True}
+    assert driver.detach_disk(spec.name, "vdb") == {"target": "vdb", "detached": True, "live": False}
     assert path not in driver.domain_xml(spec.name)

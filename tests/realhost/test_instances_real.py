@@ -38,10 +38,13 @@ BOOT = 120.0  # deadline per step that waits for a guest to boot (measured 3-10 
 def real_plane(request, realhost, django_db_setup, live_server, tmp_path_factory):
     clear_broker()
     workers = Plane(tmp_path_factory.mktemp("worker-logs"))
+    volumes = settings.VAR_DIR / "realhost" / "agent-volumes"
     workers.env.update(
         ZENITH_PORTAL_URL=live_server.url,
         ZENITH_HEARTBEAT_INTERVAL="2",
         ZENITH_LIBVIRT_POOL_PATH=str(settings.VAR_DIR / "realhost" / "agent-pool"),
+        # The storage role's volume pool too under the state directory realhost.sh teardown cleans.
+        ZENITH_STORAGE_BACKENDS=f'[{{"name": "local", "path": "{volumes}"}}]',
         ZENITH_STOP_TIMEOUT="30",
     )
     request.node.stash[PLANE_KEY] = workers

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 from workers import processes
-from workers.agent.drivers import domain_xml as dx
-from workers.agent.drivers.libvirt_driver import pool_name_for
+from workers.agent.drivers.libvirt import pool_name_for
+from workers.agent.drivers.libvirt import xml as dx
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "pool-host"
@@ -35,8 +35,15 @@ def host_file(tmp_path: Path, pool_name: str, pool_dir: str, disk: str | None) -
     return f"test://{path}"
 
 
-def run_agent(tmp_path: Path, uri: str, pool_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ZENITH_VAR_DIR": str(tmp_path / "var"), "ZENITH_LIBVIRT_POOL_PATH": str(pool_dir)}
+def run_agent(
+    tmp_path: Path, uri: str, pool_dir: Path, timeout: float = 60, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "ZENITH_VAR_DIR": str(tmp_path / "var"),
+        "ZENITH_LIBVIRT_POOL_PATH": str(pool_dir),
+        **(env or {}),
+    }
     return subprocess.run(
         processes.agent_argv(HOST, libvirt_uri=uri),
         cwd=ROOT,
@@ -57,3 +64,22 @@ def test_the_agent_refuses_a_pool_of_its_name_that_still_serves_domains_elsewher
     assert f"libvirt pool '{name}' is at /other-agent/pool, not at this agent's {ours}" in message, message
     assert "zenith-other-agents" in message and "ZENITH_LIBVIRT_POOL_PATH=/other-agent/pool" in message
     assert "Traceback" not in message  # a clear message, not a crash
+
+
+def test_the_agent_refuses_a_volume_pool_of_its_name_that_still_serves_domains_elsewhere(tmp_path):
+    """The storage role's backend pools are reconciled like the instance pool, at the agent's start."""
+    volumes = tmp_path / "this-clone" / "volumes"
+    name = pool_name_for(str(volumes), HOST)
+    uri = host_file(tmp_path, name, "/other-agent/volumes", disk="/other-agent/volumes/volume-x")
+    env = {"ZENITH_STORAGE_BACKENDS": f'[{{"name": "local", "path": "{volumes}"}}]'}
+    done = run_agent(tmp_path, uri, tmp_path / "this-clone" / "pool", env=env)
+    assert done.returncode != 0
+    assert f"libvirt pool '{name}' is at /other-agent/volumes, not at this agent's {volumes}" in done.stderr
+    assert "ZENITH_STORAGE_BACKENDS=/other-agent/volumes" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_agent_refuses_storage_backends_it_cannot_read(tmp_path):
+    env = {"ZENITH_STORAGE_BACKENDS": '[{"name": "lvm", "type": "logical"}]'}
+    done = run_agent(tmp_path, "test:///default", tmp_path / "pool", env=env)
+    assert done.returncode != 0
+    assert "backend 'lvm' (logical) needs a source" in done.stderr and "Traceback" not in done.stderr

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from workers import queues
-from workers.agent.runtime import DEFAULT_URI, HOST_ENV, ROLES_ENV, URI_ENV
+from workers.agent.runtime import DEFAULT_ROLES, DEFAULT_URI, HOST_ENV, ROLES_ENV, URI_ENV
 
 
 class Command(BaseCommand):
@@ -22,11 +22,36 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--roles",
-            default="compute",
-            help=f"comma-separated roles: {', '.join(queues.HOST_QUEUE_KINDS)} (default compute)",
+            default=",".join(DEFAULT_ROLES),
+            help=f"comma-separated roles: {', '.join(queues.HOST_QUEUE_KINDS)} "
+            f"(default {','.join(DEFAULT_ROLES)})",
         )
         parser.add_argument("--concurrency", type=int, default=4, help="threads working at once")
         parser.add_argument("--loglevel", default="INFO")
+
+    def _storage_backends(self, host: str) -> None:
+        """The storage role's backends (``ZENITH_STORAGE_BACKENDS``): a configuration that does not
+        parse, or a dir pool that another checkout's domains still use, stops the agent here."""
+        from workers.agent import runtime
+        from workers.agent.drivers import DriverError, PoolConflict
+
+        try:
+            backends = runtime.storage_backends()
+        except runtime.BackendConfigError as exc:
+            runtime.close_driver()
+            raise CommandError(str(exc)) from None
+        for backend in backends:
+            try:
+                pool = runtime.driver().backend_pool(backend)
+            except PoolConflict as exc:
+                runtime.close_driver()
+                raise CommandError(str(exc)) from None
+            except DriverError as exc:  # an rbd monitor down, a volume group missing: say so, go on
+                self.stderr.write(f"agent for host {host}: storage backend {backend.name} not ready: {exc}")
+            else:
+                self.stdout.write(
+                    f"agent for host {host}: storage backend {backend.name} is pool {pool.name()}"
+                )
 
     def handle(self, *args, host, libvirt_uri, roles, concurrency, loglevel, **options):
         from celery import current_app
@@ -35,6 +60,7 @@ class Command(BaseCommand):
 
         from identity.errors import InvalidInput
         from workers.agent import heartbeat, runtime, signing
+        from workers.agent import storage as _storage_tasks  # noqa: F401 - the storage role's tasks
         from workers.agent.drivers import DriverError, PoolConflict
         from workers.services import validate_host_name
 
@@ -62,6 +88,8 @@ class Command(BaseCommand):
             self.stderr.write(f"agent for host {host}: storage pool not ready yet: {exc}")
         else:
             self.stdout.write(f"agent for host {host}: storage pool {pool.name()} at {runtime.pool_path()}")
+        if "storage" in named:
+            self._storage_backends(host)
         # Everything this process publishes is signed with the host's key (workers.hostauth).
         signing.install()
         if not signing.has_key(host):
