@@ -2,7 +2,20 @@
 output, action log), flavors (with extra specs), key pairs, hypervisors, quota sets and limits.
 
 Each view translates the request, calls ``compute.services`` or ``identity.services`` with the
-request's Context, and renders Nova's shape; microversion 2.1 only (echoed in every response).
+request's Context, and renders Nova's shape for the request's microversion (2.1 to
+``COMPUTE_MICROVERSIONS.maximum``, echoed in every response). The changes up to that maximum that
+touch what is served here, each rendered at and after its version:
+
+- 2.2 key pairs have a ``type``; 2.10 admins list another user's (``user_id``); 2.35 pages of them.
+- 2.3 admins see more ``OS-EXT-SRV-ATTR:*`` fields; 2.9 ``locked``; 2.16 ``host_status`` (admins);
+  2.19 ``description``; 2.26 ``tags`` (always empty: Zenith keeps no server tags); 2.47 the server's
+  flavor embedded (without its id).
+- 2.28 a hypervisor's ``cpu_info`` is an object; 2.33 pages of hypervisors; 2.53 hypervisor and
+  service ids are UUIDs (Zenith's always are), ``servers`` only with ``with_servers``.
+- 2.36 quota sets and limits drop the network proxies' fields; 2.39 limits drop ``maxImageMeta``.
+- 2.37 ``networks`` may be ``auto`` or ``none``; 2.38 an unknown ``status`` filter is a 400.
+- 2.21 the action log of a deleted server stays readable.
+
 Zenith has no networking service yet: servers have no addresses, and a request naming networks or
 security groups gets the service's 400.
 """
@@ -12,8 +25,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Prefetch, Q
 from django.http import HttpRequest, JsonResponse
 from django.urls import re_path
 
@@ -23,7 +37,9 @@ from identity.context import Context
 from identity.errors import InvalidInput, NotFound, PolicyDenied
 from identity.models import KeyPair, Project
 from identity.openstack.http import (
+    COMPUTE_MICROVERSIONS,
     NOVA,
+    at_least,
     empty,
     endpoint,
     get_or_404,
@@ -42,8 +58,8 @@ from ..models import Flavor, Instance
 VERSION = {
     "id": "v2.1",
     "status": "CURRENT",
-    "version": "2.1",
-    "min_version": "2.1",
+    "version": str(COMPUTE_MICROVERSIONS.maximum),
+    "min_version": str(COMPUTE_MICROVERSIONS.minimum),
     "updated": "2013-07-23T11:33:21Z",
 }
 # libvirt's power states as Nova numbers them (nova/compute/power_state.py).
@@ -115,8 +131,38 @@ def _is_uuid(value: str) -> bool:
 # --- servers --------------------------------------------------------------------------------------
 
 
+def _host_status(instance: Instance) -> str:
+    """Nova's ``host_status`` (2.16): UP, DOWN, MAINTENANCE (disabled), or "" without a host."""
+    if not instance.host_id:
+        return ""
+    if not instance.host.enabled:
+        return "MAINTENANCE"
+    return "UP" if instance.host.is_up() else "DOWN"
+
+
+def _embedded_flavor(instance: Instance) -> dict:
+    """The flavor as the server was launched with it (2.47): its sizes, not its id."""
+    flavor = instance.flavor
+    return {
+        "vcpus": instance.vcpus,
+        "ram": instance.memory_mb,
+        "disk": instance.disk_gb,
+        "ephemeral": flavor.ephemeral_gb,
+        "swap": flavor.swap_mb,
+        "original_name": flavor.name,
+        "extra_specs": flavor.extra_specs or {},
+    }
+
+
+def _hostname(name: str) -> str:
+    """Nova's hostname of a display name: lower case, runs of other characters as one hyphen."""
+
+    return re.sub(r"[^a-z0-9.-]+", "-", name.lower()).strip("-.")[:63] or "server"
+
+
 def render_server(request: HttpRequest, instance: Instance, show_host: bool) -> dict:
-    """One server as Nova 2.1 shows it (``GET /servers/{id}`` and each row of ``/servers/detail``)."""
+    """One server as Nova shows it at the request's microversion (``GET /servers/{id}`` and each row
+    of ``/servers/detail``)."""
     host = instance.host.name if instance.host_id else ""
     body = {
         "id": str(instance.pk),
@@ -131,10 +177,11 @@ def render_server(request: HttpRequest, instance: Instance, show_host: bool) -> 
             if instance.image_id
             else ""
         ),
-        "flavor": {
-            "id": str(instance.flavor_id),
-            "links": _links(request, "flavors", instance.flavor_id)[1:],
-        },
+        "flavor": (
+            _embedded_flavor(instance)
+            if at_least(request, "2.47")
+            else {"id": str(instance.flavor_id), "links": _links(request, "flavors", instance.flavor_id)[1:]}
+        ),
         "created": iso(instance.created),
         "updated": iso(instance.updated),
         "addresses": {},
@@ -163,7 +210,40 @@ def render_server(request: HttpRequest, instance: Instance, show_host: bool) -> 
         body["OS-EXT-SRV-ATTR:host"] = host or None
         body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host or None
         body["OS-EXT-SRV-ATTR:instance_name"] = instance.domain_name
+        if at_least(request, "2.3"):
+            boot = getattr(instance, "boot_properties", None) or {}
+            user_data = getattr(instance, "launch_user_data", None)
+            body.update(
+                {
+                    "OS-EXT-SRV-ATTR:reservation_id": f"r-{instance.pk.hex[:8]}",
+                    "OS-EXT-SRV-ATTR:launch_index": 0,
+                    "OS-EXT-SRV-ATTR:kernel_id": boot.get("kernel_id", ""),
+                    "OS-EXT-SRV-ATTR:ramdisk_id": boot.get("ramdisk_id", ""),
+                    "OS-EXT-SRV-ATTR:hostname": _hostname(instance.name),
+                    "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                    "OS-EXT-SRV-ATTR:user_data": (
+                        base64.b64encode(user_data.encode()).decode() if user_data else None
+                    ),
+                }
+            )
+        if at_least(request, "2.16"):
+            body["host_status"] = _host_status(instance)
+    if at_least(request, "2.9"):
+        body["locked"] = instance.locked
+    if at_least(request, "2.19"):
+        body["description"] = None
+    if at_least(request, "2.26"):
+        body["tags"] = []
     return body
+
+
+def _server_rows(request: HttpRequest, ctx: Context, rows):
+    """``rows`` with what ``render_server`` reads in the same one query: for admins at 2.3 and
+    later also the user data and the image's kernel and ramdisk (deferred for everyone else)."""
+    rows = rows.for_rows()
+    if at_least(request, "2.3") and ctx.can("compute:instance:show_host"):
+        rows = rows.annotate(launch_user_data=F("user_data"), boot_properties=F("image__properties"))
+    return rows
 
 
 def _servers(request: HttpRequest, ctx: Context):
@@ -182,6 +262,8 @@ def _servers(request: HttpRequest, ctx: Context):
         rows = rows.filter(name__contains=params["name"])
     if params.get("status"):
         state = STATUS_VM_STATE.get(params["status"].upper())
+        if state is None and at_least(request, "2.38"):
+            raise InvalidInput(f"Invalid status value: {params['status']}.")
         rows = rows.filter(vm_state=state) if state else rows.none()
     for param, field in (("image", "image_id"), ("flavor", "flavor_id")):
         if params.get(param):
@@ -205,7 +287,7 @@ def list_servers(request, ctx: Context):
 
 def list_servers_detail(request, ctx: Context):
     """``GET /servers/detail``: every field of each, in a fixed number of queries."""
-    page, limit = keyset_page(request, _servers(request, ctx).for_rows(), MISSING_MARKER)
+    page, limit = keyset_page(request, _server_rows(request, ctx, _servers(request, ctx)), MISSING_MARKER)
     show_host = ctx.can("compute:instance:show_host")
     rows = [render_server(request, s, show_host) for s in page]
     return JsonResponse({"servers": rows, **_next_link(request, "servers/detail", page, limit, "servers")})
@@ -216,7 +298,9 @@ def _instance(ctx: Context, server_id: str) -> Instance:
 
 
 def show_server(request, ctx: Context, server_id: str):
-    instance = _instance(ctx, server_id)
+    instance = get_or_404(
+        _server_rows(request, ctx, Instance.objects.visible_to(ctx)), f"Instance {server_id}", pk=server_id
+    )
     policy.enforce(ctx, "compute:instance:show")
     return JsonResponse({"server": render_server(request, instance, ctx.can("compute:instance:show_host"))})
 
@@ -265,6 +349,8 @@ def create_server(request, ctx: Context):
     server = json_body(request, "server")
     for key in ("name", "key_name", "availability_zone", "imageRef", "flavorRef"):
         _text(server, key)
+    if server.get("description") is not None:
+        raise InvalidInput("Server descriptions are not kept by this cloud: use metadata (--property).")
     for count in ("min_count", "max_count"):
         if server.get(count) not in (None, 1, "1"):
             raise InvalidInput(f"{count} must be 1: Zenith launches one server per request.")
@@ -343,9 +429,94 @@ def server_action(request, ctx: Context, server_id: str):
     return empty(202)
 
 
-def instance_actions(request, ctx: Context, server_id: str):
-    """``GET /servers/{id}/os-instance-actions``: the action log, newest first."""
+# --- server metadata and tags ----------------------------------------------------------------------
+
+
+def _metadata_body(request: HttpRequest, wrapper: str) -> dict:
+    body = json_body(request, wrapper)
+    if not all(isinstance(v, str) for v in body.values()):
+        raise InvalidInput("Metadata values must be strings.")
+    return body
+
+
+def server_metadata(request, ctx: Context, server_id: str):
+    """``GET /servers/{id}/metadata``."""
     instance = _instance(ctx, server_id)
+    policy.enforce(ctx, "compute:instance:show")
+    return JsonResponse({"metadata": instance.metadata or {}})
+
+
+def merge_server_metadata(request, ctx: Context, server_id: str):
+    """``POST /servers/{id}/metadata``: merge the given items into the server's (``server set
+    --property``)."""
+    instance = _instance(ctx, server_id)
+    metadata = _metadata_body(request, "metadata")
+    instance = services.set_instance_metadata(ctx, instance, metadata)
+    return JsonResponse({"metadata": instance.metadata})
+
+
+def replace_server_metadata(request, ctx: Context, server_id: str):
+    """``PUT /servers/{id}/metadata``: the given items become all of the server's metadata."""
+    instance = _instance(ctx, server_id)
+    metadata = _metadata_body(request, "metadata")
+    instance = services.set_instance_metadata(ctx, instance, metadata, replace=True)
+    return JsonResponse({"metadata": instance.metadata})
+
+
+def server_metadata_item(request, ctx: Context, server_id: str, key: str):
+    """``GET /servers/{id}/metadata/{key}``: ``{"meta": {key: value}}``."""
+    instance = _instance(ctx, server_id)
+    policy.enforce(ctx, "compute:instance:show")
+    if key not in (instance.metadata or {}):
+        raise NotFound(f"Metadata item {key} was not found.")
+    return JsonResponse({"meta": {key: instance.metadata[key]}})
+
+
+def set_server_metadata_item(request, ctx: Context, server_id: str, key: str):
+    """``PUT /servers/{id}/metadata/{key}`` with ``{"meta": {key: value}}`` (that one key only)."""
+    instance = _instance(ctx, server_id)
+    meta = _metadata_body(request, "meta")
+    if list(meta) != [key]:
+        raise InvalidInput("The request body must name exactly the key of the URL.")
+    instance = services.set_instance_metadata(ctx, instance, meta)
+    return JsonResponse({"meta": {key: instance.metadata[key]}})
+
+
+def delete_server_metadata_item(request, ctx: Context, server_id: str, key: str):
+    """``DELETE /servers/{id}/metadata/{key}`` (``server unset --property``): 204."""
+    services.set_instance_metadata(ctx, _instance(ctx, server_id), {}, remove=(key,))
+    return empty(204)
+
+
+def _tags_served(request: HttpRequest) -> None:
+    if not at_least(request, "2.26"):
+        raise NotFound("Server tags need compute microversion 2.26 or later.")
+
+
+def server_tags(request, ctx: Context, server_id: str, tag: str | None = None):
+    """``GET /servers/{id}/tags`` (2.26): Zenith keeps no server tags, so the list is empty."""
+    _tags_served(request)
+    _instance(ctx, server_id)
+    if tag is not None:
+        raise NotFound(f"Server {server_id} has no tag {tag}.")
+    return JsonResponse({"tags": []})
+
+
+def refuse_server_tags(request, ctx: Context, server_id: str, tag: str | None = None):
+    """Writes of server tags: refused with Nova's 400 (Zenith keeps no tags; metadata serves)."""
+    _tags_served(request)
+    _instance(ctx, server_id)
+    raise InvalidInput("Server tags are not supported by this cloud: use server metadata (--property).")
+
+
+def instance_actions(request, ctx: Context, server_id: str):
+    """``GET /servers/{id}/os-instance-actions``: the action log, newest first (from 2.21 also of a
+    deleted server)."""
+    if at_least(request, "2.21"):
+        rows = Instance.objects.filter(project_id=ctx.project.pk) if ctx.project else Instance.objects.none()
+        instance = get_or_404(rows, f"Instance {server_id}", pk=server_id)
+    else:
+        instance = _instance(ctx, server_id)
     policy.enforce(ctx, "compute:instance:actions")
     rows = [
         {
@@ -487,6 +658,16 @@ def extra_spec(request, ctx: Context, flavor_id: str, key: str):
     return JsonResponse({key: specs[key]})
 
 
+def set_extra_spec(request, ctx: Context, flavor_id: str, key: str):
+    """``PUT /flavors/{id}/os-extra_specs/{key}`` with ``{key: value}`` (that one key only)."""
+    flavor = _flavor(ctx, flavor_id)
+    body = json_body(request)
+    if not isinstance(body, dict) or list(body) != [key]:
+        raise InvalidInput("The request body must name exactly the key of the URL.")
+    flavor = services.update_flavor(ctx, flavor, extra_specs={**flavor.extra_specs, **body})
+    return JsonResponse({key: flavor.extra_specs[key]})
+
+
 def delete_extra_spec(request, ctx: Context, flavor_id: str, key: str):
     flavor = _flavor(ctx, flavor_id)
     if key not in flavor.extra_specs:
@@ -495,11 +676,51 @@ def delete_extra_spec(request, ctx: Context, flavor_id: str, key: str):
     return empty(200)
 
 
+def _private_flavor_access(flavor: Flavor) -> JsonResponse:
+    rows = flavor.access.order_by("created").values_list("project_id", flat=True)
+    return JsonResponse(
+        {"flavor_access": [{"flavor_id": str(flavor.pk), "tenant_id": str(pid)} for pid in rows]}
+    )
+
+
+def flavor_access(request, ctx: Context, flavor_id: str):
+    """``GET /flavors/{id}/os-flavor-access``: the projects a private flavor is shared with (admins)."""
+    flavor = _flavor(ctx, flavor_id)
+    policy.enforce(ctx, "compute:flavor:access")
+    if flavor.is_public:
+        raise NotFound("Access list not available for public flavors.")
+    return _private_flavor_access(flavor)
+
+
+def flavor_action(request, ctx: Context, flavor_id: str):
+    """``POST /flavors/{id}/action``: ``addTenantAccess`` / ``removeTenantAccess`` with ``tenant``
+    (``flavor create --private --project``, ``flavor set --project``, ``flavor unset --project``)."""
+    flavor = _flavor(ctx, flavor_id)
+    body = json_body(request)
+    if not isinstance(body, dict) or len(body) != 1:
+        raise InvalidInput("The action body must be an object with exactly one action.")
+    ((name, args),) = body.items()
+    if name not in ("addTenantAccess", "removeTenantAccess"):
+        raise InvalidInput(f"The flavor action {name!r} is not supported by this cloud.")
+    tenant = args.get("tenant") if isinstance(args, dict) else None
+    if not isinstance(tenant, str) or not tenant:
+        raise InvalidInput(f"{name} needs a tenant (a project id).")
+    policy.enforce(ctx, "compute:flavor:access")
+    project = get_or_404(Project.objects.visible_to(ctx), f"Project {tenant}", pk=tenant)
+    if name == "addTenantAccess":
+        services.add_flavor_access(ctx, flavor, project)
+    else:
+        services.remove_flavor_access(ctx, flavor, project)
+    return _private_flavor_access(flavor)
+
+
 # --- key pairs ------------------------------------------------------------------------------------
 
 
-def render_keypair(keypair: KeyPair, detail: bool = False) -> dict:
+def render_keypair(request: HttpRequest, keypair: KeyPair, detail: bool = False) -> dict:
     body = {"name": keypair.name, "public_key": keypair.public_key, "fingerprint": keypair.fingerprint}
+    if at_least(request, "2.2"):
+        body["type"] = "ssh"
     if detail:
         body.update(
             {
@@ -514,11 +735,40 @@ def render_keypair(keypair: KeyPair, detail: bool = False) -> dict:
     return body
 
 
+def _keypair_rows(request: HttpRequest, ctx: Context):
+    """The caller's key pairs; from 2.10 a cloud admin names another user's with ``user_id``."""
+    user_id = request.GET.get("user_id") if at_least(request, "2.10") else None
+    if user_id and (ctx.user is None or user_id != str(ctx.user.pk)):
+        if not ctx.is_admin:
+            raise PolicyDenied("Only cloud admins may list another user's key pairs.")
+        return KeyPair.objects.filter(user_id=user_id) if _is_uuid(user_id) else KeyPair.objects.none()
+    return KeyPair.objects.visible_to(ctx)
+
+
 def list_keypairs(request, ctx: Context):
-    """``GET /os-keypairs``: each wrapped twice, as Nova does."""
+    """``GET /os-keypairs``: each wrapped twice, as Nova does; from 2.35 pages by name (``limit``,
+    ``marker``)."""
     policy.enforce(ctx, "identity:keypair:list")
-    rows = KeyPair.objects.visible_to(ctx).order_by("name")
-    return JsonResponse({"keypairs": [{"keypair": render_keypair(k)} for k in rows]})
+    rows = _keypair_rows(request, ctx).order_by("name")
+    limit = None
+    if at_least(request, "2.35"):
+        marker = request.GET.get("marker")
+        if marker:
+            if not rows.filter(name=marker).exists():
+                raise NotFound(f"Keypair {marker} could not be found.")
+            rows = rows.filter(name__gt=marker)
+        limit = query_limit(request)
+        if limit is not None:
+            rows = rows[:limit]
+    page = list(rows)
+    body = {"keypairs": [{"keypair": render_keypair(request, k)} for k in page]}
+    if limit is not None and page and len(page) == limit:
+        query = request.GET.copy()
+        query["marker"] = page[-1].name
+        body["keypairs_links"] = [
+            {"rel": "next", "href": f"{_base(request)}/os-keypairs?{query.urlencode()}"}
+        ]
+    return JsonResponse(body)
 
 
 def create_keypair(request, ctx: Context):
@@ -528,8 +778,10 @@ def create_keypair(request, ctx: Context):
     _text(body, "name"), _text(body, "public_key")
     if body.get("type") not in (None, "ssh"):
         raise InvalidInput("Only ssh key pairs are supported.")
+    if body.get("user_id") not in (None, str(ctx.user.pk) if ctx.user else None):
+        raise InvalidInput("Key pairs are created for the calling user only.")
     created = identity_services.create_keypair(ctx, name=body.get("name"), public_key=body.get("public_key"))
-    answer = {**render_keypair(created.keypair), "user_id": str(created.keypair.user_id)}
+    answer = {**render_keypair(request, created.keypair), "user_id": str(created.keypair.user_id)}
     if created.private_key:
         answer["private_key"] = created.private_key
     return JsonResponse({"keypair": answer})
@@ -540,7 +792,7 @@ def _keypair(ctx: Context, name: str) -> KeyPair:
 
 
 def show_keypair(request, ctx: Context, name: str):
-    return JsonResponse({"keypair": render_keypair(_keypair(ctx, name), detail=True)})
+    return JsonResponse({"keypair": render_keypair(request, _keypair(ctx, name), detail=True)})
 
 
 def delete_keypair(request, ctx: Context, name: str):
@@ -551,10 +803,12 @@ def delete_keypair(request, ctx: Context, name: str):
 # --- hypervisors ----------------------------------------------------------------------------------
 
 
-def _hosts(ctx: Context):
+def _hosts(request: HttpRequest, ctx: Context):
+    """The compute hosts, by name; from 2.53 ``hypervisor_hostname_pattern`` (a substring) and
+    ``with_servers`` (each host's servers, prefetched: the query count stays fixed)."""
     policy.enforce(ctx, "compute:host:list")
     running = Count("instances", filter=~Q(instances__vm_state=Instance.DELETED))
-    return (
+    rows = (
         Host.objects.visible_to(ctx)
         .filter(compute__isnull=False)
         .select_related("compute")
@@ -562,9 +816,33 @@ def _hosts(ctx: Context):
         .annotate(running_vms=running)
         .order_by("name")
     )
+    if at_least(request, "2.53"):
+        pattern = request.GET.get("hypervisor_hostname_pattern")
+        if pattern:
+            rows = rows.filter(name__contains=pattern)
+        if query_bool(request, "with_servers"):
+            live = Instance.objects.exclude(vm_state=Instance.DELETED).only("id", "name", "host_id")
+            rows = rows.prefetch_related(
+                Prefetch("instances", queryset=live.order_by("name"), to_attr="servers")
+            )
+    return rows
 
 
-def render_hypervisor(host: Host, detail: bool = True) -> dict:
+def _host_page(request: HttpRequest, rows) -> tuple[list, int | None]:
+    """From 2.33 hypervisor lists page by name (``limit``, ``marker``: a hypervisor id)."""
+    if not at_least(request, "2.33"):
+        return list(rows), None
+    marker = request.GET.get("marker")
+    if marker:
+        last = rows.filter(pk=marker).values_list("name", flat=True).first() if _is_uuid(marker) else None
+        if last is None:
+            raise InvalidInput(f"marker [{marker}] not found")
+        rows = rows.filter(name__gt=last)
+    limit = query_limit(request)
+    return list(rows if limit is None else rows[:limit]), limit
+
+
+def render_hypervisor(request: HttpRequest, host: Host, detail: bool = True) -> dict:
     body = {
         "id": str(host.pk),
         "hypervisor_hostname": host.name,
@@ -589,7 +867,7 @@ def render_hypervisor(host: Host, detail: bool = True) -> dict:
                 "disk_available_least": node.disk_gb - node.disk_gb_used,
                 "running_vms": host.running_vms,
                 "current_workload": 0,
-                "cpu_info": "{}",
+                "cpu_info": {} if at_least(request, "2.28") else "{}",
                 "service": {
                     "host": host.name,
                     "id": str(host.pk),
@@ -597,21 +875,29 @@ def render_hypervisor(host: Host, detail: bool = True) -> dict:
                 },
             }
         )
+    servers = getattr(host, "servers", None)
+    if servers is not None:
+        body["servers"] = [{"name": i.name, "uuid": str(i.pk)} for i in servers]
     return body
 
 
+def _hypervisor_list(request: HttpRequest, ctx: Context, detail: bool, path: str) -> JsonResponse:
+    page, limit = _host_page(request, _hosts(request, ctx))
+    body = {"hypervisors": [render_hypervisor(request, h, detail=detail) for h in page]}
+    return JsonResponse({**body, **_next_link(request, path, page, limit, "hypervisors")})
+
+
 def list_hypervisors(request, ctx: Context):
-    return JsonResponse({"hypervisors": [render_hypervisor(h, detail=False) for h in _hosts(ctx)]})
+    return _hypervisor_list(request, ctx, False, "os-hypervisors")
 
 
 def list_hypervisors_detail(request, ctx: Context):
-    return JsonResponse({"hypervisors": [render_hypervisor(h) for h in _hosts(ctx)]})
+    return _hypervisor_list(request, ctx, True, "os-hypervisors/detail")
 
 
 def show_hypervisor(request, ctx: Context, host_id: str):
-    return JsonResponse(
-        {"hypervisor": render_hypervisor(get_or_404(_hosts(ctx), f"Hypervisor {host_id}", pk=host_id))}
-    )
+    host = get_or_404(_hosts(request, ctx), f"Hypervisor {host_id}", pk=host_id)
+    return JsonResponse({"hypervisor": render_hypervisor(request, host)})
 
 
 # --- quotas and limits ----------------------------------------------------------------------------
@@ -636,15 +922,22 @@ def _quota_project(ctx: Context, project_id: str) -> Project:
     return get_or_404(Project.objects.visible_to(ctx), f"Project {project_id}", pk=project_id)
 
 
-def _quota_set(project: Project, detail: bool) -> dict:
+# The network proxies' quotas Nova shows before 2.36 (Zenith's networking is not served: none).
+NETWORK_PROXY_QUOTAS = ("floating_ips", "fixed_ips", "security_groups", "security_group_rules")
+
+
+def _quota_set(request: HttpRequest, project: Project, detail: bool, with_id: bool = True) -> dict:
     limits = quotas.limits(project)
     used = quotas.usage(project) if detail else {}
-    body = {"id": str(project.pk)}
+    body = {"id": str(project.pk)} if with_id else {}
     for name in COMPUTE_QUOTAS:
         body[name] = (
             {"limit": limits[name], "in_use": used.get(name, 0), "reserved": 0} if detail else limits[name]
         )
-    for name, value in FIXED_QUOTAS.items():
+    fixed = dict(FIXED_QUOTAS)
+    if not at_least(request, "2.36"):
+        fixed.update(dict.fromkeys(NETWORK_PROXY_QUOTAS, 0))
+    for name, value in fixed.items():
         body[name] = {"limit": value, "in_use": 0, "reserved": 0} if detail else value
     return body
 
@@ -652,11 +945,46 @@ def _quota_set(project: Project, detail: bool) -> dict:
 def quota_set(request, ctx: Context, project_id: str):
     """``GET /os-quota-sets/{project_id}`` (``?usage=True`` for usage, as ``/detail`` gives)."""
     project = _quota_project(ctx, project_id)
-    return JsonResponse({"quota_set": _quota_set(project, bool(query_bool(request, "usage")))})
+    return JsonResponse({"quota_set": _quota_set(request, project, bool(query_bool(request, "usage")))})
 
 
 def quota_set_detail(request, ctx: Context, project_id: str):
-    return JsonResponse({"quota_set": _quota_set(_quota_project(ctx, project_id), True)})
+    return JsonResponse({"quota_set": _quota_set(request, _quota_project(ctx, project_id), True)})
+
+
+def update_quota_set(request, ctx: Context, project_id: str):
+    """``PUT /os-quota-sets/{project_id}`` (cloud admins; ``quota set --instances N --cores N --ram N``):
+    instances, cores, ram and key_pairs go to identity's quotas (-1 is unlimited); the fixed ones
+    may be sent only with the value they have; ``force`` is accepted (limits are never checked
+    against usage here)."""
+    body = json_body(request, "quota_set")
+    project = get_or_404(Project.objects.visible_to(ctx), f"Project {project_id}", pk=project_id)
+    changes = {}
+    for name, value in body.items():
+        if name == "force":
+            if not isinstance(value, bool) and str(value).lower() not in ("true", "false"):
+                raise InvalidInput("force must be true or false.")
+            continue
+        if name in COMPUTE_QUOTAS:
+            changes[name] = _int(value, name)
+        elif name in FIXED_QUOTAS or name in NETWORK_PROXY_QUOTAS:
+            fixed = FIXED_QUOTAS.get(name, 0)
+            if _int(value, name) != fixed:
+                raise InvalidInput(f"The quota {name} is fixed at {fixed} in this cloud.")
+        else:
+            raise InvalidInput(f"Unknown quota {name!r}.")
+    identity_services.set_quotas(ctx, project, changes)
+    return JsonResponse({"quota_set": _quota_set(request, project, False, with_id=False)})
+
+
+def delete_quota_set(request, ctx: Context, project_id: str):
+    """``DELETE /os-quota-sets/{project_id}``: back to the defaults (cloud admins; 202)."""
+    from django.conf import settings
+
+    project = get_or_404(Project.objects.visible_to(ctx), f"Project {project_id}", pk=project_id)
+    defaults = {name: settings.ZENITH_DEFAULT_QUOTAS[name] for name in COMPUTE_QUOTAS}
+    identity_services.set_quotas(ctx, project, defaults)
+    return empty(202)
 
 
 def quota_defaults(request, ctx: Context, project_id: str):
@@ -668,20 +996,25 @@ def quota_defaults(request, ctx: Context, project_id: str):
         **{n: settings.ZENITH_DEFAULT_QUOTAS[n] for n in COMPUTE_QUOTAS},
         **FIXED_QUOTAS,
     }
+    if not at_least(request, "2.36"):
+        body.update(dict.fromkeys(NETWORK_PROXY_QUOTAS, 0))
     return JsonResponse({"quota_set": body})
 
 
 def limits(request, ctx: Context):
-    """``GET /limits``: the project's absolute limits and usage."""
+    """``GET /limits``: the project's absolute limits and usage (``tenant_id`` for cloud admins
+    reading another project's)."""
     policy.enforce(ctx, "identity:quota:show")
-    lim, used = quotas.limits(ctx.project), quotas.usage(ctx.project)
+    project = ctx.project
+    if request.GET.get("tenant_id") and request.GET["tenant_id"] != str(ctx.project_id):
+        project = _quota_project(ctx, request.GET["tenant_id"])
+    lim, used = quotas.limits(project), quotas.usage(project)
     absolute = {
         "maxTotalInstances": lim["instances"],
         "maxTotalCores": lim["cores"],
         "maxTotalRAMSize": lim["ram"],
         "maxTotalKeypairs": lim["key_pairs"],
         "maxServerMeta": services.MAX_METADATA_ITEMS,
-        "maxImageMeta": 128,
         "maxPersonality": 0,
         "maxPersonalitySize": 0,
         "maxServerGroups": 0,
@@ -691,6 +1024,18 @@ def limits(request, ctx: Context):
         "totalRAMUsed": used["ram"],
         "totalServerGroupsUsed": 0,
     }
+    if not at_least(request, "2.36"):
+        absolute.update(
+            {
+                "maxSecurityGroups": 0,
+                "maxSecurityGroupRules": 0,
+                "maxTotalFloatingIps": 0,
+                "totalFloatingIpsUsed": 0,
+                "totalSecurityGroupsUsed": 0,
+            }
+        )
+    if not at_least(request, "2.39"):
+        absolute["maxImageMeta"] = 128
     return JsonResponse({"limits": {"rate": [], "absolute": absolute}})
 
 
@@ -705,20 +1050,43 @@ urlpatterns = [
     re_path(rf"^servers/{SERVER}$", endpoint(NOVA, get=show_server, delete=delete_server)),
     re_path(rf"^servers/{SERVER}/action$", endpoint(NOVA, post=server_action)),
     re_path(rf"^servers/{SERVER}/os-instance-actions$", endpoint(NOVA, get=instance_actions)),
+    re_path(
+        rf"^servers/{SERVER}/metadata$",
+        endpoint(NOVA, get=server_metadata, post=merge_server_metadata, put=replace_server_metadata),
+    ),
+    re_path(
+        rf"^servers/{SERVER}/metadata/{ID.format('key')}$",
+        endpoint(
+            NOVA, get=server_metadata_item, put=set_server_metadata_item, delete=delete_server_metadata_item
+        ),
+    ),
+    re_path(
+        rf"^servers/{SERVER}/tags$",
+        endpoint(NOVA, get=server_tags, put=refuse_server_tags, delete=refuse_server_tags),
+    ),
+    re_path(
+        rf"^servers/{SERVER}/tags/{ID.format('tag')}$",
+        endpoint(NOVA, get=server_tags, put=refuse_server_tags, delete=refuse_server_tags),
+    ),
     re_path(r"^flavors$", endpoint(NOVA, get=list_flavors, post=create_flavor)),
     re_path(r"^flavors/detail$", endpoint(NOVA, get=list_flavors_detail)),
     re_path(rf"^flavors/{FLAVOR}$", endpoint(NOVA, get=show_flavor, delete=delete_flavor)),
     re_path(rf"^flavors/{FLAVOR}/os-extra_specs$", endpoint(NOVA, get=extra_specs, post=set_extra_specs)),
+    re_path(rf"^flavors/{FLAVOR}/os-flavor-access$", endpoint(NOVA, get=flavor_access)),
+    re_path(rf"^flavors/{FLAVOR}/action$", endpoint(NOVA, post=flavor_action)),
     re_path(
         rf"^flavors/{FLAVOR}/os-extra_specs/{ID.format('key')}$",
-        endpoint(NOVA, get=extra_spec, delete=delete_extra_spec),
+        endpoint(NOVA, get=extra_spec, put=set_extra_spec, delete=delete_extra_spec),
     ),
     re_path(r"^os-keypairs$", endpoint(NOVA, get=list_keypairs, post=create_keypair)),
     re_path(rf"^os-keypairs/{ID.format('name')}$", endpoint(NOVA, get=show_keypair, delete=delete_keypair)),
     re_path(r"^os-hypervisors$", endpoint(NOVA, get=list_hypervisors)),
     re_path(r"^os-hypervisors/detail$", endpoint(NOVA, get=list_hypervisors_detail)),
     re_path(rf"^os-hypervisors/{ID.format('host_id')}$", endpoint(NOVA, get=show_hypervisor)),
-    re_path(rf"^os-quota-sets/{ID.format('project_id')}$", endpoint(NOVA, get=quota_set)),
+    re_path(
+        rf"^os-quota-sets/{ID.format('project_id')}$",
+        endpoint(NOVA, get=quota_set, put=update_quota_set, delete=delete_quota_set),
+    ),
     re_path(rf"^os-quota-sets/{ID.format('project_id')}/detail$", endpoint(NOVA, get=quota_set_detail)),
     re_path(rf"^os-quota-sets/{ID.format('project_id')}/defaults$", endpoint(NOVA, get=quota_defaults)),
     re_path(r"^limits$", endpoint(NOVA, get=limits)),

@@ -194,8 +194,8 @@ def test_no_token_is_401_in_each_shape(client, cloud):
 def test_version_and_microversion_headers(client, cloud, member):
     for path in (NOVA, f"{NOVA}/"):
         version = client.get(path).json()["version"]
-        assert (version["id"], version["version"], version["min_version"]) == ("v2.1", "2.1", "2.1")
-    response = client.get(f"{NOVA}/flavors", headers=member)
+        assert (version["id"], version["version"], version["min_version"]) == ("v2.1", "2.53", "2.1")
+    response = client.get(f"{NOVA}/flavors", headers=member)  # no microversion asked: the minimum
     assert response["OpenStack-API-Version"] == "compute 2.1"
     assert response["X-OpenStack-Nova-API-Version"] == "2.1"
     assert response["x-openstack-request-id"].startswith("req-")
