@@ -515,7 +515,7 @@ def test_image_lookup_by_name_is_404(client, cloud, member):
     [
         {"name": "x", "disk_format": "vmdk"},
         {"disk_format": "raw"},
-        {"name": "x", "tags": ["a"]},
+        {"name": "x", "tags": ["a/b"]},
         [],
         {"name": "x", "min_ram": "lots"},
     ],
