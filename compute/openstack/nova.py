@@ -8,8 +8,8 @@ touch what is served here, each rendered at and after its version:
 
 - 2.2 key pairs have a ``type``; 2.10 admins list another user's (``user_id``); 2.35 pages of them.
 - 2.3 admins see more ``OS-EXT-SRV-ATTR:*`` fields; 2.9 ``locked``; 2.16 ``host_status`` (admins);
-  2.19 ``description``; 2.26 ``tags`` (always empty: Zenith keeps no server tags); 2.47 the server's
-  flavor embedded (without its id).
+  2.19 ``description``; 2.26 ``tags`` (always empty: Zenith keeps no server tags, so writing them,
+  also on create from 2.52, is Nova's 400); 2.47 the server's flavor embedded (without its id).
 - 2.28 a hypervisor's ``cpu_info`` is an object; 2.33 pages of hypervisors; 2.53 hypervisor and
   service ids are UUIDs (Zenith's always are), ``servers`` only with ``with_servers``.
 - 2.36 quota sets and limits drop the network proxies' fields; 2.39 limits drop ``maxImageMeta``.
@@ -351,6 +351,8 @@ def create_server(request, ctx: Context):
         _text(server, key)
     if server.get("description") is not None:
         raise InvalidInput("Server descriptions are not kept by this cloud: use metadata (--property).")
+    if server.get("tags"):
+        raise InvalidInput("Server tags are not supported by this cloud: use server metadata (--property).")
     for count in ("min_count", "max_count"):
         if server.get(count) not in (None, 1, "1"):
             raise InvalidInput(f"{count} must be 1: Zenith launches one server per request.")

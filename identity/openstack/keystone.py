@@ -15,7 +15,7 @@ from django.urls import re_path
 
 from .. import policy, services
 from ..context import Context
-from ..errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from ..errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PolicyDenied
 from ..models import ApiToken, Project, Role, RoleAssignment, User
 from .http import KEYSTONE, authenticate, empty, endpoint, get_or_404, iso, json_body, not_found
 
@@ -242,15 +242,28 @@ def _named(request: HttpRequest, rows, field: str = "name"):
 def projects(request, ctx: Context):
     """``GET /identity/v3/projects``: the projects the caller may see (every one for cloud admins)."""
     policy.enforce(ctx, "identity:project:list")
-    rows = _named(request, Project.objects.visible_to(ctx))
-    return _collection(request, "projects", [_project(p) for p in rows])
+    rows = [_project(p) for p in _named(request, Project.objects.visible_to(ctx))]
+    if not rows and request.GET.get("name") and not ctx.is_admin:
+        # Keystone lets only admins list projects; its own ones answer a member here, and a name
+        # (or an id the clients pass as one) among them none of is Keystone's 403: the clients then
+        # use what they were given as the id.
+        raise PolicyDenied("You are not authorized to perform the requested action: identity:list_projects.")
+    return _collection(request, "projects", rows)
 
 
 def project(request, ctx: Context, project_id: str):
+    """``GET /identity/v3/projects/{id}``: a project the caller holds a role on (every one for cloud
+    admins). Another existing project answers 403, as Keystone's policy does, so the clients go on
+    with the id they were given (``image add project``, ``flavor set --project``)."""
     policy.enforce(ctx, "identity:project:show")
-    return JsonResponse(
-        {"project": _project(get_or_404(Project.objects.visible_to(ctx), "Project", pk=project_id))}
-    )
+    visible = Project.objects.visible_to(ctx).filter(pk=project_id).first() if _is_uuid(project_id) else None
+    if visible is None:
+        if _is_uuid(project_id) and Project.objects.filter(pk=project_id).exists():
+            raise PolicyDenied(
+                "You are not authorized to perform the requested action: identity:get_project."
+            )
+        raise NotFound(f"Could not find project: {project_id}.")
+    return JsonResponse({"project": _project(visible)})
 
 
 def my_projects(request, ctx: Context):

@@ -152,6 +152,10 @@ def test_networks_auto_and_none_from_237_and_no_description(client, cloud, membe
     }
     refused = post(client, f"{NOVA}/servers", described, **at(member, "2.19"))
     assert refused.status_code == 400 and "description" in refused.json()["badRequest"]["message"]
+    tagged = {"server": {"name": "t", "imageRef": str(image.pk), "flavorRef": "m1.tiny", "tags": ["web"]}}
+    refused = post(client, f"{NOVA}/servers", tagged, **at(member, "2.52"))
+    assert refused.status_code == 400 and "tags" in refused.json()["badRequest"]["message"]
+    assert Instance.objects.count() == 2
 
 
 # --- server metadata and tags -----------------------------------------------------------------------
