@@ -255,6 +255,18 @@ def _servers(request: HttpRequest, ctx: Context):
     ):
         policy.enforce(ctx, "compute:instance:list_all")
         rows = Instance.objects.across_projects(ctx)
+        # Admins narrow a cloud-wide list by project (``server list --all-projects --project``),
+        # user and zone; for anyone else Nova ignores these.
+        for param, field in (
+            ("project_id", "project_id"),
+            ("tenant_id", "project_id"),
+            ("user_id", "user_id"),
+        ):
+            value = request.GET.get(param)
+            if value:
+                rows = rows.filter(**{field: value}) if _is_uuid(value) else rows.none()
+        if request.GET.get("availability_zone"):
+            rows = rows.filter(availability_zone=request.GET["availability_zone"])
     else:
         rows = Instance.objects.visible_to(ctx)
     params = request.GET
@@ -757,7 +769,7 @@ def list_keypairs(request, ctx: Context):
         marker = request.GET.get("marker")
         if marker:
             if not rows.filter(name=marker).exists():
-                raise NotFound(f"Keypair {marker} could not be found.")
+                raise InvalidInput(f"marker [{marker}] not found")
             rows = rows.filter(name__gt=marker)
         limit = query_limit(request)
         if limit is not None:

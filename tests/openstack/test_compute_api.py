@@ -129,6 +129,29 @@ def test_an_admins_detail_list_at_the_maximum_has_a_fixed_query_count(client, cl
     assert (few, many) == (1, 7) and few_queries == many_queries <= 4
 
 
+def test_admins_narrow_a_cloud_wide_list(client, cloud, member, admin):
+    mine = launch(cloud, name="mine")
+    theirs = launch(cloud, user=cloud.other_member, name="theirs")
+    everyone = f"{NOVA}/servers?all_tenants=True"
+    assert {s["name"] for s in client.get(everyone, headers=admin).json()["servers"]} == {"mine", "theirs"}
+    for query, names in (
+        (f"&project_id={cloud.other_project.pk}", ["theirs"]),
+        (f"&tenant_id={cloud.project.pk}", ["mine"]),
+        (f"&user_id={cloud.member.pk}", ["mine"]),
+        ("&project_id=nope", []),
+    ):
+        assert [s["name"] for s in client.get(everyone + query, headers=admin).json()["servers"]] == names
+    # A member's filter by another project shows nothing of it (and all_tenants is refused).
+    assert [
+        s["id"]
+        for s in client.get(f"{NOVA}/servers?project_id={cloud.other_project.pk}", headers=member).json()[
+            "servers"
+        ]
+    ] == [str(mine.pk)]
+    assert client.get(everyone, headers=member).status_code == 403
+    assert theirs.project == cloud.other_project
+
+
 def test_status_filters_refuse_unknown_statuses_from_238(client, cloud, member):
     in_state(launch(cloud, name="on"), Instance.ACTIVE)
     assert client.get(f"{NOVA}/servers?status=BOGUS", headers=member).json()["servers"] == []
@@ -268,7 +291,7 @@ def test_keypairs_by_microversion(client, cloud, member, admin):
         page["keypairs_links"][0]["href"].replace("http://testserver", ""), headers=at(member, "2.35")
     )
     assert [k["keypair"]["name"] for k in rest.json()["keypairs"]] == ["k3"]
-    assert client.get(f"{NOVA}/os-keypairs?marker=nope", headers=at(member, "2.35")).status_code == 404
+    assert client.get(f"{NOVA}/os-keypairs?marker=nope", headers=at(member, "2.35")).status_code == 400
 
     theirs = f"{NOVA}/os-keypairs?user_id={cloud.member.pk}"
     assert len(client.get(theirs, headers=at(admin, "2.10")).json()["keypairs"]) == 3
