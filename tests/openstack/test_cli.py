@@ -234,6 +234,8 @@ def check_sdk_lifecycle(seen: dict, project) -> None:
         "ACTIVE",
     )
     assert seen["listed"] == ["sdk-vm"] and seen["after_delete"] == []
+    assert (seen["compute_max"], seen["flavor_name"]) == ("2.53", "m1.tiny")
+    assert seen["metadata"] == {"tier": "front"} and seen["tags"] == ["sdk"]
     assert seen["quota_instances"] == 10 and seen["find_missing"]
     assert "sdk-image" not in seen["images_after"]
 

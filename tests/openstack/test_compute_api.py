@@ -375,3 +375,30 @@ def test_limits_by_microversion(client, cloud, member, admin):
     theirs = client.get(f"{NOVA}/limits?tenant_id={cloud.project.pk}", headers=admin).json()
     assert theirs["limits"]["absolute"]["totalInstancesUsed"] == 1
     assert client.get(f"{NOVA}/limits?tenant_id={cloud.admin_project.pk}", headers=member).status_code == 403
+
+
+def test_keypair_and_flavor_access_lists_have_fixed_query_counts(client, cloud, member, admin):
+    from identity import services as identity_services
+    from identity.models import Project
+
+    private = make_flavor("p1.small", is_public=False)
+    paths = (
+        (member, f"{NOVA}/os-keypairs"),
+        (admin, f"{NOVA}/flavors/{private.pk}/os-flavor-access"),
+        (admin, f"{NOVA}/flavors/detail?is_public=None"),
+    )
+
+    def counts() -> list[int]:
+        result = []
+        for headers, path in paths:
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(path, headers=at(headers, "2.53")).status_code == 200
+            result.append(len(queries))
+        return result
+
+    few = counts()
+    for i in range(4):
+        identity_services.create_keypair(cloud.ctx(cloud.member), name=f"k{i}", public_key=None)
+        FlavorAccess.objects.create(flavor=private, project=Project.objects.create(name=f"p-{i}"))
+        make_flavor(f"m{i}.x", extra_specs={"k": "v"})
+    assert counts() == few and max(few) <= 4

@@ -215,3 +215,28 @@ def test_the_default_domain_by_id_and_name(client, cloud, member):
         d["id"] for d in client.get(f"{KEYSTONE}/domains?name=Default", headers=member).json()["domains"]
     ] == ["default"]
     assert client.get(f"{KEYSTONE}/domains?name=Other", headers=member).json()["domains"] == []
+
+
+def test_user_project_and_grant_lists_have_fixed_query_counts(client, cloud, admin):
+    paths = (
+        f"{KEYSTONE}/users",
+        f"{KEYSTONE}/projects",
+        f"{KEYSTONE}/projects/{cloud.project.pk}/users/{cloud.member.pk}/roles",
+    )
+
+    def counts() -> list[int]:
+        result = []
+        for path in paths:
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(path, headers=admin).status_code == 200
+            result.append(len(queries))
+        return result
+
+    few = counts()
+    for i in range(4):
+        User.objects.create(username=f"u-{i}")
+        Project.objects.create(name=f"p-{i}")
+    RoleAssignment.objects.create(
+        user=cloud.member, project=cloud.project, role=Role.objects.get(name="admin")
+    )
+    assert counts() == few and max(few) <= 5  # token, roles, then the project and user, the rows
