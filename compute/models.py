@@ -160,6 +160,7 @@ class Image(models.Model):
     min_ram = models.PositiveIntegerField(default=0, help_text="MB of RAM needed to boot it")
     protected = models.BooleanField(default=False, help_text="cannot be deleted while set")
     properties = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True, help_text="free-form labels, as Glance's tags")
     file = models.FileField(upload_to="images/", blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

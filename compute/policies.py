@@ -42,6 +42,7 @@ register_defaults(
         "compute:instance:unlock": MEMBER,
         "compute:instance:console": MEMBER,
         "compute:instance:actions": READER,
+        "compute:instance:metadata": MEMBER,
         "compute:instance:show_host": ADMIN,
         "compute:instance:drift": ADMIN,
     }

@@ -162,6 +162,15 @@ def update_user(
 
 
 @transaction.atomic
+def set_default_project(ctx: Context, user: User, project: Project | None) -> User:
+    """Set the project a user's sign-in lands in (None: the first one they are given a role on)."""
+    policy.enforce(ctx, "identity:user:update")
+    User.objects.filter(pk=user.pk).update(default_project=project)
+    user.default_project = project
+    return user
+
+
+@transaction.atomic
 def delete_user(ctx: Context, user: User) -> None:
     """Delete a user account; their tokens and key pairs go with it."""
     policy.enforce(ctx, "identity:user:delete")

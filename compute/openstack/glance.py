@@ -1,5 +1,7 @@
 """Image v2 (Glance) at ``/image``: images (list with filters, show, create, update by JSON patch,
-delete) and their bytes (``PUT``/``GET /v2/images/{id}/file``), over ``compute.services``' images.
+delete), their bytes (``PUT``/``GET /v2/images/{id}/file``), tags, and members (the consent-based
+sharing of ``compute.services``: an owner offers a shared image to a project, which accepts or
+rejects it), over ``compute.services``' images.
 
 Glance's image is a flat object: Zenith's ``properties`` appear beside the fixed fields, and any
 field a create names that is not one of them becomes a property (as Glance does).
@@ -12,7 +14,8 @@ from django.urls import re_path
 
 from identity import policy
 from identity.context import Context
-from identity.errors import InvalidInput
+from identity.errors import InvalidInput, NotFound
+from identity.models import Project
 from identity.openstack.http import (
     GLANCE,
     empty,
@@ -27,7 +30,7 @@ from identity.scoping import is_uuid
 
 from .. import services
 from ..api.images import image_file_response
-from ..models import Image
+from ..models import Image, ImageMember
 
 UPLOAD_CHUNK = 1 << 20
 # Fields Glance computes or Zenith does not keep: never turned into properties.
@@ -91,7 +94,7 @@ def render_image(image: Image) -> dict:
         "min_disk": image.min_disk,
         "min_ram": image.min_ram,
         "owner": str(image.project_id) if image.project_id else None,
-        "tags": [],
+        "tags": list(image.tags or []),
         "created_at": iso(image.created),
         "updated_at": iso(image.updated),
         "file": f"/v2/images/{image.pk}/file",
@@ -105,8 +108,10 @@ def list_images(request, ctx: Context):
     """``GET /v2/images``: filters ``name``, ``status``, ``visibility``, ``owner``, ``id=in:a,b``,
     ``disk_format``; ``limit`` and ``marker`` pages (ordered newest first)."""
     policy.enforce(ctx, "compute:image:list")
-    rows = Image.objects.visible_to(ctx)
     params = request.GET
+    rows = _by_member_status(ctx, params.get("member_status", "accepted"))
+    if params.get("tag"):
+        raise InvalidInput("Listing images by tag is not supported by this cloud.")
     for param, field in (
         ("name", "name"),
         ("status", "status"),
@@ -134,12 +139,30 @@ def list_images(request, ctx: Context):
     return JsonResponse(body)
 
 
-def _image(ctx: Context, image_id: str) -> Image:
-    return get_or_404(Image.objects.visible_to(ctx), f"No image found with ID {image_id}", pk=image_id)
+MEMBER_STATUSES = ("accepted", "pending", "rejected", "all")
+
+
+def _by_member_status(ctx: Context, wanted: str):
+    """The catalogue (``accepted``, the default), or the shared images offered to the caller's project
+    whose membership is ``pending``, ``rejected``, or (``all``) the catalogue and both."""
+    if wanted not in MEMBER_STATUSES:
+        raise InvalidInput(f"member_status must be one of {', '.join(MEMBER_STATUSES)}.")
+    if wanted == "accepted":
+        return Image.objects.visible_to(ctx)
+    statuses = (ImageMember.PENDING, ImageMember.REJECTED) if wanted == "all" else (wanted,)
+    offered = Image.objects.offered_to(ctx, statuses)
+    return (Image.objects.visible_to(ctx) | offered) if wanted == "all" else offered
+
+
+def _image(ctx: Context, image_id: str, offered: bool = False) -> Image:
+    """An image the caller can see; with ``offered`` also one offered to its project and not yet
+    accepted (shown by id and decided on, as Glance lets a member)."""
+    rows = _by_member_status(ctx, "all") if offered else Image.objects.visible_to(ctx)
+    return get_or_404(rows, f"No image found with ID {image_id}", pk=image_id)
 
 
 def show_image(request, ctx: Context, image_id: str):
-    image = _image(ctx, image_id)
+    image = _image(ctx, image_id, offered=True)
     policy.enforce(ctx, "compute:image:show")
     return JsonResponse(render_image(image))
 
@@ -151,14 +174,12 @@ def create_image(request, ctx: Context):
         raise InvalidInput("The request body must be a JSON object.")
     if body.get("id") is not None:
         raise InvalidInput("Image ids are assigned by Zenith: leave id out.")
-    if body.get("tags"):
-        raise InvalidInput("Image tags are not supported by this cloud.")
     properties = {k: v for k, v in body.items() if k not in FIELDS | READ_ONLY | {"tags"}}
     fields = {k: body[k] for k in FIELDS if body.get(k) is not None}
     fields.setdefault("disk_format", "raw")
     if "name" not in fields:
         raise InvalidInput("An image needs a name.")
-    image = services.create_image(ctx, **fields, properties=properties)
+    image = services.create_tagged_image(ctx, tags=body.get("tags") or [], **fields, properties=properties)
     response = JsonResponse(render_image(image), status=201)
     response["Location"] = request.build_absolute_uri(f"/image/v2/images/{image.pk}")
     return response
@@ -171,6 +192,7 @@ def update_image(request, ctx: Context, image_id: str):
     if not isinstance(ops, list):
         raise InvalidInput("Send a JSON patch: a list of operations.")
     changes: dict = {}
+    tags = None
     properties = dict(image.properties or {})
     for op in ops:
         if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove"):
@@ -179,6 +201,14 @@ def update_image(request, ctx: Context, image_id: str):
         if not isinstance(path, str) or not path.startswith("/") or path.count("/") != 1:
             raise InvalidInput(f"Patch path {path!r} must be /<field>.")
         key = path[1:]
+        if key == "tags":
+            if op["op"] == "remove":
+                tags = []
+            elif not isinstance(op.get("value"), list):
+                raise InvalidInput("tags must be a list of strings.")
+            else:
+                tags = op["value"]
+            continue
         if key in READ_ONLY or key in ("disk_format", "container_format"):
             raise InvalidInput(f"Attribute {key} is read-only.")
         if key in FIELDS:
@@ -193,8 +223,87 @@ def update_image(request, ctx: Context, image_id: str):
             properties[key] = op.get("value")
     if properties != (image.properties or {}):
         changes["properties"] = properties
+    if tags is not None:
+        image = services.set_image_tags(ctx, image, tags)  # checked before the other changes are made
     image = services.update_image(ctx, image, **changes)
     return JsonResponse(render_image(image))
+
+
+def add_tag(request, ctx: Context, image_id: str, tag: str):
+    """``PUT /v2/images/{id}/tags/{tag}`` (``image set --tag``): 204."""
+    services.add_image_tag(ctx, _image(ctx, image_id), tag)
+    return empty(204)
+
+
+def remove_tag(request, ctx: Context, image_id: str, tag: str):
+    """``DELETE /v2/images/{id}/tags/{tag}`` (``image unset --tag``): 204, 404 without that tag."""
+    services.remove_image_tag(ctx, _image(ctx, image_id), tag)
+    return empty(204)
+
+
+def render_member(member: ImageMember) -> dict:
+    return {
+        "image_id": str(member.image_id),
+        "member_id": str(member.project_id),
+        "status": member.status,
+        "created_at": iso(member.created),
+        "updated_at": iso(member.updated),
+        "schema": "/v2/schemas/member",
+    }
+
+
+def _member_project(project_id) -> Project:
+    """A member is named by project id (any project: ids are not guessable, as in Glance)."""
+    project = Project.objects.filter(pk=project_id).first() if is_uuid(str(project_id)) else None
+    if project is None:
+        raise InvalidInput(f"Member {project_id} is not a project of this cloud.")
+    return project
+
+
+def members(request, ctx: Context, image_id: str):
+    """``GET /v2/images/{id}/members`` (``image member list``): the owner's view of the offers."""
+    rows = services.list_image_members(ctx, _image(ctx, image_id)).order_by("created")
+    return JsonResponse({"members": [render_member(m) for m in rows], "schema": "/v2/schemas/members"})
+
+
+def add_member(request, ctx: Context, image_id: str):
+    """``POST /v2/images/{id}/members`` ``{"member": project_id}`` (``image add project``): the
+    membership starts pending until the member project accepts it."""
+    image = _image(ctx, image_id)
+    body = json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("member"), str):
+        raise InvalidInput("The request body must be an object with a member (a project id).")
+    return JsonResponse(render_member(services.add_image_member(ctx, image, _member_project(body["member"]))))
+
+
+def _named_member(member_id: str) -> Project:
+    project = Project.objects.filter(pk=member_id).first() if is_uuid(member_id) else None
+    if project is None:
+        raise NotFound(f"Member {member_id} not found.")
+    return project
+
+
+def member(request, ctx: Context, image_id: str, member_id: str):
+    """``GET /v2/images/{id}/members/{project}``: for the owner, or the member project itself."""
+    image = _image(ctx, image_id, offered=True)
+    return JsonResponse(render_member(services.get_image_member(ctx, image, _named_member(member_id))))
+
+
+def decide_member(request, ctx: Context, image_id: str, member_id: str):
+    """``PUT /v2/images/{id}/members/{project}`` ``{"status": "accepted"|"rejected"|"pending"}``
+    (``image set --accept``/``--reject``/``--pending``): the member project decides."""
+    image = _image(ctx, image_id, offered=True)
+    body = json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+        raise InvalidInput("The request body must be an object with a status.")
+    decided = services.set_image_member_status(ctx, image, _named_member(member_id), body["status"])
+    return JsonResponse(render_member(decided))
+
+
+def remove_member(request, ctx: Context, image_id: str, member_id: str):
+    """``DELETE /v2/images/{id}/members/{project}`` (``image remove project``): 204."""
+    services.remove_image_member(ctx, _image(ctx, image_id), _named_member(member_id))
+    return empty(204)
 
 
 def delete_image(request, ctx: Context, image_id: str):
@@ -237,5 +346,11 @@ urlpatterns = [
     re_path(r"^v2/images$", endpoint(GLANCE, get=list_images, post=create_image)),
     re_path(rf"^v2/images/{ID}$", endpoint(GLANCE, get=show_image, patch=update_image, delete=delete_image)),
     re_path(rf"^v2/images/{ID}/file$", endpoint(GLANCE, put=upload, get=download)),
+    re_path(rf"^v2/images/{ID}/tags/(?P<tag>[^/]+)$", endpoint(GLANCE, put=add_tag, delete=remove_tag)),
+    re_path(rf"^v2/images/{ID}/members$", endpoint(GLANCE, get=members, post=add_member)),
+    re_path(
+        rf"^v2/images/{ID}/members/(?P<member_id>[^/]+)$",
+        endpoint(GLANCE, get=member, put=decide_member, delete=remove_member),
+    ),
     re_path(r"^v2/.*$", not_found(GLANCE)),
 ]

@@ -52,6 +52,10 @@ __all__ = [
     "open_image_data",
     "update_image",
     "delete_image",
+    "set_image_tags",
+    "add_image_tag",
+    "remove_image_tag",
+    "create_tagged_image",
     "list_image_members",
     "add_image_member",
     "remove_image_member",
@@ -448,6 +452,60 @@ def delete_image(ctx: Context, image: Image) -> None:
     image.save(update_fields=["status", "file", "updated"])
     audit.record(ctx, "image", image.pk, "delete", project=image.project_id, message=f"deleted {image.name}")
     transaction.on_commit(lambda: _remove_bytes(name))
+
+
+# --- tags ---------------------------------------------------------------------------------------
+
+MAX_TAGS = 128
+MAX_TAG = 255
+
+
+def _clean_tags(value: Any) -> list[str]:
+    if not isinstance(value, list | tuple):
+        raise InvalidInput("Tags must be a list of strings.")
+    tags: list[str] = []
+    for tag in value:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= MAX_TAG or "/" in tag:
+            raise InvalidInput(f"A tag must be 1-{MAX_TAG} characters without '/'.")
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise InvalidInput(f"An image has at most {MAX_TAGS} tags.")
+    return tags
+
+
+@transaction.atomic
+def set_image_tags(ctx: Context, image: Image, tags: Any) -> Image:
+    """Replace an image's tags (free-form labels for finding it; they change nothing about booting)."""
+    policy.enforce(ctx, "compute:image:update")
+    tags = _clean_tags(tags)
+    _require_owner(ctx, image)
+    image = _locked(image)
+    if tags != image.tags:
+        image.tags = tags
+        image.save(update_fields=["tags", "updated"])
+    return image
+
+
+def add_image_tag(ctx: Context, image: Image, tag: Any) -> Image:
+    """Add one tag to an image (adding one it has already changes nothing)."""
+    return set_image_tags(ctx, image, [*image.tags, tag])
+
+
+@transaction.atomic
+def remove_image_tag(ctx: Context, image: Image, tag: str) -> Image:
+    """Remove one tag from an image; NotFound when it does not have it."""
+    image = _locked(image)
+    if tag not in image.tags:
+        raise NotFound(f"Image {image.name} has no tag {tag}.")
+    return set_image_tags(ctx, image, [t for t in image.tags if t != tag])
+
+
+@transaction.atomic
+def create_tagged_image(ctx: Context, *, tags: Any, **fields: Any) -> Image:
+    """``create_image`` with tags, in one transaction (refused tags create nothing)."""
+    image = create_image(ctx, **fields)
+    return set_image_tags(ctx, image, tags) if tags else image
 
 
 # --- sharing with named projects ----------------------------------------------------------------

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from identity import audit, policy, quotas
 from identity.context import Context
-from identity.errors import Conflict, InvalidInput, ServiceUnavailable
+from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
 from identity.names import clean_name
 from identity.validators import clean_string_map
@@ -255,6 +255,32 @@ def unlock_instance(ctx: Context, instance: Instance) -> Instance:
     instance.locked_by = ""
     instance.save(update_fields=["locked", "locked_by", "updated"])
     audit.record(ctx, "instance", instance.pk, "unlock", project=instance.project)
+    return instance
+
+
+@transaction.atomic
+def set_instance_metadata(
+    ctx: Context, instance: Instance, metadata: Any, *, replace: bool = False, remove: tuple[str, ...] = ()
+) -> Instance:
+    """Change an instance's metadata: merge ``metadata`` into it (all of it when ``replace``), then
+    drop the keys in ``remove`` (NotFound for one it does not have). A locked instance refuses,
+    except to admins, as its lifecycle actions do."""
+    policy.enforce(ctx, "compute:instance:metadata")
+    instance = Instance.objects.select_for_update().get(pk=instance.pk)
+    if instance.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {instance.name} is locked: unlock it first.", code="locked")
+    changes = _clean_metadata(metadata)
+    merged = dict(changes) if replace else {**(instance.metadata or {}), **changes}
+    for key in remove:
+        if key not in merged:
+            raise NotFound(f"Metadata item {key} was not found on instance {instance.name}.")
+        merged.pop(key)
+    if len(merged) > MAX_METADATA_ITEMS:
+        raise InvalidInput(f"An instance has at most {MAX_METADATA_ITEMS} metadata items.")
+    if merged != (instance.metadata or {}):
+        instance.metadata = merged
+        instance.save(update_fields=["metadata", "updated"])
+        audit.record(ctx, "instance", instance.pk, "set_metadata", project=instance.project)
     return instance
 
 

@@ -1,7 +1,9 @@
 """Identity v3 (Keystone) at ``/identity``: version discovery, password authentication scoped to a
 project by name or id, token validation and revocation, the service catalog, projects, users, roles
-and role assignments. A Keystone token is a native API token (``identity.services.issue_token``):
-hashed, expiring, revocable, scoped to one project.
+and role assignments, and (for cloud admins, through ``identity.services``) creating, changing and
+deleting projects and users and granting and revoking roles on projects. A Keystone token is a
+native API token (``identity.services.issue_token``): hashed, expiring, revocable, scoped to one
+project.
 
 Zenith has one domain, ``Default`` (id ``default``): every user and project is in it.
 """
@@ -13,7 +15,7 @@ from django.urls import re_path
 
 from .. import policy, services
 from ..context import Context
-from ..errors import InvalidInput, NotAuthenticated, NotFound
+from ..errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PolicyDenied
 from ..models import ApiToken, Project, Role, RoleAssignment, User
 from .http import KEYSTONE, authenticate, empty, endpoint, get_or_404, iso, json_body, not_found
 
@@ -240,15 +242,28 @@ def _named(request: HttpRequest, rows, field: str = "name"):
 def projects(request, ctx: Context):
     """``GET /identity/v3/projects``: the projects the caller may see (every one for cloud admins)."""
     policy.enforce(ctx, "identity:project:list")
-    rows = _named(request, Project.objects.visible_to(ctx))
-    return _collection(request, "projects", [_project(p) for p in rows])
+    rows = [_project(p) for p in _named(request, Project.objects.visible_to(ctx))]
+    if not rows and request.GET.get("name") and not ctx.is_admin:
+        # Keystone lets only admins list projects; its own ones answer a member here, and a name
+        # (or an id the clients pass as one) among them none of is Keystone's 403: the clients then
+        # use what they were given as the id.
+        raise PolicyDenied("You are not authorized to perform the requested action: identity:list_projects.")
+    return _collection(request, "projects", rows)
 
 
 def project(request, ctx: Context, project_id: str):
+    """``GET /identity/v3/projects/{id}``: a project the caller holds a role on (every one for cloud
+    admins). Another existing project answers 403, as Keystone's policy does, so the clients go on
+    with the id they were given (``image add project``, ``flavor set --project``)."""
     policy.enforce(ctx, "identity:project:show")
-    return JsonResponse(
-        {"project": _project(get_or_404(Project.objects.visible_to(ctx), "Project", pk=project_id))}
-    )
+    visible = Project.objects.visible_to(ctx).filter(pk=project_id).first() if _is_uuid(project_id) else None
+    if visible is None:
+        if _is_uuid(project_id) and Project.objects.filter(pk=project_id).exists():
+            raise PolicyDenied(
+                "You are not authorized to perform the requested action: identity:get_project."
+            )
+        raise NotFound(f"Could not find project: {project_id}.")
+    return JsonResponse({"project": _project(visible)})
 
 
 def my_projects(request, ctx: Context):
@@ -291,11 +306,7 @@ def user(request, ctx: Context, user_id: str):
 def roles(request, ctx: Context):
     policy.enforce(ctx, "identity:role:list")
     rows = _named(request, Role.objects.visible_to(ctx))
-    return _collection(
-        request,
-        "roles",
-        [{"id": str(r.pk), "name": r.name, "domain_id": None, "description": r.description} for r in rows],
-    )
+    return _collection(request, "roles", [_role_row(r) for r in rows])
 
 
 def role_assignments(request, ctx: Context):
@@ -312,14 +323,20 @@ def role_assignments(request, ctx: Context):
                 rows = rows.none()
                 break
             rows = rows.filter(**{field: value})
+    names = str(request.GET.get("include_names", "")).lower() in ("1", "true", "")
+    names = names and "include_names" in request.GET
+
+    def named(row: dict, name: str) -> dict:
+        return {**row, "name": name, "domain": DOMAIN} if names else row
+
     return _collection(
         request,
         "role_assignments",
         [
             {
-                "user": {"id": str(a.user_id)},
+                "user": named({"id": str(a.user_id)}, a.user.username),
                 "role": {"id": str(a.role_id), "name": a.role.name},
-                "scope": {"project": {"id": str(a.project_id), "name": a.project.name}},
+                "scope": {"project": named({"id": str(a.project_id)}, a.project.name)},
                 "links": {
                     "assignment": f"/identity/v3/projects/{a.project_id}/users/{a.user_id}/roles/{a.role_id}"
                 },
@@ -329,8 +346,223 @@ def role_assignments(request, ctx: Context):
     )
 
 
+def _domain() -> dict:
+    return {**DOMAIN, "enabled": True, "description": "", "tags": [], "options": {}, "links": {}}
+
+
 def domains(request, ctx: Context):
-    return _collection(request, "domains", [{**DOMAIN, "enabled": True, "description": "", "links": {}}])
+    name = request.GET.get("name")
+    rows = [_domain()] if name in (None, "", DOMAIN["name"]) else []
+    return _collection(request, "domains", rows)
+
+
+def domain(request, ctx: Context, domain_id: str):
+    """``GET /identity/v3/domains/{id}``: only ``default`` (a name answers 404, then the list)."""
+    if domain_id != DOMAIN["id"]:
+        raise NotFound(f"Could not find domain: {domain_id}.")
+    return JsonResponse({"domain": _domain()})
+
+
+# --- writes (cloud admins) ------------------------------------------------------------------------
+
+
+def _text(body: dict, key: str, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a string.")
+    return value
+
+
+def _flag(body: dict, key: str) -> bool | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidInput(f"{key} must be true or false.")
+    return value
+
+
+def _check_unsupported(body: dict) -> None:
+    """Keystone features Zenith does not keep: refused rather than dropped."""
+    if body.get("domain_id") not in (None, "default"):
+        raise InvalidInput("Zenith has one domain, Default (id default).")
+    if body.get("parent_id") not in (None, "default"):
+        raise InvalidInput("Zenith's projects are not nested: leave parent_id out.")
+    if body.get("is_domain"):
+        raise InvalidInput("Zenith has one domain: a project cannot be a domain.")
+    if body.get("tags"):
+        raise InvalidInput("Project tags are not kept by this cloud.")
+    if any((body.get("options") or {}).values()):
+        raise InvalidInput("Resource options are not supported by this cloud.")
+
+
+def create_project(request, ctx: Context):
+    """``POST /identity/v3/projects`` (``project create``): 201."""
+    body = json_body(request, "project")
+    _check_unsupported(body)
+    created = services.create_project(
+        ctx,
+        name=_text(body, "name", required=True),
+        description=_text(body, "description") or "",
+        enabled=_flag(body, "enabled") is not False,
+    )
+    return JsonResponse({"project": _project(created)}, status=201)
+
+
+def _admin_project(ctx: Context, project_id: str) -> Project:
+    return get_or_404(Project.objects.visible_to(ctx), "Project", pk=project_id)
+
+
+def update_project(request, ctx: Context, project_id: str):
+    """``PATCH /identity/v3/projects/{id}`` (``project set``): name, description, enabled."""
+    target = _admin_project(ctx, project_id)
+    body = json_body(request, "project")
+    _check_unsupported(body)
+    updated = services.update_project(
+        ctx,
+        target,
+        name=_text(body, "name"),
+        description=_text(body, "description"),
+        enabled=_flag(body, "enabled"),
+    )
+    return JsonResponse({"project": _project(updated)})
+
+
+def delete_project(request, ctx: Context, project_id: str):
+    """``DELETE /identity/v3/projects/{id}`` (``project delete``): 204; 409 while it has resources."""
+    services.delete_project(ctx, _admin_project(ctx, project_id))
+    return empty(204)
+
+
+def _default_project(ctx: Context, body: dict) -> Project | None:
+    value = body.get("default_project_id")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("default_project_id must be a project id.")
+    project = Project.objects.visible_to(ctx).filter(pk=value).first() if _is_uuid(value) else None
+    if project is None:
+        raise InvalidInput(f"default_project_id {value} is not a project of this cloud.")
+    return project
+
+
+def create_user(request, ctx: Context):
+    """``POST /identity/v3/users`` (``user create --password ... [--project P] [--email E]``): 201."""
+    body = json_body(request, "user")
+    _check_unsupported(body)
+    project = _default_project(ctx, body)
+    created = services.create_user(
+        ctx,
+        username=_text(body, "name", required=True),
+        password=_text(body, "password", required=True),
+        email=_text(body, "email") or "",
+    )
+    if _flag(body, "enabled") is False:
+        created = services.update_user(ctx, created, is_active=False)
+    if project is not None:
+        created = services.set_default_project(ctx, created, project)
+    return JsonResponse({"user": _user_row(created)}, status=201)
+
+
+def _admin_user(ctx: Context, user_id: str) -> User:
+    return get_or_404(User.objects.visible_to(ctx), "User", pk=user_id)
+
+
+def update_user(request, ctx: Context, user_id: str):
+    """``PATCH /identity/v3/users/{id}`` (``user set``): email, password, enabled, default project
+    (a user keeps their name: it is how they sign in)."""
+    target = _admin_user(ctx, user_id)
+    body = json_body(request, "user")
+    _check_unsupported(body)
+    name = _text(body, "name")
+    if name is not None and name != target.username:
+        raise InvalidInput("Users cannot be renamed in this cloud: create a new user instead.")
+    project = _default_project(ctx, body)
+    updated = services.update_user(
+        ctx,
+        target,
+        email=_text(body, "email"),
+        password=_text(body, "password"),
+        is_active=_flag(body, "enabled"),
+    )
+    if project is not None:
+        updated = services.set_default_project(ctx, updated, project)
+    return JsonResponse({"user": _user_row(updated)})
+
+
+def delete_user(request, ctx: Context, user_id: str):
+    """``DELETE /identity/v3/users/{id}`` (``user delete``): 204."""
+    services.delete_user(ctx, _admin_user(ctx, user_id))
+    return empty(204)
+
+
+def _role_row(role: Role) -> dict:
+    return {
+        "id": str(role.pk),
+        "name": role.name,
+        "domain_id": None,
+        "description": role.description,
+        "options": {},
+        "links": {"self": f"/identity/v3/roles/{role.pk}"},
+    }
+
+
+def role(request, ctx: Context, role_id: str):
+    """``GET /identity/v3/roles/{id}`` (a name answers 404, then the list with ``?name=``)."""
+    policy.enforce(ctx, "identity:role:list")
+    return JsonResponse({"role": _role_row(get_or_404(Role.objects.visible_to(ctx), "Role", pk=role_id))})
+
+
+def _grant_parts(ctx: Context, project_id: str, user_id: str, role_id: str) -> tuple[Project, User, Role]:
+    policy.enforce(ctx, "identity:role_assignment:list")
+    return (
+        get_or_404(Project.objects.visible_to(ctx), "Project", pk=project_id),
+        get_or_404(User.objects.visible_to(ctx), "User", pk=user_id),
+        get_or_404(Role.objects.visible_to(ctx), "Role", pk=role_id),
+    )
+
+
+def check_grant(request, ctx: Context, project_id: str, user_id: str, role_id: str):
+    """``HEAD``/``GET .../projects/{p}/users/{u}/roles/{r}``: 204 when the user holds the role."""
+    target, user, role = _grant_parts(ctx, project_id, user_id, role_id)
+    if not RoleAssignment.objects.filter(project=target, user=user, role=role).exists():
+        raise NotFound(f"{user.username} does not hold {role.name} on {target.name}.")
+    return empty(204)
+
+
+def grant(request, ctx: Context, project_id: str, user_id: str, role_id: str):
+    """``PUT .../projects/{p}/users/{u}/roles/{r}`` (``role add --project --user``): 204, also when
+    the user holds the role already (Keystone's grant is idempotent)."""
+    target, user, role = _grant_parts(ctx, project_id, user_id, role_id)
+    try:
+        services.assign_role(ctx, user=user, project=target, role=role)
+    except Conflict:
+        if not RoleAssignment.objects.filter(project=target, user=user, role=role).exists():
+            raise
+    return empty(204)
+
+
+def revoke_grant(request, ctx: Context, project_id: str, user_id: str, role_id: str):
+    """``DELETE .../projects/{p}/users/{u}/roles/{r}`` (``role remove``): 204; 404 when not held."""
+    target, user, role = _grant_parts(ctx, project_id, user_id, role_id)
+    assignment = (
+        RoleAssignment.objects.filter(project=target, user=user, role=role)
+        .select_related("user", "project", "role")
+        .first()
+    )
+    if assignment is None:
+        raise NotFound(f"{user.username} does not hold {role.name} on {target.name}.")
+    services.revoke_role(ctx, assignment)
+    return empty(204)
+
+
+def project_user_roles(request, ctx: Context, project_id: str, user_id: str):
+    """``GET .../projects/{p}/users/{u}/roles``: the roles the user holds on the project."""
+    policy.enforce(ctx, "identity:role_assignment:list")
+    target = get_or_404(Project.objects.visible_to(ctx), "Project", pk=project_id)
+    user = get_or_404(User.objects.visible_to(ctx), "User", pk=user_id)
+    rows = Role.objects.filter(assignments__project=target, assignments__user=user).order_by("name")
+    return _collection(request, "roles", [_role_row(r) for r in rows])
 
 
 ID = r"(?P<{}>[^/]+)"
@@ -350,13 +582,29 @@ urlpatterns = [
     ),
     re_path(r"^v3/auth/catalog$", endpoint(KEYSTONE, get=auth_catalog)),
     re_path(r"^v3/auth/projects$", endpoint(KEYSTONE, get=my_projects)),
-    re_path(r"^v3/projects$", endpoint(KEYSTONE, get=projects)),
-    re_path(rf"^v3/projects/{ID.format('project_id')}$", endpoint(KEYSTONE, get=project)),
-    re_path(r"^v3/users$", endpoint(KEYSTONE, get=users)),
-    re_path(rf"^v3/users/{ID.format('user_id')}$", endpoint(KEYSTONE, get=user)),
+    re_path(r"^v3/projects$", endpoint(KEYSTONE, get=projects, post=create_project)),
+    re_path(
+        rf"^v3/projects/{ID.format('project_id')}$",
+        endpoint(KEYSTONE, get=project, patch=update_project, delete=delete_project),
+    ),
+    re_path(
+        rf"^v3/projects/{ID.format('project_id')}/users/{ID.format('user_id')}/roles$",
+        endpoint(KEYSTONE, get=project_user_roles),
+    ),
+    re_path(
+        rf"^v3/projects/{ID.format('project_id')}/users/{ID.format('user_id')}/roles/{ID.format('role_id')}$",
+        endpoint(KEYSTONE, get=check_grant, put=grant, delete=revoke_grant),
+    ),
+    re_path(r"^v3/users$", endpoint(KEYSTONE, get=users, post=create_user)),
+    re_path(
+        rf"^v3/users/{ID.format('user_id')}$",
+        endpoint(KEYSTONE, get=user, patch=update_user, delete=delete_user),
+    ),
     re_path(rf"^v3/users/{ID.format('user_id')}/projects$", endpoint(KEYSTONE, get=user_projects)),
     re_path(r"^v3/roles$", endpoint(KEYSTONE, get=roles)),
+    re_path(rf"^v3/roles/{ID.format('role_id')}$", endpoint(KEYSTONE, get=role)),
     re_path(r"^v3/role_assignments$", endpoint(KEYSTONE, get=role_assignments)),
     re_path(r"^v3/domains$", endpoint(KEYSTONE, get=domains)),
+    re_path(rf"^v3/domains/{ID.format('domain_id')}$", endpoint(KEYSTONE, get=domain)),
     re_path(r"^v3/.*$", not_found(KEYSTONE)),
 ]

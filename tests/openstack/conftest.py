@@ -1,7 +1,8 @@
 """The stock OpenStack clients against a live Zenith: pytest-django's live server (the portal, which
 serves the OpenStack-compatible API), a real conductor and simulated host agents (libvirt's test
 driver), and python-openstackclient / openstacksdk from PyPI in their own virtualenv, ``.venv-osc``
-(``make osc-venv``), run as subprocesses exactly as a user runs them.
+(``make osc-venv``; ``ZENITH_OSC_VENV`` names another one, e.g. a worktree's use of main's), run as
+subprocesses exactly as a user runs them.
 
 Without that virtualenv the tests are skipped with the reason, unless ZENITH_REQUIRE_OPENSTACK_CLIENTS=1
 (CI, and ``make test``, which installs it first): then they fail.
@@ -25,7 +26,7 @@ from tests.integration.test_async_plane import wait_for
 from workers import processes
 from workers.models import Host
 
-OSC_VENV = Path(settings.BASE_DIR) / ".venv-osc"
+OSC_VENV = Path(os.environ.get("ZENITH_OSC_VENV") or Path(settings.BASE_DIR) / ".venv-osc")
 OSC = OSC_VENV / "bin" / "openstack"
 OSC_PYTHON = OSC_VENV / "bin" / "python"
 HOSTS = ("os-host-a", "os-host-b")
@@ -64,7 +65,7 @@ class Cli:
     """The ``openstack`` command with a user's OS_* variables (nothing else of the caller's OS_*)."""
 
     env: dict[str, str]
-    plane: Plane
+    plane: Plane | None = None
 
     def run(
         self, *args: str, check: bool = True, timeout: float = CLI_TIMEOUT
@@ -75,7 +76,7 @@ class Cli:
         if check and proc.returncode != 0:
             pytest.fail(
                 f"openstack {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}\n{proc.stdout}\n"
-                f"{self.plane.logs()}"
+                f"{self.plane.logs() if self.plane else ''}"
             )
         return proc
 

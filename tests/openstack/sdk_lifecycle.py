@@ -29,6 +29,16 @@ def main(image_file: str, cloud: str | None = None) -> dict:
     server = conn.compute.wait_for_server(server, status="ACTIVE", wait=60, interval=1)
     seen["active"] = server.status
     seen["listed"] = [s.name for s in conn.compute.servers(details=True)]
+    # The SDK asks for the highest microversion both sides know: 2.47+ embeds the flavor.
+    seen["compute_max"] = ".".join(map(str, conn.compute.get_endpoint_data().max_microversion))
+    seen["flavor_name"] = conn.compute.get_server(server.id).flavor.original_name
+    conn.compute.set_server_metadata(server, tier="front", role="web")
+    conn.compute.delete_server_metadata(server, ["role"])
+    seen["metadata"] = conn.compute.get_server_metadata(server).metadata
+    conn.image.add_tag(image, "sdk")
+    conn.image.add_tag(image, "gone")
+    conn.image.remove_tag(image, "gone")
+    seen["tags"] = conn.image.get_image(image.id).tags
     conn.compute.reboot_server(server, "HARD")
     # Fetched again: waiting on the object from before the reboot returns at once (it says ACTIVE).
     rebooting = conn.compute.get_server(server.id)

@@ -91,6 +91,10 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
         "cirros",
         "--key-name",
         "mykey",
+        "--nic",
+        "none",  # compute 2.37: no network (the CLI sends "auto" without --nic)
+        "--property",
+        "role=web",
         "--wait",
         "vm-1",
     )
@@ -107,6 +111,21 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
     ]
     shown = cli.json("server", "show", "vm-1")
     assert (shown["id"], shown["status"], shown["key_name"]) == (server["id"], "ACTIVE", "mykey")
+    # Compute 2.47 and later embed the flavor; 2.9 and 2.26 add locked and tags.
+    assert (shown["flavor"]["original_name"], shown["locked"], shown["tags"]) == ("m1.tiny", False, [])
+
+    # Server metadata: set merges, unset removes (POST and DELETE /servers/{id}/metadata).
+    cli.run("server", "set", "--property", "tier=front", "vm-1")
+    cli.run("server", "unset", "--property", "role", "vm-1")
+    assert Instance.objects.get(pk=server["id"]).metadata == {"tier": "front"}
+    filtered = cli.json(
+        "server", "list", "--status", "ACTIVE", "--name", "vm", "--flavor", "m1.tiny", "--image", "cirros"
+    )
+    assert [s["Name"] for s in filtered] == ["vm-1"]
+    everyone = admin_cli.json("server", "list", "--all-projects", "--long")
+    assert [(s["Name"], s["Project ID"], s["Host Status"], s["Properties"]) for s in everyone] == [
+        ("vm-1", str(os_cloud.project.pk), "UP", {"tier": "front"})
+    ]
 
     cli.run("server", "reboot", "--wait", "vm-1")
     assert Instance.objects.get(pk=server["id"]).status == "ACTIVE"
@@ -165,9 +184,9 @@ NOT_YET = [
     (("security", "group", "create", "sg-1"), NETWORK, "networking has not landed"),
     (("floating", "ip", "create", "public"), NETWORK, "networking has not landed"),
     (
-        ("server", "create", "--flavor", "m1.tiny", "--image", "zenith-demo", "--nic", "none", "vm-x"),
-        "--os-compute-api-version 2.37 or greater is required",
-        "--nic none needs compute microversion 2.37; 2.1 is the only one served (leave --nic out instead)",
+        ("server", "create", "--flavor", "m1.tiny", "--image", "zenith-demo", "--tag", "web", "vm-x"),
+        "Server tags are not supported by this cloud",
+        "Zenith keeps no server tags (use --property): a create with tags (compute 2.52) is refused",
     ),
 ]
 
@@ -215,6 +234,8 @@ def check_sdk_lifecycle(seen: dict, project) -> None:
         "ACTIVE",
     )
     assert seen["listed"] == ["sdk-vm"] and seen["after_delete"] == []
+    assert (seen["compute_max"], seen["flavor_name"]) == ("2.53", "m1.tiny")
+    assert seen["metadata"] == {"tier": "front"} and seen["tags"] == ["sdk"]
     assert seen["quota_instances"] == 10 and seen["find_missing"]
     assert "sdk-image" not in seen["images_after"]
 
