@@ -8,10 +8,11 @@ class ComputeConfig(AppConfig):
 
     def ready(self) -> None:
         from . import policies  # noqa: F401  (registers default rules)
-        from .services import hosts, instances, lifecycle  # noqa: F401  (registers the instance lifecycle)
+        from .services import hosts, instances, lifecycle, volumes  # noqa: F401  (registers the instance lifecycle)
 
         instances.register_quota_counters()
         hosts.register_heartbeat_receiver()
+        volumes.register_storage_hooks()
         self.register_resource_links()
 
     @staticmethod

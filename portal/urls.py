@@ -24,6 +24,7 @@ api_v1 = [
     path("auth/tokens", TokenView.as_view(), name="auth-tokens"),
     path("identity/", include("identity.api.urls")),
     path("compute/", include("compute.api.urls")),
+    path("storage/", include("storage.api.urls")),
     path("", include("workers.api.urls")),
 ]
 

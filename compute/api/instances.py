@@ -13,22 +13,14 @@ from identity.api.base import ScopedViewSet
 from identity.api.serializers import ResourceActionSerializer
 from identity.api.strict import StrictCharField, StrictSerializer, refuse_body
 from identity.errors import InvalidInput
+from storage.api.serializers import AttachmentSerializer, VolumeAttachmentCreateSerializer
+from storage.models import Volume
 from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
+from workers.api.serializers import OperationSummarySerializer
 from workers.lifecycle import message_shown, shows_hosts
 
 from .. import services
 from ..models import Flavor, Instance
-
-
-class OperationSummarySerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    kind = serializers.CharField()
-    state = serializers.CharField()
-    progress = serializers.IntegerField()
-    message = serializers.SerializerMethodField()
-
-    def get_message(self, op) -> str:
-        return message_shown(op.message, shows_hosts(self.context.get("ctx")))
 
 
 class FlavorSummarySerializer(serializers.ModelSerializer):
@@ -50,6 +42,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         help_text="{code, message, created} of the last failure; cloud admins also get its details"
     )
     created = serializers.DateTimeField(read_only=True)
+    volumes = serializers.SerializerMethodField(help_text="attached volumes: [{id, device, ...}]")
 
     class Meta:
         model = Instance
@@ -74,8 +67,27 @@ class InstanceSerializer(serializers.ModelSerializer):
             "operation",
             "host",
             "project",
+            "volumes",
         ]
         read_only_fields = fields
+
+    def get_volumes(self, obj) -> list[dict]:
+        """One query per response, not per row: the attachments of every instance it shows."""
+        root = self.parent if self.parent is not None else self
+        if not hasattr(root, "_zenith_volumes"):
+            shown = root.instance
+            rows = [shown] if isinstance(shown, Instance) else list(shown or [])
+            root._zenith_volumes = services.instance_volumes([r.pk for r in rows if r is not None])
+        return [
+            {
+                "id": str(a.volume_id),
+                "name": a.volume.name,
+                "device": a.device,
+                "delete_on_termination": a.delete_on_termination,
+                "attached": a.attached_at is not None,
+            }
+            for a in root._zenith_volumes.get(str(obj.pk), [])
+        ]
 
     def get_image(self, obj) -> dict | None:
         return {"id": str(obj.image_id), "name": obj.image.name} if obj.image_id else None
@@ -231,6 +243,63 @@ class InstanceViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.Retriev
         except ValueError:
             raise InvalidInput("lines must be a whole number.") from None
         return Response(services.console_log(self.ctx, self.get_object(), lines))
+
+    @extend_schema(
+        request=VolumeAttachmentCreateSerializer,
+        responses={202: AttachmentSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+        methods=["POST"],
+    )
+    @extend_schema(responses=AttachmentSerializer(many=True), methods=["GET"])
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="volume-attachments",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def volume_attachments(self, request, pk=None):
+        """GET: the volumes attached to the instance. POST ``{"volume"}``: attach one (202); its
+        device (``/dev/vdb``...) is chosen and reported; 409 when the volume is attached elsewhere or
+        the instance's host cannot reach its backend."""
+        instance = self.get_object()
+        if request.method == "GET":
+            rows = services.instance_volumes([instance.pk]).get(str(instance.pk), [])
+            return Response(AttachmentSerializer(rows, many=True).data)
+        body = VolumeAttachmentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        attachment = services.attach_volume_to_instance(
+            self.ctx,
+            instance,
+            body.validated_data["volume"],
+            delete_on_termination=body.validated_data["delete_on_termination"],
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        response = Response(AttachmentSerializer(attachment).data, status=status.HTTP_202_ACCEPTED)
+        operation_id = (
+            Volume.objects.filter(pk=attachment.volume_id).values_list("operation_id", flat=True).first()
+        )
+        if operation_id:
+            response["Location"] = f"/api/v1/operations/{operation_id}/"
+        return response
+
+    @extend_schema(request=None, responses={202: None}, parameters=[IDEMPOTENCY_KEY])
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path=r"volume-attachments/(?P<volume_id>[0-9a-fA-F-]{32,36})",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def detach_volume(self, request, pk=None, volume_id=None):
+        """Detach the volume from the instance: 202 (the volume shows detaching, then available)."""
+        volume = services.detach_volume_from_instance(
+            self.ctx, self.get_object(), volume_id, idempotency_key=request.headers.get("Idempotency-Key")
+        )
+        response = Response(status=status.HTTP_202_ACCEPTED)
+        if volume.operation_id:
+            response["Location"] = f"/api/v1/operations/{volume.operation_id}/"
+        return response
 
     @extend_schema(responses=InstanceActionSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)

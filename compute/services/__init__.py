@@ -13,3 +13,4 @@ from .images import *  # noqa: F403
 from .instances import *  # noqa: F403
 from .lifecycle import *  # noqa: F403
 from .power import *  # noqa: F403
+from .volumes import *  # noqa: F403

@@ -13,8 +13,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from identity import audit
+from identity.context import system_context
 from identity.errors import InvalidInput
 from identity.models import ResourceAction
+from storage import services as storage_services
 from workers import dispatch, queues, tasknames
 from workers import services as ledger
 from workers.lifecycle import make_fault
@@ -342,3 +344,5 @@ def finish_delete(operation_id, instance_id, result: dict) -> None:
         )
         ledger.succeed(operation_id, result=result, message=result.get("message", "deleted"))
         audit.finish(operation_id, ResourceAction.SUCCESS, result.get("message", ""))
+    # Its domain is gone: its volumes are detached, and deleted where they were attached so.
+    storage_services.instance_deleted(system_context(), instance_id)

@@ -230,8 +230,8 @@ def test_scheduler_explain_is_admin_only(setup, clients):
     )
 
 
-API_LIST_QUERIES = 4  # token, caller's roles, COUNT, page (flavor, image, operation, host joined)
-API_DETAIL_QUERIES = 3  # token, caller's roles, the row
+API_LIST_QUERIES = 5  # token, caller's roles, COUNT, page (flavor, image, operation, host joined), volumes
+API_DETAIL_QUERIES = 4  # token, caller's roles, the row, its volumes
 
 
 def test_list_query_count_is_fixed(setup, clients, cloud, django_assert_num_queries):

@@ -34,8 +34,9 @@ DETAIL_QUERIES = 7
 # session, user, current project, roles, the instance row
 ROW_QUERIES = 5
 # session, user, current project, roles, flavors, images, key pairs, quota limits, usage (instances,
-# cores and ram in one aggregate; key pairs), hosts that fit, the project switcher's list
-LAUNCH_QUERIES = 12
+# cores and ram in one aggregate; key pairs; volumes, gigabytes and snapshots in one), hosts that
+# fit, the project switcher's list
+LAUNCH_QUERIES = 13
 
 
 @pytest.fixture

@@ -1,0 +1,46 @@
+"""What storage needs of images, which are compute's (storage never imports compute): compute
+registers these at start-up (``compute.apps``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from identity.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """An image a volume may start from, as the caller named it."""
+
+    id: Any
+    name: str
+    min_disk_gb: int
+    size_bytes: int
+
+
+_image_resolver: Callable[[Any, Any], ImageSource] | None = None
+_image_spec: Callable[[Any, Any], dict] | None = None
+
+
+def register_images(resolve: Callable[[Any, Any], ImageSource], spec: Callable[[Any, Any], dict]) -> None:
+    """``resolve(ctx, ref)``: the bootable image the caller names (InvalidInput otherwise);
+    ``spec(image_id, project_id)``: the signed spec a host fetches it with (the spawn's)."""
+    global _image_resolver, _image_spec
+    _image_resolver, _image_spec = resolve, spec
+
+
+def resolve_image(ctx, ref) -> ImageSource:
+    if _image_resolver is None:
+        raise InvalidInput("Volumes cannot be created from images: no image service is installed.")
+    return _image_resolver(ctx, ref)
+
+
+def image_spec(image_id, project_id) -> dict:
+    if _image_spec is None:
+        raise InvalidInput("No image service is installed.")
+    return _image_spec(image_id, project_id)
+
+
+__all__ = ["ImageSource", "image_spec", "register_images", "resolve_image"]
