@@ -24,13 +24,13 @@ class VolumeTypeQuerySet(ScopedQuerySet):
 
 
 class VolumeType(models.Model):
-    """A class of volumes: which backend (a pool name the storage hosts report, e.g. ``default``)
+    """A class of volumes: which backend (a backend name the storage hosts report, e.g. ``local``)
     holds them and extra specs for the backend. Exactly one type may be the default (a DB
     constraint): the one a volume gets when its create names none."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=64, unique=True)
-    backend = models.CharField(max_length=64, default="default", help_text="the backend name hosts report")
+    backend = models.CharField(max_length=64, default="local", help_text="the backend name hosts report")
     extra_specs = models.JSONField(default=dict, blank=True, help_text="backend hints, str -> str")
     description = models.TextField(blank=True, default="")
     is_default = models.BooleanField(default=False)

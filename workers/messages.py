@@ -111,6 +111,9 @@ class VolumeRequest(Message):
     size_gb: int = 0
     source: VolumeSource = field(default_factory=VolumeSource)
     operation_id: str = ""  # for progress reports (bytes copied)
+    # upload_volume only: where the agent PUTs the volume's bytes (a signed URL of the portal; the
+    # body is the volume as stored, in the format its connection names).
+    upload_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class VolumeResult(Message):
     allocation_bytes: int = 0
     connection: VolumeConnection | None = None
     existed: bool = True  # a delete: whether there was anything to delete
+    # upload_volume: sha256 (hex) of the bytes sent, and their number is ``size_bytes``.
+    checksum: str = ""
 
 
 @dataclass(frozen=True)

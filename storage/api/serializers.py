@@ -59,7 +59,7 @@ class VolumeTypeSerializer(serializers.ModelSerializer):
 
 class VolumeTypeCreateSerializer(StrictFields):
     name = StrictCharField(max_length=64)
-    backend = StrictCharField(max_length=64, required=False, default="default")
+    backend = StrictCharField(max_length=64, required=False, default="local")
     extra_specs = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
     description = StrictCharField(required=False, allow_blank=True, default="", max_length=1024)
     is_default = serializers.BooleanField(required=False, default=False)

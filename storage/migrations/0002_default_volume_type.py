@@ -1,4 +1,4 @@
-"""Seed the default volume type (backend ``default``: the pool every storage agent reports by
+"""Seed the default volume type (backend ``local``: the dir pool every storage agent reports by
 default), so a volume can be created without naming a type."""
 
 from django.db import migrations
@@ -8,7 +8,7 @@ def seed(apps, schema_editor):
     VolumeType = apps.get_model("storage", "VolumeType")
     if not VolumeType.objects.filter(is_default=True).exists():
         VolumeType.objects.get_or_create(
-            name="default", defaults={"backend": "default", "is_default": True, "description": "qcow2 files in a dir pool"}
+            name="default", defaults={"backend": "local", "is_default": True, "description": "qcow2 files in a dir pool"}
         )
 
 

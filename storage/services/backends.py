@@ -97,7 +97,7 @@ def create_volume_type(
     ctx: Context,
     *,
     name: str,
-    backend: str = "default",
+    backend: str = "local",
     extra_specs: dict | None = None,
     description: str = "",
     is_default: bool = False,
@@ -106,7 +106,7 @@ def create_volume_type(
     when they name none (the former default stops being it)."""
     policy.enforce(ctx, "storage:volume_type:create")
     name = clean_name(name, "Volume type", 64)
-    backend = clean_name(backend or "default", "Backend", 64)
+    backend = clean_name(backend or "local", "Backend", 64)
     if not isinstance(is_default, bool):
         raise InvalidInput("is_default must be true or false.")
     specs = _clean_specs(extra_specs)

@@ -4,8 +4,9 @@ host task that carries it out and on which queue (``storage.<host>`` for the poo
 ``compute.<host>`` for attach, detach and the guest's resize). ``workers.lifecycle`` turns it into
 the services' begin, the conductor's steps, the API's action endpoints and the dashboard's buttons.
 
-What is sent is a ``workers.messages`` message's ``as_dict()`` as the host task's keyword arguments;
-what comes back is read with ``from_dict``.
+What is sent is a ``workers.messages`` message's ``as_dict()``: ``{"request": VolumeRequest}`` to the
+storage tasks, ``{"attachment": VolumeAttachment}`` to the compute host's; what comes back is read with
+``from_dict``.
 """
 
 from __future__ import annotations
@@ -234,7 +235,10 @@ class VolumeLifecycle(lifecycle.Lifecycle):
                 readonly=attachment.mode == Attachment.RO,
             )
             return HostWork(
-                host=attachment.host.name, task=transition.host_task, kwargs=message.as_dict(), role=COMPUTE
+                host=attachment.host.name,
+                task=transition.host_task,
+                kwargs={"attachment": message.as_dict()},
+                role=COMPUTE,
             )
         pool = volume.pool
         problem = "it is in no pool" if pool is None else _down(pool.host)
@@ -261,7 +265,10 @@ class VolumeLifecycle(lifecycle.Lifecycle):
             operation_id=str(operation_id),
         )
         return HostWork(
-            host=pool.host.name, task=transition.host_task, kwargs=request.as_dict(), role=STORAGE
+            host=pool.host.name,
+            task=transition.host_task,
+            kwargs={"request": request.as_dict()},
+            role=STORAGE,
         )
 
     def _source(self, volume: Volume) -> VolumeSource:
@@ -309,7 +316,7 @@ class VolumeLifecycle(lifecycle.Lifecycle):
         dispatch.send_to_host(
             tasknames.AGENT_RESIZE_VOLUME,
             attachment.host.name,
-            kwargs=message.as_dict(),
+            kwargs={"attachment": message.as_dict()},
             queue_kind=COMPUTE,
             **host_callbacks(
                 operation_id, resource_type="volume", resource_id=str(resource_id), step=RESIZE_STEP
@@ -465,7 +472,10 @@ class SnapshotLifecycle(lifecycle.Lifecycle):
             operation_id=str(operation_id),
         )
         return HostWork(
-            host=pool.host.name, task=transition.host_task, kwargs=request.as_dict(), role=STORAGE
+            host=pool.host.name,
+            task=transition.host_task,
+            kwargs={"request": request.as_dict()},
+            role=STORAGE,
         )
 
     def failed(self, obj, transition: Transition, result: dict, error: str) -> list[str]:

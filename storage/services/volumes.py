@@ -407,7 +407,9 @@ def force_detach(ctx: Context, volume: Volume) -> Volume:
         )
         host = attachment.host.name
         transaction.on_commit(
-            lambda: _best_effort(tasknames.AGENT_DETACH_VOLUME, host, message.as_dict(), "compute")
+            lambda: _best_effort(
+                tasknames.AGENT_DETACH_VOLUME, host, {"attachment": message.as_dict()}, "compute"
+            )
         )
     return row
 

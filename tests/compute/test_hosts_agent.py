@@ -40,7 +40,14 @@ def test_report_sends_host_info_to_the_conductor_by_name(sent):
     [(name, kwargs, queue)] = sent
     assert (name, queue) == ("workers.tasks.host_heartbeat", "conductor")
     assert kwargs["host"] == "sim-1"
-    assert kwargs["info"]["roles"] == ["compute"]
+    assert kwargs["info"]["roles"] == ["compute", "storage"]  # both roles by default
+    [local] = kwargs["info"]["storage"]["backends"]
+    assert (local["name"], local["type"], local["reaches"], local["simulated"]) == (
+        "local",
+        "dir",
+        ["sim-1"],
+        True,
+    )
     assert kwargs["info"]["compute"]["vcpus"] == info.vcpus == 16
     assert kwargs["info"]["uri"] == "test:///default"
     assert runtime.driver("test:///default") is runtime.driver("test:///default")  # one per process

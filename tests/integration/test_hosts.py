@@ -55,7 +55,8 @@ def test_agent_registers_heartbeats_and_goes_down_when_stopped(hosts_plane, shor
     assert TEST_HOST_URI.startswith("test:///")
     host = wait_for(registered_host, lambda: f"host {HOST} to register:\n{hosts_plane.logs()}")
     node = host.compute
-    assert host.uri == TEST_HOST_URI and node.hypervisor_type == "TEST" and host.roles == ["compute"]
+    assert host.uri == TEST_HOST_URI and node.hypervisor_type == "TEST"
+    assert host.roles == ["compute", "storage"]  # both roles by default
     assert node.disk_gb == 100  # libvirt's test driver reports 100 GiB for the pool (see testhost.xml)
     assert (node.cpu_allocation_ratio, node.ram_allocation_ratio) == (4.0, 1.0)
     assert host.state == "up" and host.enabled

@@ -74,7 +74,7 @@ def realhost() -> Guest:
 
 @pytest.fixture(scope="session")
 def driver(realhost):
-    from workers.agent.drivers.libvirt_driver import LibvirtDriver
+    from workers.agent.drivers.libvirt import LibvirtDriver
 
     # The pool's name is derived from its directory: it cannot be another checkout's (issue 9).
     drv = LibvirtDriver(URI, domain_type="auto", pool_path=str(var_dir() / "realhost" / "pool"))

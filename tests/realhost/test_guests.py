@@ -24,7 +24,7 @@ pytestmark = pytest.mark.realhost
 
 
 def test_auto_domain_type_is_qemu_without_usable_kvm(driver):
-    from workers.agent.drivers.libvirt_driver import kvm_usable
+    from workers.agent.drivers.libvirt import kvm_usable
 
     assert driver.resolved_domain_type() == ("kvm" if kvm_usable() else "qemu")
     info = driver.host_info()

@@ -29,8 +29,8 @@ from tests.integration.conftest import PLANE_KEY, Plane, clear_broker
 from tests.integration.test_async_plane import wait_for
 from tests.realhost.conftest import URI, var_dir
 from tests.realhost.test_instances_real import API, BOOT, REAL, wait_marker, wait_status
-from workers.agent.drivers import domain_xml as dx
-from workers.agent.drivers.libvirt_driver import LibvirtDriver
+from workers.agent.drivers.libvirt import LibvirtDriver
+from workers.agent.drivers.libvirt import xml as dx
 from workers.models import Host
 
 pytestmark = [pytest.mark.realhost, pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -21,7 +21,7 @@ def fast_password_hashing(settings):
 def make_storage_host(
     name: str, *, capacity_gb: int = 100, reaches=None, roles=("compute", "storage")
 ) -> StoragePool:
-    """A host whose heartbeat reported one ``default`` dir pool (through the real receiver)."""
+    """A host whose heartbeat reported one ``local`` dir pool (through the real receiver)."""
     host, _ = Host.objects.update_or_create(
         name=name, defaults={"roles": list(roles), "last_heartbeat": timezone.now()}
     )
@@ -29,7 +29,7 @@ def make_storage_host(
         {
             "backends": [
                 {
-                    "name": "default",
+                    "name": "local",
                     "type": "dir",
                     "pool": "zenith-volumes",
                     "capacity_bytes": capacity_gb * GIB,
@@ -41,13 +41,13 @@ def make_storage_host(
         }
     )
     services.record_storage_report(name, report, timezone.now())
-    return StoragePool.objects.select_related("host").get(host=host, name="default")
+    return StoragePool.objects.select_related("host").get(host=host, name="local")
 
 
 @pytest.fixture
 def vtype(db) -> VolumeType:
     return VolumeType.objects.get_or_create(
-        name="default", defaults={"backend": "default", "is_default": True}
+        name="default", defaults={"backend": "local", "is_default": True}
     )[0]
 
 

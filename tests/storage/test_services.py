@@ -83,8 +83,9 @@ def test_create_places_on_a_pool_and_claims_it(cloud, pool):
     assert (op.kind, op.payload["transition"]) == ("volume.create", "create")
     work = services.VOLUME.host_work(str(op.pk), str(volume.pk), services.VOLUME.transitions["create"], {})
     assert (work.host, work.role, work.task) == ("store-1", "storage", "workers.agent.storage.create_volume")
-    assert work.kwargs["backend"] == "default" and work.kwargs["name"] == f"volume-{volume.pk}"
-    assert work.kwargs["size_gb"] == 5 and work.kwargs["source"]["kind"] == "blank"
+    request = work.kwargs["request"]
+    assert request["backend"] == "local" and request["name"] == f"volume-{volume.pk}"
+    assert request["size_gb"] == 5 and request["source"]["kind"] == "blank"
     done = settle(volume, "create", created_answer(volume))
     assert done.status == "available" and done.connection == CONNECTION.as_dict()
     assert Operation.objects.get(pk=op.pk).state == "succeeded"
@@ -103,7 +104,7 @@ def test_create_picks_the_pool_with_most_room_and_refuses_when_none_has_it(cloud
 
 
 def test_create_without_any_storage_host_says_so(cloud, vtype):
-    with pytest.raises(Conflict, match="no storage host reports backend 'default'"):
+    with pytest.raises(Conflict, match="no storage host reports backend 'local'"):
         services.create_volume(cloud.ctx(cloud.member), name="a", size=1)
 
 
@@ -223,8 +224,9 @@ def test_attach_chooses_a_device_and_settles_in_use(cloud, pool):
         str(volume.operation_id), str(volume.pk), services.VOLUME.transitions["attach"], {}
     )
     assert (work.host, work.role, work.task) == ("store-1", "compute", "workers.agent.tasks.attach_volume")
-    assert work.kwargs["domain"] == f"zenith-{instance}" and work.kwargs["target_dev"] == "vdb"
-    assert work.kwargs["connection"] == CONNECTION.as_dict()
+    attachment = work.kwargs["attachment"]
+    assert attachment["domain"] == f"zenith-{instance}" and attachment["target_dev"] == "vdb"
+    assert attachment["connection"] == CONNECTION.as_dict()
     done = settle(volume, "attach", AttachmentResult(ok=True, target_dev="vdb").as_dict())
     assert done.status == "in-use"
     assert Attachment.objects.live().get(volume=volume).attached_at is not None
@@ -292,7 +294,7 @@ def test_extend_available(cloud, pool):
     work = services.VOLUME.host_work(
         str(volume.operation_id), str(volume.pk), services.VOLUME.transitions["extend"], {"new_size": 5}
     )
-    assert work.task == "workers.agent.storage.extend_volume" and work.kwargs["size_gb"] == 5
+    assert work.task == "workers.agent.storage.extend_volume" and work.kwargs["request"]["size_gb"] == 5
     done = settle(volume, "extend", VolumeResult(ok=True, size_bytes=5 * GIB).as_dict())
     assert (done.status, done.size) == ("available", 5)
     with pytest.raises(InvalidInput, match="larger than"):
@@ -373,7 +375,7 @@ def test_heartbeat_storage_section_makes_and_refreshes_pools(db):
         "storage": {
             "backends": [
                 {
-                    "name": "default",
+                    "name": "local",
                     "type": "dir",
                     "pool": "zenith",
                     "capacity_bytes": 10 * GIB,

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 from workers import processes
-from workers.agent.drivers import domain_xml as dx
-from workers.agent.drivers.libvirt_driver import pool_name_for
+from workers.agent.drivers.libvirt import pool_name_for
+from workers.agent.drivers.libvirt import xml as dx
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "pool-host"

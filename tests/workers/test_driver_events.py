@@ -13,8 +13,8 @@ import uuid
 import pytest
 
 from workers.agent.drivers import DiskSpec, DomainSpec, DriverError
-from workers.agent.drivers import domain_xml as dx
-from workers.agent.drivers.libvirt_driver import LibvirtDriver, lifecycle_power_state
+from workers.agent.drivers.libvirt import LibvirtDriver, lifecycle_power_state
+from workers.agent.drivers.libvirt import xml as dx
 
 TEST_URI = "test:///default"
 WAIT = 5.0
@@ -198,7 +198,7 @@ def test_lifecycle_power_state(event, detail, expected):
 
 
 def test_kvm_usable_needs_hardware_virtualisation(tmp_path, monkeypatch):
-    from workers.agent.drivers import libvirt_driver as ld
+    from workers.agent.drivers.libvirt import connection as ld
 
     dev = tmp_path / "kvm"
     dev.write_text("")

@@ -23,14 +23,14 @@ from workers.agent.drivers import (
     NotSupported,
     PoolConflict,
 )
-from workers.agent.drivers import domain_xml as dx
 from workers.agent.drivers.base import tail_file
-from workers.agent.drivers.libvirt_driver import (
+from workers.agent.drivers.libvirt import (
     LibvirtDriver,
     libvirt_state_to_power_state,
     pool_name_for,
     translate,
 )
+from workers.agent.drivers.libvirt import xml as dx
 
 TEST_URI = "test:///default"
 HOST_XML = Path(__file__).resolve().parent.parent / "fixtures" / "testhost.xml"
@@ -540,20 +540,30 @@ def test_a_cdrom_is_not_a_disk_to_detach_or_delete():
     assert dx.disk_paths_from_xml(xml) == ["/pool/root", "/dev/vg/vol"]
 
 
-def test_attach_disk_is_not_supported_by_the_test_driver(driver, tmp_path):
-    """libvirt's test driver has no device hot-plug: the driver says so, it does not pretend."""
+def test_attach_disk_on_the_test_driver_changes_the_definition_only(driver, tmp_path):
+    """libvirt's test driver has no device hot-plug: the disk goes into the persistent definition
+    and the answer says ``live: False``; the running domain's live XML does not pretend to have it."""
     spec = running_spawn(driver, tmp_path)
-    with pytest.raises(NotSupported, match="not supported by the connection driver"):
-        driver.attach_disk(spec.name, DiskSpec(path="/zenith-test/images/vol.qcow2"))
-    # A disk already there is found without asking libvirt to plug anything (idempotent).
-    assert driver.attach_disk(spec.name, spec.disks[0]) == {"target": "vda", "attached": False}
+    vol = "/zenith-test/images/vol.qcow2"
+    assert driver.attach_disk(spec.name, DiskSpec(path=vol)) == {
+        "target": "vdb",
+        "attached": True,
+        "live": False,
+    }
+    dom = driver.conn.lookupByName(spec.name)
+    assert vol in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) and vol not in dom.XMLDesc(0)
+    # Idempotent: found where it is, in the definition.
+    assert driver.attach_disk(spec.name, DiskSpec(path=vol))["attached"] is False
+    assert driver.attach_disk(spec.name, spec.disks[0]) == {"target": "vda", "attached": False, "live": False}
+    with pytest.raises(DriverError, match="already has another disk at vdb"):
+        driver.attach_disk(spec.name, DiskSpec(path="/other.qcow2", target_dev="vdb"))
+    assert driver.detach_disk(spec.name, vol) == {"target": "vdb", "detached": True, "live": False}
+    assert vol not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
 
 
 def test_detach_of_a_disk_not_attached_is_a_no_op(driver, tmp_path):
     spec = running_spawn(driver, tmp_path)
-    assert driver.detach_disk(spec.name, "vdz") == {"target": None, "detached": False}
-    assert driver.detach_disk(spec.name, "/nowhere.qcow2") == {"target": None, "detached": False}
+    assert driver.detach_disk(spec.name, "vdz") == {"target": None, "detached": False, "live": False}
+    assert driver.detach_disk(spec.name, "/nowhere.qcow2")["detached"] is False
     with pytest.raises(DomainNotFound):
         driver.detach_disk("zenith-missing", "vdb")
-    with pytest.raises(NotSupported):
-        driver.detach_disk(spec.name, "vda")

@@ -17,7 +17,7 @@ from celery import current_app
 from celery.signals import worker_ready, worker_shutdown
 
 from .. import tasknames
-from . import runtime
+from . import runtime, storage
 from .drivers.base import HostInfo
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,15 @@ def power_sync_enabled() -> bool:
 
 def report(host: str, uri: str | None = None) -> HostInfo:
     """Read the host's capacity from libvirt and send it to the conductor: the host's roles and URI,
-    and a section per role (``compute``: vCPUs, RAM, disk, hypervisor). Returns the capacity read."""
+    and a section per role (``compute``: vCPUs, RAM, disk, hypervisor; ``storage``: its backends,
+    from ``storage.report_section``). Returns the capacity read."""
     info = runtime.driver(uri).host_info()
     roles = runtime.roles()
     message: dict = {"uri": info.uri, "roles": roles}
     if "compute" in roles:
         message["compute"] = asdict(info)
+    if "storage" in roles:
+        message["storage"] = storage.report_section(host, runtime.driver(uri))
     current_app.send_task(TASK, kwargs={"host": host, "info": message}, queue=QUEUE)
     return info
 

@@ -14,11 +14,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from celery import current_app, shared_task
+from celery import shared_task
 
 from .. import tasknames
+from ..messages import AttachmentResult, MessageError, VolumeAttachment
 from . import heartbeat, images, runtime
 from .drivers.base import DiskSpec, DomainNotFound, DomainSpec, DriverError
+from .progress import Progress
+from .progress import fetch as _fetch
 from .runtime import host_name
 
 log = logging.getLogger(__name__)
@@ -46,40 +49,6 @@ def report_host() -> dict:
     """ "All hosts report now": send a heartbeat with fresh capacity, and answer with it."""
     info = heartbeat.report(host_name())
     return {"ok": True, "host": host_name(), "info": asdict(info), "message": f"{host_name()} reported"}
-
-
-class Progress:
-    """Reports an operation's progress to the conductor: nothing for work done within ``every``
-    seconds (a spawn on the test driver takes ~20 ms: its steps are not worth a message each), then
-    at most one message every ``every`` seconds, never going backwards."""
-
-    def __init__(self, operation_id: str, every: float = 0.2):
-        self.operation_id = operation_id
-        self.every = every
-        self._last = time.monotonic()  # the first message waits ``every`` seconds too
-        self._percent = -1
-
-    def __call__(self, percent: int, message: str = "") -> None:
-        now = time.monotonic()
-        if percent <= self._percent or now - self._last < self.every:
-            return
-        self._last, self._percent = now, percent
-        with contextlib.suppress(Exception):  # progress is best effort; the result is what counts
-            current_app.send_task(
-                tasknames.OPERATION_PROGRESS,
-                kwargs={"operation_id": self.operation_id, "percent": percent, "message": message},
-                queue=CONDUCTOR,
-            )
-
-
-def _fetch(spec: dict, progress=None) -> str:
-    return images.fetch_image(
-        spec["url"],
-        spec["checksum"],
-        spec["size"],
-        images.cache_dir_for(str(runtime.var_dir()), host_name()),
-        progress=progress,
-    )
 
 
 @shared_task(name=tasknames.AGENT_SPAWN_INSTANCE, acks_late=True)
@@ -230,3 +199,103 @@ def console_log(domain: str, instance_id: str, lines: int = 100) -> dict:
         "output": drv.console_log(runtime.console_log_path(instance_id), lines),
         "supported": True,
     }
+
+
+# -- volumes on this compute host's domains: a ``workers.messages.VolumeAttachment`` in, an
+# ``AttachmentResult`` out; sent as ``kwargs={"attachment": VolumeAttachment(...).as_dict()}``.
+
+
+def disk_spec(attachment: VolumeAttachment) -> DiskSpec:
+    """The disk of a volume, whatever its backend: the storage host's connection info as it is."""
+    c = attachment.connection
+    return DiskSpec(
+        path=c.path,
+        format=c.format,
+        target_dev=attachment.target_dev or None,
+        readonly=attachment.readonly,
+        type=c.type,
+        protocol=c.protocol,
+        hosts=tuple(c.hosts),
+        secret_uuid=c.secret_uuid,
+    )
+
+
+def _attachment_task(attachment: dict, work) -> dict:
+    host = host_name()
+    try:
+        att = VolumeAttachment.from_dict(attachment)
+        return work(att, runtime.driver())
+    except MessageError as exc:
+        return AttachmentResult(ok=False, error=str(exc)).as_dict()
+    except DomainNotFound:
+        domain = attachment.get("domain") if isinstance(attachment, dict) else None
+        return AttachmentResult(ok=False, error=f"no domain {domain} on host {host}").as_dict()
+    except (DriverError, ValueError) as exc:
+        return AttachmentResult(ok=False, error=f"{type(exc).__name__}: {exc}").as_dict()
+
+
+def _simulated_note(drv) -> str:
+    return (
+        " (simulated host: its definition only, no guest saw it)"
+        if drv.resolved_domain_type() == "test"
+        else ""
+    )
+
+
+@shared_task(name=tasknames.AGENT_ATTACH_VOLUME, acks_late=True)
+def attach_volume(attachment: dict) -> dict:
+    """Plug the volume into the domain: live and persistent on a running guest, persistent only on a
+    shut-off domain or a simulated host (``live: False``). ``target_dev`` "" picks the next free vdX;
+    the answer names the target. Idempotent: a volume already attached answers where it is."""
+
+    def work(att: VolumeAttachment, drv) -> dict:
+        done = drv.attach_disk(att.domain, disk_spec(att))
+        verb = "attached" if done["attached"] else "already attached"
+        return AttachmentResult(
+            ok=True,
+            target_dev=done["target"],
+            live=done["live"],
+            message=f"{verb} at {done['target']}{_simulated_note(drv)}",
+        ).as_dict()
+
+    return _attachment_task(attachment, work)
+
+
+@shared_task(name=tasknames.AGENT_DETACH_VOLUME, acks_late=True)
+def detach_volume(attachment: dict) -> dict:
+    """Unplug the volume (found by its connection's path) from the domain; ok when it was not there.
+    A running guest must release it: one that does not within the timeout is an error (retry-safe)."""
+
+    def work(att: VolumeAttachment, drv) -> dict:
+        done = drv.detach_disk(att.domain, att.connection.path)
+        if not done["detached"]:
+            return AttachmentResult(ok=True, message="not attached").as_dict()
+        return AttachmentResult(
+            ok=True,
+            target_dev=done["target"],
+            live=done["live"],
+            message=f"detached from {done['target']}{_simulated_note(drv)}",
+        ).as_dict()
+
+    return _attachment_task(attachment, work)
+
+
+@shared_task(name=tasknames.AGENT_RESIZE_VOLUME, acks_late=True)
+def resize_volume(attachment: dict) -> dict:
+    """The attached volume grew to ``size_bytes`` (its storage host extended it): libvirt's block
+    resize tells the running guest. ``live: False`` when there is no running guest to tell (shut
+    off, or a simulated host): the next boot reads the volume's size."""
+
+    def work(att: VolumeAttachment, drv) -> dict:
+        if att.size_bytes <= 0:
+            return AttachmentResult(ok=False, error="a resize names the new size_bytes").as_dict()
+        done = drv.resize_disk(att.domain, att.connection.path, att.size_bytes)
+        note = "the guest sees it now" if done["live"] else "no running guest to tell" + _simulated_note(drv)
+        return AttachmentResult(
+            ok=True,
+            target_dev=done["target"],
+            live=done["live"],
+            message=f"{done['target']} is {att.size_bytes} bytes: {note}",
+        ).as_dict()
+
+    return _attachment_task(attachment, work)

@@ -1,6 +1,6 @@
 """Host-side drivers of the agent (DESIGN.md section 5): one interface, one libvirt implementation.
 
-Importing this package does not import libvirt; ``LibvirtDriver`` lives in ``libvirt_driver``.
+Importing this package does not import libvirt; ``LibvirtDriver`` lives in the ``libvirt`` package.
 """
 
 from workers.agent.drivers.base import (

@@ -36,6 +36,10 @@ class DomainNotFound(DriverError):
     """No domain of that name on this host."""
 
 
+class VolumeNotFound(DriverError):
+    """No volume of that name in the backend's pool."""
+
+
 class PoolConflict(DriverError):
     """The agent's storage pool cannot be made its own: another pool definition at another path
     still serves domains (so the agent must not start on it)."""
@@ -59,11 +63,41 @@ class HostInfo:
 
 @dataclass(frozen=True)
 class DiskSpec:
-    path: str
+    path: str  # a file, a block device, or for type "network" the rbd name "<ceph pool>/<image>"
     format: str = "qcow2"
     bus: str = "virtio"
     target_dev: str | None = None  # vda, vdb, ... by position when None
     readonly: bool = False
+    type: str = "file"  # libvirt's disk source type: "file", "block" or "network"
+    protocol: str = ""  # "rbd" for type "network"
+    hosts: tuple[str, ...] = ()  # rbd monitors, "host:port"
+    auth_user: str = ""  # the cephx user, when the rbd backend needs one ...
+    secret_uuid: str = ""  # ... and the libvirt secret holding its key
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A storage backend of the agent: a libvirt pool of its own (``ZENITH_STORAGE_BACKENDS``).
+
+    ``dir``: qcow2 files in ``path``; ``logical``: raw logical volumes of the LVM volume group
+    ``source``; ``rbd``: raw images in the Ceph pool ``source`` on the monitors ``hosts``. The same
+    code serves all three: only the pool XML and the disk source type differ.
+    """
+
+    name: str
+    type: str = "dir"
+    path: str = ""
+    source: str = ""
+    hosts: tuple[str, ...] = ()
+    auth_user: str = ""
+    secret_uuid: str = ""
+    shared: bool = False  # every compute host reaches it (rbd, or a dir on shared storage)
+    pool_name: str = ""  # the libvirt pool's name (set from the host and the pool's identity)
+
+    @property
+    def volume_format(self) -> str:
+        """The format of a new volume: qcow2 files in a dir pool, raw anywhere else."""
+        return "qcow2" if self.type == "dir" else "raw"
 
 
 @dataclass(frozen=True)
@@ -159,6 +193,51 @@ class ComputeDriver(ABC):
 
     @abstractmethod
     def detach_disk(self, name: str, disk: str, timeout: float = DETACH_TIMEOUT) -> dict: ...
+
+    def resize_disk(self, name: str, disk: str, size_bytes: int) -> dict:
+        """Tell domain ``name``'s guest that its disk ``disk`` (target or source) grew to
+        ``size_bytes``; ``{"target", "live"}``."""
+        raise NotSupported(f"{type(self).__name__} cannot resize a guest's disk")
+
+    # -- storage backends (the storage role); a driver without them says so --------------------
+
+    def backend_report(self, backend: BackendSpec) -> dict:
+        """``{"pool", "capacity_bytes", "available_bytes"}`` of ``backend``'s pool."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_info(self, backend: BackendSpec, name: str) -> dict | None:
+        """``{"name", "path", "capacity_bytes", "allocation_bytes", "format"}``, None if missing."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_create(self, backend: BackendSpec, name: str, size_bytes: int) -> dict:
+        """A blank volume; idempotent. Answers like ``volume_info``."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_create_from_file(
+        self, backend: BackendSpec, name: str, path: str, fmt: str, size_bytes: int, progress=None
+    ) -> dict:
+        """A volume holding a full copy of an image file (not a backing-file link)."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_copy(self, backend: BackendSpec, name: str, source: str, size_bytes: int = 0) -> dict:
+        """A full copy of another volume of the backend: clone, snapshot, volume from snapshot."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_extend(self, backend: BackendSpec, name: str, size_bytes: int) -> dict:
+        """Grow a volume (never shrink)."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_delete(self, backend: BackendSpec, name: str) -> bool:
+        """Delete a volume; False when there was none (idempotent)."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_connection(self, backend: BackendSpec, name: str) -> dict:
+        """``workers.messages.VolumeConnection``'s fields for a volume."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_read(self, backend: BackendSpec, name: str) -> Iterable[bytes]:
+        """A volume's bytes as stored, in chunks (upload to an image)."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
 
     def listen_events(self, callback: LifecycleCallback) -> int:
         """Call ``callback`` on every lifecycle event of the host's domains; a listener id."""

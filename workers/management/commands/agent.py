@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from workers import queues
-from workers.agent.runtime import DEFAULT_URI, HOST_ENV, ROLES_ENV, URI_ENV
+from workers.agent.runtime import DEFAULT_ROLES, DEFAULT_URI, HOST_ENV, ROLES_ENV, URI_ENV
 
 
 class Command(BaseCommand):
@@ -22,8 +22,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--roles",
-            default="compute",
-            help=f"comma-separated roles: {', '.join(queues.HOST_QUEUE_KINDS)} (default compute)",
+            default=",".join(DEFAULT_ROLES),
+            help=f"comma-separated roles: {', '.join(queues.HOST_QUEUE_KINDS)} "
+            f"(default {','.join(DEFAULT_ROLES)})",
         )
         parser.add_argument("--concurrency", type=int, default=4, help="threads working at once")
         parser.add_argument("--loglevel", default="INFO")

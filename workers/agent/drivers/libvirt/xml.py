@@ -1,4 +1,4 @@
-"""libvirt XML built with ElementTree: domains, dir pools and qcow2 volumes. Pure functions."""
+"""libvirt XML built with ElementTree: domains, disks, pools and volumes. Pure functions."""
 
 from __future__ import annotations
 
@@ -32,9 +32,24 @@ def _disk_dev(index: int, bus: str) -> str:
 
 
 def _disk(parent: ET.Element, disk: DiskSpec, dev: str) -> ET.Element:
-    d = _sub(parent, "disk", type="file", device="disk")
+    """A <disk> of source type file (a file in a dir pool), block (a logical volume) or network
+    (an rbd image ``<ceph pool>/<image>`` with its monitors and cephx secret)."""
+    d = _sub(parent, "disk", type=disk.type, device="disk")
     _sub(d, "driver", name="qemu", type=disk.format, cache="none")
-    _sub(d, "source", file=disk.path)
+    if disk.type == "file":
+        _sub(d, "source", file=disk.path)
+    elif disk.type == "block":
+        _sub(d, "source", dev=disk.path)
+    elif disk.type == "network":
+        if disk.auth_user:
+            auth = _sub(d, "auth", username=disk.auth_user)
+            _sub(auth, "secret", type="ceph", uuid=disk.secret_uuid)
+        source = _sub(d, "source", protocol=disk.protocol or "rbd", name=disk.path)
+        for host in disk.hosts:
+            name, _, port = host.partition(":")
+            _sub(source, "host", name=name, port=port or None)
+    else:
+        raise ValueError(f"disk type must be file, block or network, not {disk.type!r}")
     _sub(d, "target", dev=dev, bus=disk.bus)
     if disk.readonly:
         _sub(d, "readonly")
@@ -61,7 +76,8 @@ def disks_of(xml: str) -> dict[str, tuple[str, str]]:
         target, source = d.find("target"), d.find("source")
         if target is None or d.get("device", "disk") != "disk":
             continue
-        path = "" if source is None else source.get("file") or source.get("dev") or ""
+        # file, block or network (rbd: "<ceph pool>/<image>")
+        path = "" if source is None else source.get("file") or source.get("dev") or source.get("name") or ""
         found[target.get("dev")] = (path, ET.tostring(d, encoding="unicode"))
     return found
 
@@ -142,11 +158,44 @@ def choose_domain_type(capabilities_xml: str, kvm_usable: bool) -> str:
     return "qemu"
 
 
-def pool_xml(name: str, path: str) -> str:
-    pool = ET.Element("pool", type="dir")
+POOL_TYPES = ("dir", "logical", "rbd")
+
+
+def pool_xml(
+    name: str,
+    path: str = "",
+    pool_type: str = "dir",
+    source: str = "",
+    hosts: tuple[str, ...] | list[str] = (),
+    auth_user: str = "",
+    secret_uuid: str = "",
+) -> str:
+    """A storage pool: ``dir`` (files in ``path``), ``logical`` (the LVM volume group ``source``,
+    its devices under ``path``, default /dev/<source>) or ``rbd`` (the Ceph pool ``source`` on the
+    monitors ``hosts``, "host:port", with the cephx user ``auth_user`` whose key is libvirt secret
+    ``secret_uuid``)."""
+    if pool_type not in POOL_TYPES:
+        raise ValueError(f"pool type must be one of {', '.join(POOL_TYPES)}, not {pool_type!r}")
+    pool = ET.Element("pool", type=pool_type)
     _sub(pool, "name", name)
-    target = _sub(pool, "target")
-    _sub(target, "path", path)
+    if pool_type == "logical":
+        src = _sub(pool, "source")
+        _sub(src, "name", source)
+        _sub(src, "format", type="lvm2")
+        target = _sub(pool, "target")
+        _sub(target, "path", path or f"/dev/{source}")
+    elif pool_type == "rbd":
+        src = _sub(pool, "source")
+        _sub(src, "name", source)
+        for host in hosts:
+            host_name, _, port = host.partition(":")
+            _sub(src, "host", name=host_name, port=port or None)
+        if auth_user:
+            auth = _sub(src, "auth", type="ceph", username=auth_user)
+            _sub(auth, "secret", uuid=secret_uuid)
+    else:
+        target = _sub(pool, "target")
+        _sub(target, "path", path)
     return ET.tostring(pool, encoding="unicode")
 
 
@@ -158,19 +207,51 @@ def pool_path_from_xml(xml: str) -> str:
 def volume_xml(
     name: str,
     capacity_bytes: int,
-    fmt: str = "qcow2",
+    fmt: str | None = "qcow2",
     backing_path: str | None = None,
     backing_format: str | None = None,
+    vol_type: str = "file",
 ) -> str:
-    """A volume; with ``backing_path`` a copy-on-write overlay over that image."""
-    vol = ET.Element("volume", type="file")
+    """A volume; with ``backing_path`` a copy-on-write overlay over that image. ``fmt=None`` names
+    no format (a logical volume or an rbd image: raw is all they hold); ``vol_type`` is libvirt's
+    volume type: "file" in a dir pool, "block" for a logical volume, "network" for rbd."""
+    vol = ET.Element("volume", type=vol_type)
     _sub(vol, "name", name)
     _sub(vol, "capacity", str(capacity_bytes), unit="bytes")
     _sub(vol, "allocation", "0", unit="bytes")
     target = _sub(vol, "target")
-    _sub(target, "format", type=fmt)
+    if fmt is not None:
+        _sub(target, "format", type=fmt)
     if backing_path is not None:
         backing = _sub(vol, "backingStore")
         _sub(backing, "path", backing_path)
         _sub(backing, "format", type=backing_format or "qcow2")
     return ET.tostring(vol, encoding="unicode")
+
+
+def volume_format_from_xml(xml: str) -> str:
+    """The format a volume's XML names ("qcow2", "raw", ...); "raw" when it names none."""
+    el = ET.fromstring(xml).find("target/format")
+    return (el.get("type") if el is not None else None) or "raw"
+
+
+def with_disk(domain: str, disk: DiskSpec, dev: str) -> str:
+    """The domain definition ``domain`` with ``disk`` added at ``dev`` (a definition-only attach,
+    where the hypervisor has no device hot-plug)."""
+    root = ET.fromstring(domain)
+    devices = root.find("devices")
+    if devices is None:
+        devices = _sub(root, "devices")
+    _disk(devices, disk, dev)
+    return ET.tostring(root, encoding="unicode")
+
+
+def without_disk(domain: str, dev: str) -> str:
+    """The domain definition ``domain`` without its disk at target ``dev``."""
+    root = ET.fromstring(domain)
+    devices = root.find("devices")
+    for d in [] if devices is None else devices.findall("disk"):
+        target = d.find("target")
+        if target is not None and target.get("dev") == dev:
+            devices.remove(d)
+    return ET.tostring(root, encoding="unicode")

@@ -1,0 +1,178 @@
+"""Volumes end to end through the API, a real conductor and a real agent carrying the compute and
+storage roles on libvirt's test driver: its heartbeat reports its pool; create -> available ->
+attach to a running instance -> in-use (device reported) -> extend in-use -> detach -> snapshot ->
+clone -> delete, and an instance's delete detaching its volumes. Runs on the embedded defaults and
+on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from compute import services as compute_services
+from compute.models import Image
+from storage.models import StoragePool, Volume, VolumeType
+from tests.conftest import token_client
+from workers import processes
+from workers.models import Host, Operation
+
+from .conftest import PLANE_KEY, Plane, clear_broker, shut_down
+from .test_async_plane import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+SIM_URI = processes.simulated_host_uri()
+HOST = "store-a"
+IMAGE_BYTES = b"QFI\xfb" + b"\0" * 4092 + b"zenith volume image" * 2000
+VOLUMES = "/api/v1/storage/volumes/"
+INSTANCES = "/api/v1/compute/instances/"
+WAIT = 30.0
+
+
+@pytest.fixture(scope="module")
+def storage_plane(request, django_db_setup, django_db_blocker, live_server, tmp_path_factory):
+    clear_broker()
+    workers = Plane(tmp_path_factory.mktemp("worker-logs"))
+    workers.env.update(
+        ZENITH_PORTAL_URL=live_server.url,
+        ZENITH_HEARTBEAT_INTERVAL="1",
+        ZENITH_POWER_SYNC="0",
+        ZENITH_AGENT_ROLES="compute,storage",
+    )
+    request.node.stash[PLANE_KEY] = workers
+    try:
+        launched = [workers.launch_conductor(), workers.launch_agent(HOST, SIM_URI)]
+        workers.start(*launched)
+        yield workers
+    finally:
+        shut_down(workers, django_db_blocker)
+
+
+@pytest.fixture
+def world(cloud, storage_plane, live_server, settings):
+    settings.ZENITH_PORTAL_URL = live_server.url
+    compute_services.seed_flavors()
+    VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
+    wait_for(lambda: StoragePool.objects.filter(host__name=HOST).exists(), "the storage host's pool report")
+    admin = cloud.ctx(cloud.admin)
+    image = compute_services.create_image(admin, name="tiny", disk_format="qcow2", visibility="public")
+    compute_services.upload_image_data(
+        admin, image, [IMAGE_BYTES[i : i + 65536] for i in range(0, len(IMAGE_BYTES), 65536)]
+    )
+    image.refresh_from_db()
+    assert image.status == Image.ACTIVE
+    return token_client(cloud.member, cloud.project)
+
+
+def volume_status(client, volume_id, status: str, plane: Plane) -> dict:
+    def reached():
+        data = client.get(f"{VOLUMES}{volume_id}/").json()
+        return data if data["status"] == status else None
+
+    return wait_for(
+        reached, lambda: f"{status}: now {client.get(f'{VOLUMES}{volume_id}/').json()}\n{plane.logs()}", WAIT
+    )
+
+
+def launch(client, plane: Plane, name: str) -> str:
+    response = client.post(INSTANCES, {"name": name, "flavor": "m1.tiny", "image": "tiny"}, format="json")
+    assert response.status_code == 202, response.content
+    instance_id = response.json()["id"]
+
+    def active():
+        data = client.get(f"{INSTANCES}{instance_id}/").json()
+        return data["status"] == "ACTIVE" and not data["task_state"]
+
+    wait_for(active, lambda: f"instance ACTIVE\n{plane.logs()}", WAIT)
+    return instance_id
+
+
+def test_pool_is_reported_with_capacity(world, storage_plane):
+    pool = StoragePool.objects.select_related("host").get(host__name=HOST)
+    assert pool.name == "local" and pool.type == "dir" and pool.simulated
+    assert pool.capacity_bytes > 0 and HOST in pool.reaches
+    assert "storage" in Host.objects.get(name=HOST).roles
+
+
+def test_volume_lifecycle_on_a_simulated_host(world, storage_plane):
+    client = world
+    created = client.post(VOLUMES, {"name": "data", "size": 1}, format="json")
+    assert created.status_code == 202, created.content
+    volume_id = created.json()["id"]
+    data = volume_status(client, volume_id, "available", storage_plane)
+    assert Operation.objects.get(pk=data["operation"]["id"]).state == "succeeded"
+    assert Volume.objects.get(pk=volume_id).connection["path"]
+
+    instance_id = launch(client, storage_plane, "vm-1")
+    attachments = f"{INSTANCES}{instance_id}/volume-attachments/"
+    response = client.post(attachments, {"volume": volume_id}, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["device"] == "/dev/vdb"
+    data = volume_status(client, volume_id, "in-use", storage_plane)
+    assert data["attachments"][0]["instance"] == instance_id and data["attachments"][0]["attached_at"]
+    detail = client.get(f"{INSTANCES}{instance_id}/").json()
+    assert detail["volumes"][0]["device"] == "/dev/vdb" and detail["volumes"][0]["attached"]
+
+    extended = client.post(f"{VOLUMES}{volume_id}/extend/", {"new_size": 2}, format="json")
+    assert extended.status_code == 202, extended.content
+    data = volume_status(client, volume_id, "in-use", storage_plane)
+    assert data["size"] == 2, data
+    assert Operation.objects.get(pk=data["operation"]["id"]).state == "succeeded"
+
+    assert client.delete(f"{attachments}{volume_id}/").status_code == 202
+    data = volume_status(client, volume_id, "available", storage_plane)
+    assert data["attachments"] == []
+
+    snap = client.post("/api/v1/storage/snapshots/", {"name": "s1", "volume": volume_id}, format="json")
+    assert snap.status_code == 202, snap.content
+    snap_id = snap.json()["id"]
+    wait_for(
+        lambda: client.get(f"/api/v1/storage/snapshots/{snap_id}/").json()["status"] == "available",
+        lambda: f"snapshot available\n{storage_plane.logs()}",
+        WAIT,
+    )
+    clone = client.post(VOLUMES, {"name": "from-snap", "snapshot": snap_id}, format="json")
+    assert clone.status_code == 202, clone.content
+    volume_status(client, clone.json()["id"], "available", storage_plane)
+    refused = client.delete(f"{VOLUMES}{volume_id}/")
+    assert refused.status_code == 409 and "snapshot" in refused.json()["error"]["message"]
+    assert client.delete(f"/api/v1/storage/snapshots/{snap_id}/").status_code == 202
+    wait_for(
+        lambda: client.get(f"/api/v1/storage/snapshots/{snap_id}/").status_code == 404,
+        lambda: f"snapshot deleted\n{storage_plane.logs()}",
+        WAIT,
+    )
+    for vid in (volume_id, clone.json()["id"]):
+        assert client.delete(f"{VOLUMES}{vid}/").status_code == 202
+        wait_for(
+            lambda vid=vid: Volume.objects.get(pk=vid).status == "deleted",
+            lambda: f"volume deleted\n{storage_plane.logs()}",
+            WAIT,
+        )
+    pool = StoragePool.objects.get(host__name=HOST)
+    assert pool.allocated_gb == 0
+
+
+def test_deleting_an_instance_detaches_and_deletes_on_termination(world, storage_plane):
+    client = world
+    ids = []
+    for name in ("keep", "doomed"):
+        response = client.post(VOLUMES, {"name": name, "size": 1}, format="json")
+        ids.append(response.json()["id"])
+    for vid in ids:
+        volume_status(client, vid, "available", storage_plane)
+    instance_id = launch(client, storage_plane, "vm-2")
+    url = f"{INSTANCES}{instance_id}/volume-attachments/"
+    assert client.post(url, {"volume": ids[0]}, format="json").status_code == 202
+    volume_status(client, ids[0], "in-use", storage_plane)
+    body = {"volume": ids[1], "delete_on_termination": True}
+    assert client.post(url, body, format="json").status_code == 202
+    volume_status(client, ids[1], "in-use", storage_plane)
+    assert client.delete(f"{INSTANCES}{instance_id}/").status_code == 202
+    volume_status(client, ids[0], "available", storage_plane)
+    wait_for(
+        lambda: Volume.objects.get(pk=ids[1]).status == "deleted",
+        lambda: f"doomed volume deleted\n{storage_plane.logs()}",
+        WAIT,
+    )
+    assert settings.ZENITH_PORTAL_URL

@@ -1,0 +1,107 @@
+"""Disks of a defined domain: plug, unplug and resize (volumes).
+
+A running guest gets the change live and in its definition; a shut-off domain in its definition
+only. libvirt's test driver (a simulated host) has no device hot-plug: there the persistent
+definition is rewritten (``defineXML``) and the answer says ``live: False``; nothing pretends the
+guest saw it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import libvirt
+
+from workers.agent.drivers.base import DETACH_TIMEOUT, DiskSpec, DriverError
+from workers.agent.drivers.libvirt import xml as dx
+from workers.agent.drivers.libvirt.connection import _errors
+
+
+class DisksMixin:
+    def attach_disk(self, name: str, disk: DiskSpec) -> dict:
+        """Plug ``disk`` into domain ``name``: live into a running guest, and into the definition so
+        that it stays after a restart. Its target is ``disk.target_dev`` or the first free one.
+        Idempotent: a disk whose source is already attached is reported where it is.
+        Returns ``{"target": "vdb", "attached": True, "live": True}`` (attached False when it was
+        already there; live False when only the definition changed: a shut-off domain, or a
+        simulated host)."""
+        with _errors():
+            dom = self._lookup(name)
+            simulated = self.resolved_domain_type() == "test"
+            live = dom.isActive() and not simulated
+            disks = dx.disks_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            if live:
+                disks = {**disks, **dx.disks_of(dom.XMLDesc(0))}
+            for target, (path, _xml) in disks.items():
+                if path == disk.path:
+                    return {"target": target, "attached": False, "live": live}
+            target = disk.target_dev or dx.free_disk_dev(set(disks), disk.bus)
+            if target in disks:
+                raise DriverError(f"domain {name} already has another disk at {target}")
+            if simulated:
+                inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                self.conn.defineXML(dx.with_disk(inactive, disk, target))
+                return {"target": target, "attached": True, "live": False}
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            if live:
+                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+            dom.attachDeviceFlags(dx.disk_xml(disk, target), flags)
+            return {"target": target, "attached": True, "live": live}
+
+    def detach_disk(self, name: str, disk: str, timeout: float = DETACH_TIMEOUT) -> dict:
+        """Unplug ``disk`` (a target such as "vdb", or its source path) from domain ``name``: from
+        the running guest and from the definition. Unplugging from a running guest is a request its
+        kernel answers: this waits up to ``timeout`` seconds for the disk to be gone and otherwise
+        raises DriverError (the disk stays attached; asking again is safe). Idempotent: a disk that
+        is not attached gives ``{"detached": False}``. ``live`` says whether a running guest
+        released it (False on a shut-off domain or a simulated host)."""
+        with _errors():
+            dom = self._lookup(name)
+            simulated = self.resolved_domain_type() == "test"
+
+            def find(flags: int) -> tuple[str, str] | None:
+                for target, (path, xml) in dx.disks_of(dom.XMLDesc(flags)).items():
+                    if disk in (target, path):
+                        return target, xml
+                return None
+
+            live = find(0) if dom.isActive() and not simulated else None
+            config = find(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            if live is None and config is None:
+                return {"target": None, "detached": False, "live": False}
+            if simulated:
+                inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                self.conn.defineXML(dx.without_disk(inactive, config[0]))
+                return {"target": config[0], "detached": True, "live": False}
+            if config is not None:
+                dom.detachDeviceFlags(config[1], libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            if live is not None:
+                dom.detachDeviceFlags(live[1], libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                deadline = time.monotonic() + timeout
+                while dom.isActive() and find(0) is not None:
+                    if time.monotonic() > deadline:
+                        raise DriverError(
+                            f"the guest of {name} did not release disk {live[0]} within {timeout:g} s"
+                        )
+                    time.sleep(0.1)
+            return {"target": (live or config)[0], "detached": True, "live": live is not None}
+
+    def resize_disk(self, name: str, disk: str, size_bytes: int) -> dict:
+        """Tell the running guest of domain ``name`` that its disk ``disk`` (a target or a source
+        path) now has ``size_bytes`` (libvirt's block resize: the guest sees the new size at once).
+        The volume itself is grown by its storage host first. A shut-off domain, or a simulated
+        host, has no guest to tell: ``live: False`` (a guest booted later reads the volume's size).
+        ``{"target": "vdb", "live": bool}``; a disk the domain does not have is an error."""
+        with _errors():
+            dom = self._lookup(name)
+            simulated = self.resolved_domain_type() == "test"
+            active = dom.isActive() and not simulated
+            flags = 0 if active else libvirt.VIR_DOMAIN_XML_INACTIVE
+            for target, (path, _xml) in dx.disks_of(dom.XMLDesc(flags)).items():
+                if disk in (target, path):
+                    break
+            else:
+                raise DriverError(f"domain {name} has no disk {disk}")
+            if active:
+                dom.blockResize(target, int(size_bytes), libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            return {"target": target, "live": active}
