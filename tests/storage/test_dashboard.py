@@ -338,7 +338,7 @@ class TestDetail:
     def test_admin_sees_the_backend(self, cloud, pool, browse):
         volume = available(cloud, "data")
         html = browse("admin").get(f"{LIST}{volume.pk}/").content.decode()
-        assert "default on store-1" in html and 'data-action="reset_state"' in html
+        assert "local on store-1" in html and 'data-action="reset_state"' in html
 
 
 # --- snapshots ---------------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ class TestAdmin:
     def test_backends_with_capacity_bars(self, cloud, pool, browse, django_assert_num_queries):
         available(cloud, "data", size=30)
         client = browse("admin")
-        row = row_of(client.get(ADMIN_BACKENDS).content.decode(), "default@store-1")
+        row = row_of(client.get(ADMIN_BACKENDS).content.decode(), "local@store-1")
         assert "30 of 100 GiB" in row and 'aria-valuenow="30"' in row and "simulated" in row
 
         def grow():
