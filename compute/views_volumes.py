@@ -183,5 +183,12 @@ def image_choices(ctx) -> list[tuple[str, str]]:
     return [(str(i.pk), i.name) for i in rows.order_by("name").only("pk", "name")]
 
 
+def instance_names(ctx, ids) -> dict[str, str]:
+    """Names of the instances among ``ids`` the caller may see (any project's for cloud admins)."""
+    scope = Instance.objects.across_projects(ctx) if ctx.is_admin else Instance.objects.visible_to(ctx)
+    return {str(pk): name for pk, name in scope.filter(pk__in=ids).values_list("pk", "name")}
+
+
 def register_storage_dashboard() -> None:
     storage_queries.register_image_choices(image_choices)
+    storage_queries.register_instance_names(instance_names)

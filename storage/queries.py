@@ -12,6 +12,7 @@ from django.db.models import Count, Prefetch, Q
 from .models import Attachment, Snapshot, StoragePool, Volume, VolumeType
 
 _image_choices: Callable[[Any], list[tuple[str, str]]] | None = None
+_instance_names: Callable[[Any, list], dict[str, str]] | None = None
 
 
 def register_image_choices(fn: Callable[[Any], list[tuple[str, str]]]) -> None:
@@ -22,6 +23,27 @@ def register_image_choices(fn: Callable[[Any], list[tuple[str, str]]]) -> None:
 
 def image_choices(ctx) -> list[tuple[str, str]]:
     return _image_choices(ctx) if _image_choices is not None else []
+
+
+def register_instance_names(fn: Callable[[Any, list], dict[str, str]]) -> None:
+    """``fn(ctx, ids)``: ``{str(id): name}`` of the instances the caller may see among ``ids``."""
+    global _instance_names
+    _instance_names = fn
+
+
+def name_instances(ctx, attachments) -> None:
+    """Set ``instance_name`` on each attachment (one query for all of them; none when there are
+    none): the instance's name, or "" for one the caller cannot see."""
+    attachments = list(attachments)
+    ids = sorted({str(a.instance_id) for a in attachments})
+    names = _instance_names(ctx, ids) if ids and _instance_names is not None else {}
+    for attachment in attachments:
+        attachment.instance_name = names.get(str(attachment.instance_id), "")
+
+
+def name_row_instances(ctx, volumes) -> None:
+    """``name_instances`` for the live attachments of a page of volume rows."""
+    name_instances(ctx, [a for v in volumes for a in getattr(v, "live_attachments", [])])
 
 
 def live_attachments() -> Prefetch:

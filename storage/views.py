@@ -64,6 +64,7 @@ def volumes(request):
         return denied
     ctx = request.zenith
     table = paginated(request, VolumeTable(queries.project_volumes(ctx), ctx=ctx))
+    queries.name_row_instances(ctx, [row.record for row in table.page.object_list])
     return render(request, "storage/volumes.html", {"table": table})
 
 
@@ -83,6 +84,7 @@ def volume_row(request, pk):
         if ctx.project is not None and owned.filter(status=Volume.DELETED).exists():
             return HttpResponse("")
         return _not_found(request)
+    queries.name_row_instances(ctx, [volume])
     table = (AdminVolumeTable if admin else VolumeTable)([volume], ctx=ctx)
     table.request = request
     return render(request, "storage/_row.html", {"table": table})
@@ -134,11 +136,14 @@ def _detail_context(request, volume: Volume) -> dict:
     action_log = []
     if ctx.can("storage:volume:actions"):
         action_log = list(audit.log_for("volume", volume.pk, ACTION_LOG_ROWS))
+    attachments = queries.volume_attachments(volume)
+    live = getattr(volume, "live_attachments", [])
+    queries.name_instances(ctx, [*attachments, *live])
     return {
         "volume": volume,
         "colour": colour_of(volume.display_status),
         "buttons": volume_buttons(ctx, volume, admin=ctx.is_admin),
-        "attachments": queries.volume_attachments(volume),
+        "attachments": attachments,
         "snapshots": queries.volume_snapshots(volume),
         "action_log": action_log,
         "back": "detail",
@@ -361,6 +366,7 @@ def admin_volumes(request):
         return denied
     ctx = request.zenith
     table = paginated(request, AdminVolumeTable(queries.all_volumes(ctx), ctx=ctx))
+    queries.name_row_instances(ctx, [row.record for row in table.page.object_list])
     return render(request, "storage/admin_volumes.html", {"table": table})
 
 

@@ -78,7 +78,7 @@ def world(cloud, storage_plane, live_server, settings):
     return instance
 
 
-def test_create_attach_detach_delete(world, login, readme_screenshot):
+def test_create_attach_detach_delete(world, login, cloud, readme_screenshot):
     started = time.monotonic()
     page = login("alice")
     page.locator("aside").get_by_role("link", name="Volumes", exact=True).click()
@@ -124,7 +124,14 @@ def test_create_attach_detach_delete(world, login, readme_screenshot):
     page.get_by_role("tab", name="Volumes").click()
     expect(page.locator('#instance-volumes tr[data-name="data"]')).to_contain_text("/dev/vdb")
 
-    page.goto(page.url.split("/dashboard/")[0] + "/dashboard/storage/volumes/")
+    from storage import services as storage
+
+    storage.create_volume(cloud.ctx(cloud.member), name="scratch", size=5, description="build cache")
+    page.goto("/dashboard/storage/volumes/")
+    expect(page.locator('tr[data-name="scratch"] .volume-status')).to_have_text(
+        "available", timeout=DEADLINE_MS
+    )
+    expect(row).to_contain_text("web-1")
     readme_screenshot(page, "volumes")
     row.get_by_role("link", name="data").click()
     seen = confirm_next_dialog(page, "Detach")

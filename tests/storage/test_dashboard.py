@@ -31,15 +31,15 @@ ADMIN_VOLUMES = BASE + "admin/volumes/"
 ADMIN_TYPES = BASE + "admin/volume-types/"
 ADMIN_BACKENDS = BASE + "admin/backends/"
 # session, user, current project, roles, the table's COUNT and rows, the rows' live attachments, the
-# project switcher's list
-PAGE_QUERIES = 8
+# attached instances' names (compute's; none when nothing is attached), the project switcher's list
+PAGE_QUERIES = 9
 # session, user, current project, roles, COUNT, rows (with their volume and operation), switcher
 SNAPSHOT_PAGE_QUERIES = 7
 # session, user, current project, roles, COUNT, rows with use counts, switcher
 ADMIN_PLAIN_QUERIES = 7
 # session, user, current project, roles, the volume (type, operation, pool, host, project) and its
-# live attachment, its attachments, its snapshots, its action log, the switcher
-DETAIL_QUERIES = 10
+# live attachment, its attachments, their instances' names, its snapshots, its action log, the switcher
+DETAIL_QUERIES = 11
 
 
 @pytest.fixture
@@ -291,6 +291,7 @@ class TestActions:
         settle(volume, "attach", AttachmentResult(ok=True, target_dev="vdb", live=True).as_dict())
         row = row_of(client.get(LIST).content.decode(), "data")
         assert "in-use" in row and "/dev/vdb" in row and 'data-action="detach"' in row
+        assert f'title="instance {instance.pk}">web-1</a>' in row
         assert client.post(f"/dashboard/compute/volumes/{volume.pk}/detach/").status_code == 302
         assert Volume.objects.get(pk=volume.pk).busy == Volume.DETACHING
 
