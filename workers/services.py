@@ -69,8 +69,10 @@ def fail(operation_id, message: str, result=None) -> bool:
 
 # Operation kinds whose conductor task resumes from the state it finds (compute/tasks.py: a build
 # re-sends the spawn of an instance already placed, an action is sent to its host again, and the host
-# tasks are idempotent): a running one of these whose message was lost can simply be sent again.
-REDRIVABLE_KINDS = ("instance.",)
+# tasks are idempotent; a volume's or snapshot's transition is sent to its host again, whose storage
+# and attach tasks are idempotent too): a running one of these whose message was lost can simply be
+# sent again.
+REDRIVABLE_KINDS = ("instance.", "volume.", "snapshot.")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from compute import services as compute
 from compute.models import Flavor, Image, Instance
 from identity import services as identity
 from identity.models import RoleAssignment
+from storage.models import VolumeType
 from tests.compute.conftest import make_host
 from workers.models import Operation
 
@@ -47,7 +48,19 @@ def world(fast_hashing, cloud) -> World:
     Instance.objects.filter(pk=instance.pk).update(
         vm_state="active", task_state="", power_state="running", host=host
     )
+    from storage import services as storage
+    from tests.storage.conftest import created_answer, make_storage_host
+
+    VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
+    pool = make_storage_host("fuzz-store")
+    volume, _ = storage.create_volume(member, name="fuzz-volume", size=1)
+    storage.VOLUME.settle(str(volume.operation_id), str(volume.pk), "create", created_answer(volume))
+    snapshot = storage.create_snapshot(member, volume=str(volume.pk), name="fuzz-snapshot")
     ids = {
+        "volume": volume.pk,
+        "snapshot": snapshot.pk,
+        "volume_type": VolumeType.objects.get(name="default").pk,
+        "storage_backend": pool.pk,
         "flavor": Flavor.objects.get(name="m1.tiny").pk,
         "host": host.pk,
         "image": image.pk,

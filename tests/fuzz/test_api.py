@@ -64,6 +64,10 @@ KINDS = {
     "/api/v1/identity/roles/": "role",
     "/api/v1/identity/users/": "user",
     "/api/v1/operations/": "operation",
+    "/api/v1/storage/volumes/": "volume",
+    "/api/v1/storage/snapshots/": "snapshot",
+    "/api/v1/storage/volume-types/": "volume_type",
+    "/api/v1/storage/backends/": "storage_backend",
 }
 
 
@@ -87,6 +91,8 @@ def use_real_ids(case, world) -> None:
         kind = KINDS.get(case.path.split("{id}")[0])
         if kind is not None:
             params["id"] = world.ids[kind]
+    if "volume_id" in params:
+        params["volume_id"] = world.ids["volume"]
     if "project_id" in params:
         params["project_id"] = world.other_project
     if "token" in params:

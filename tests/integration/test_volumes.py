@@ -176,3 +176,48 @@ def test_deleting_an_instance_detaches_and_deletes_on_termination(world, storage
         WAIT,
     )
     assert settings.ZENITH_PORTAL_URL
+
+
+def test_a_killed_storage_agent_leaves_no_volume_transitional(world, storage_plane):
+    """SIGKILL the agent with a create and an attach in flight: at their deadline (the sweeper) the
+    new volume is in error with the reason and the attaching one available again; the restarted
+    agent's late answers settle nothing twice, and the error volume can be deleted."""
+    import contextlib
+    import os
+    from datetime import timedelta
+
+    from workers import services as ledger
+
+    client = world
+    ready = client.post(VOLUMES, {"name": "ready", "size": 1}, format="json").json()["id"]
+    volume_status(client, ready, "available", storage_plane)
+    instance_id = launch(client, storage_plane, "vm-3")
+
+    agent = storage_plane.workers.pop(f"agent-{HOST}")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(agent.proc.pid, 9)
+    agent.proc.wait(timeout=10)
+
+    url = f"{INSTANCES}{instance_id}/volume-attachments/"
+    assert client.post(url, {"volume": ready}, format="json").status_code == 202
+    fresh = client.post(VOLUMES, {"name": "fresh", "size": 1}, format="json")
+    assert fresh.status_code == 202, fresh.content
+    fresh_id = fresh.json()["id"]
+    ops = [Volume.objects.get(pk=v).operation for v in (ready, fresh_id)]
+    wait_for(lambda: all(Operation.objects.get(pk=o.pk).state == "running" for o in ops), "sent to the host")
+    assert ledger.sweep(now=max(o.deadline for o in ops) + timedelta(seconds=1)).failed >= 2
+
+    attaching, creating = Volume.objects.get(pk=ready), Volume.objects.get(pk=fresh_id)
+    assert (attaching.display_status, attaching.fault["code"]) == ("available", "timeout")
+    assert (creating.display_status, creating.fault["code"]) == ("error", "timeout")
+    assert "Deadline exceeded" in creating.fault["message"]
+    assert client.get(f"{INSTANCES}{instance_id}/").json()["volumes"] == []
+
+    storage_plane.start(storage_plane.launch_agent(HOST, SIM_URI))
+    assert client.delete(f"{VOLUMES}{fresh_id}/").status_code == 202
+    wait_for(
+        lambda: Volume.objects.get(pk=fresh_id).status == "deleted",
+        lambda: f"error volume deleted\n{storage_plane.logs()}",
+        WAIT,
+    )
+    assert Volume.objects.get(pk=ready).display_status == "available"  # the late attach changed nothing

@@ -447,7 +447,7 @@ def test_sweep_leaves_running_operations_with_recent_progress_or_of_other_kinds_
     busy = make_operation(kind="instance.create", state=Operation.RUNNING)
     busy = backdate(busy, sent_ago=silent, created_ago=silent, send_count=1, updated=timezone.now() - silent)
     services.report_progress(busy.pk, 50, "fetching image")  # a sign of life
-    other = make_operation(kind="volume.create", state=Operation.RUNNING)
+    other = make_operation(kind="host.ping", state=Operation.RUNNING)
     backdate(other, sent_ago=silent, created_ago=silent, send_count=1, updated=timezone.now() - silent)
 
     assert services.sweep().redriven == 0
