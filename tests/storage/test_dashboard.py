@@ -336,6 +336,15 @@ class TestDetail:
         fragment = client.get(f"{LIST}{volume.pk}/?fragment=summary", HTTP_HX_REQUEST="true").content.decode()
         assert fragment.startswith('<div id="volume-summary"') and 'hx-swap-oob="true"' in fragment
 
+    def test_a_summary_poll_after_the_delete_redirects_to_the_list(self, cloud, pool, browse):
+        volume = available(cloud, "data")
+        services.delete_volume(cloud.ctx(cloud.member), volume)
+        settle(volume, "delete", {"ok": True, "message": "deleted"})
+        client = browse("member")
+        response = client.get(f"{LIST}{volume.pk}/?fragment=summary", HTTP_HX_REQUEST="true")
+        assert response.status_code == 200 and response["HX-Redirect"] == LIST
+        assert client.get(f"{LIST}{volume.pk}/").status_code == 404
+
     def test_admin_sees_the_backend(self, cloud, pool, browse):
         volume = available(cloud, "data")
         html = browse("admin").get(f"{LIST}{volume.pk}/").content.decode()
@@ -369,6 +378,13 @@ class TestSnapshots:
         )
         assert client.post(f"{SNAPSHOTS}{snap.pk}/delete/").status_code == 302
         assert Snapshot.objects.get(pk=snap.pk).busy == Snapshot.DELETING
+        polling = client.get(f"{SNAPSHOTS}{snap.pk}/row/").content.decode()
+        assert 'data-polling="true"' in polling and "deleting" in polling
+        assert browse("other").get(f"{SNAPSHOTS}{snap.pk}/row/").status_code == 404
+        services.SNAPSHOT.settle(
+            str(Snapshot.objects.get(pk=snap.pk).operation_id), str(snap.pk), "delete", {"ok": True}
+        )
+        assert client.get(f"{SNAPSHOTS}{snap.pk}/row/").content == b""
 
 
 # --- the instance detail's Volumes section ----------------------------------------------------------
