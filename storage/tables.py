@@ -310,7 +310,7 @@ class PoolTable(tables.Table):
     used = tables.Column(empty_values=(), orderable=False, verbose_name="Used on disk")
     volume_count = tables.Column(verbose_name="Volumes")
     reaches = tables.Column(orderable=False, verbose_name="Reached from")
-    state = tables.Column(empty_values=(), orderable=False, verbose_name="Host")
+    state = tables.Column(empty_values=(), orderable=False, verbose_name="State")
 
     class Meta:
         attrs = {"class": "table table-sm table-hover align-middle", "id": "backends-table"}

@@ -151,7 +151,7 @@ def test_create_attach_detach_delete(world, login, cloud, readme_screenshot):
     print(f"volume life in the browser: {time.monotonic() - started:.1f} s")
 
 
-def test_snapshots_and_admin_panels(world, login, cloud):
+def test_snapshots_and_admin_panels(world, login, cloud, readme_screenshot):
     from storage import services as storage
 
     member = cloud.ctx(cloud.member)
@@ -175,5 +175,6 @@ def test_snapshots_and_admin_panels(world, login, cloud):
     expect(backend.locator(".capacity-bar")).to_have_count(2)
     expect(backend).to_contain_text("3 of ")
     expect(backend.locator(".badge").first).to_have_text("up")
+    readme_screenshot(page, "admin-storage-backends")
     # Nothing overflows the 1280 px viewport.
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
