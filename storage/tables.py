@@ -68,6 +68,7 @@ VOLUME_URLS = {
     "force_detach": ("storage:volume-force-detach", False),
     "reset_state": ("storage:volume-reset-state", True),
 }
+FOREIGN_ACTIONS = {"delete", "force_detach", "reset_state"}
 SNAPSHOT_URLS = {
     "delete": ("storage:snapshot-delete", False),
     "new_volume": ("storage:snapshot-new-volume", True),
@@ -95,7 +96,12 @@ def volume_buttons(ctx, volume: Volume, admin: bool = False) -> list[dict]:
         if getattr(volume, "live_attachments", None):
             extra.append(FORCE_DETACH)
         extra.append(RESET_STATE)
-    return _with_urls(buttons_for(ctx, VOLUME, volume, extra), VOLUME_URLS, volume.pk)
+    buttons = buttons_for(ctx, VOLUME, volume, extra)
+    if ctx.project is None or volume.project_id != ctx.project.pk:
+        # Another project's volume (an admin's panel): attach, snapshot and clone happen in its own
+        # project, so only the admin's repairs and delete are offered.
+        buttons = [b for b in buttons if b["action"] in FOREIGN_ACTIONS]
+    return _with_urls(buttons, VOLUME_URLS, volume.pk)
 
 
 def snapshot_buttons(ctx, snapshot: Snapshot) -> list[dict]:

@@ -427,6 +427,7 @@ class TestAdmin:
         client = browse("admin")
         row = row_of(client.get(ADMIN_VOLUMES).content.decode(), "first")
         assert cloud.project.name in row and "store-1" in row and 'data-action="force_detach"' in row
+        assert 'data-action="reset_state"' in row and 'data-action="detach"' not in row  # not its project
 
         def grow():
             quotas.set_limits(cloud.project, {"volumes": -1, "gigabytes": -1})
