@@ -29,6 +29,28 @@ class IdempotentForm(forms.Form):
         self.new_idempotency_key = str(uuid.uuid4())
 
 
+# The create form's fields each source does not use.
+HIDDEN_FOR = {
+    Volume.BLANK: {"image", "snapshot", "source_volume"},
+    Volume.IMAGE: {"snapshot", "source_volume"},
+    Volume.SNAPSHOT: {"image", "source_volume", "volume_type"},
+    Volume.VOLUME: {"image", "snapshot", "volume_type"},
+}
+
+
+class ShownFields:
+    """Some of a form's fields, drawn by portal/_form_fields.html as if they were the whole form."""
+
+    def __init__(self, form: forms.Form, fields: list):
+        self.form, self.fields = form, fields
+
+    def visible_fields(self) -> list:
+        return self.fields
+
+    def non_field_errors(self):
+        return self.form.non_field_errors()
+
+
 class VolumeCreateForm(IdempotentForm):
     """A new volume: blank (size and type), or from an image, a snapshot or another volume."""
 
@@ -74,6 +96,15 @@ class VolumeCreateForm(IdempotentForm):
         if field and not data.get(field) and field not in self.errors:
             self.add_error(field, f"Choose the {self.fields[field].label.lower()} to start from.")
         return data
+
+    def current_source(self) -> str:
+        value = (self.data.get("source") if self.is_bound else None) or self.initial.get("source")
+        return value if value in dict(SOURCES) else Volume.BLANK
+
+    def shown(self) -> ShownFields:
+        """The fields the chosen source uses (the page redraws them when the source changes)."""
+        hidden = {"source", *HIDDEN_FOR[self.current_source()]}  # the page draws the source itself
+        return ShownFields(self, [f for f in self.visible_fields() if f.name not in hidden])
 
     def service_kwargs(self) -> dict:
         """The arguments of ``services.create_volume`` this form's answers mean."""

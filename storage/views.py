@@ -125,10 +125,12 @@ def volume_create(request):
                     messages.info(request, f"Volume {volume.name} was already created from this form.")
                 return redirect("storage:volumes")
         return render(request, "storage/volume_create.html", _create_page(form), status=400)
-    initial = {
-        k: request.GET[k] for k in ("source", "image", "snapshot", "source_volume") if k in request.GET
-    }
-    return render(request, "storage/volume_create.html", _create_page(_create_form(request, initial=initial)))
+    names = ("name", "description", "source", "image", "snapshot", "source_volume", "size", "volume_type")
+    initial = {k: request.GET[k] for k in names if k in request.GET}
+    form = _create_form(request, initial=initial)
+    if _is_htmx(request) and request.GET.get("fragment") == "fields":
+        return render(request, "storage/_volume_create_fields.html", {"form": form})  # the source changed
+    return render(request, "storage/volume_create.html", _create_page(form))
 
 
 def _detail_context(request, volume: Volume) -> dict:

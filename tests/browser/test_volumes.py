@@ -88,10 +88,17 @@ def test_create_attach_detach_delete(world, login, cloud, readme_screenshot):
 
     # A bad size: the error is on the field, the name typed is kept.
     page.get_by_label("Name").fill("data")
+    # Choosing a source redraws the fields it uses, keeping what was typed.
+    page.get_by_label("Source").select_option(label="Image")
+    expect(page.get_by_label("Image", exact=True)).to_be_visible()
+    page.get_by_label("Source").select_option(label="Blank volume")
+    expect(page.get_by_label("Image", exact=True)).to_have_count(0)
+    expect(page.get_by_label("Name")).to_have_value("data")
     page.get_by_label("Size (GiB)").fill("0")
     page.get_by_role("button", name="Create volume").click()
     expect(page.locator(".invalid-feedback")).to_contain_text("greater than or equal to 1")
     expect(page.get_by_label("Name")).to_have_value("data")
+    readme_screenshot(page, "volume-create-error")
     page.get_by_label("Size (GiB)").fill("2")
     page.get_by_role("button", name="Create volume").click()
     expect(page).to_have_url(re.compile(r"/dashboard/storage/volumes/$"))

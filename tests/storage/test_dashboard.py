@@ -137,11 +137,20 @@ class TestCreate:
         snap_source = available(cloud, "origin")
         snap = services.create_snapshot(cloud.ctx(cloud.member), volume=str(snap_source.pk), name="s1")
         settle_snapshot(snap)
-        html = browse("member").get(CREATE).content.decode()
-        for label in ("Blank volume", "Image", "Snapshot", "Another volume (clone)", "cirros", "s1 (1 GiB)"):
+        client = browse("member")
+        html = client.get(CREATE).content.decode()
+        for label in ("Blank volume", "Image", "Snapshot", "Another volume (clone)", "default (default)"):
             assert label in html
-        assert "origin (1 GiB)" in html and "default (default)" in html
-        assert 'name="idempotency_key"' in html
+        assert 'name="idempotency_key"' in html and 'name="size"' in html
+        assert 'name="image"' not in html and 'name="snapshot"' not in html  # a blank volume's fields only
+        assert "cirros" in client.get(CREATE + "?source=image").content.decode()
+        assert "s1 (1 GiB)" in client.get(CREATE + "?source=snapshot").content.decode()
+        # The source changed: the fields are redrawn for it, with what was typed kept.
+        fragment = client.get(
+            CREATE, {"fragment": "fields", "source": "volume", "name": "typed"}, HTTP_HX_REQUEST="true"
+        ).content.decode()
+        assert "<html" not in fragment and 'value="typed"' in fragment and "origin (1 GiB)" in fragment
+        assert 'name="volume_type"' not in fragment  # a clone keeps its origin's type
 
     def test_blank_create(self, cloud, pool, browse):
         response = browse("member").post(CREATE, {"name": "data", "source": "blank", "size": "3"})
