@@ -122,6 +122,7 @@ class Lifecycle:
     deleting: ClassVar[str] = ""  # the busy state of a delete; such a row accepts nothing more
     policy_prefix: ClassVar[str]
     fault_field: ClassVar[str] = "fault"
+    operation_field: ClassVar[str] = "operation"  # the row's latest Operation ("" when it keeps none)
 
     def __init__(self, transitions: Iterable[Transition]):
         self.transitions: dict[str, Transition] = {t.name: t for t in transitions}
@@ -176,7 +177,10 @@ class Lifecycle:
         """Refusals that only make sense once the state allows the transition."""
 
     def started(self, obj, operation: Operation) -> None:
-        """The transition was accepted (in the transaction): e.g. point the row at its operation."""
+        """The transition was accepted (in the transaction): the row points at its operation."""
+        if self.operation_field:
+            self.model.objects.filter(pk=obj.pk).update(**{self.operation_field: operation})
+            setattr(obj, self.operation_field, operation)
 
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
         """Conductor: where the transition goes, or None when it was settled here already."""

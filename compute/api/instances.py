@@ -15,22 +15,12 @@ from identity.models import ResourceAction
 from storage.api.serializers import AttachmentSerializer, VolumeAttachmentCreateSerializer
 from storage.models import Volume
 from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
+from workers.api.serializers import OperationSummarySerializer
 from workers.lifecycle import message_shown, shows_hosts
 
 from .. import services
 from ..models import Flavor, Instance
 from .serializers import StrictCharField
-
-
-class OperationSummarySerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    kind = serializers.CharField()
-    state = serializers.CharField()
-    progress = serializers.IntegerField()
-    message = serializers.SerializerMethodField()
-
-    def get_message(self, op) -> str:
-        return message_shown(op.message, shows_hosts(self.context.get("ctx")))
 
 
 class FlavorSummarySerializer(serializers.ModelSerializer):

@@ -167,10 +167,6 @@ class InstanceLifecycle(lifecycle.Lifecycle):
         if transition.name != "delete" and obj.host_id is None:
             raise Conflict(f"Instance {obj.name} is on no host.", code="invalid_state")
 
-    def started(self, obj, operation: Operation) -> None:
-        Instance.objects.filter(pk=obj.pk).update(operation=operation)
-        obj.operation = operation
-
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
         instance = Instance.objects.select_related("host").filter(pk=resource_id).first()
         if instance is None:

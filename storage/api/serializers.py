@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from workers.lifecycle import message_shown, shows_hosts
+from workers.api.serializers import OperationSummarySerializer
 
 from ..models import Attachment, Snapshot, StoragePool, Volume, VolumeType
 
@@ -37,17 +37,6 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
-
-
-class OperationSummarySerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    kind = serializers.CharField()
-    state = serializers.CharField()
-    progress = serializers.IntegerField()
-    message = serializers.SerializerMethodField()
-
-    def get_message(self, op) -> str:
-        return message_shown(op.message, shows_hosts(self.context.get("ctx")))
 
 
 class VolumeTypeSerializer(serializers.ModelSerializer):

@@ -207,10 +207,6 @@ class VolumeLifecycle(lifecycle.Lifecycle):
                     f"Volume {obj.name} has {snapshots} snapshot(s): delete them first.", code="has_snapshots"
                 )
 
-    def started(self, obj, operation: Operation) -> None:
-        Volume.objects.filter(pk=obj.pk).update(operation=operation)
-        obj.operation = operation
-
     # --- where each transition goes ------------------------------------------------------------
 
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
@@ -445,10 +441,6 @@ class SnapshotLifecycle(lifecycle.Lifecycle):
     deleted = S.DELETED
     deleting = S.DELETING
     policy_prefix = "storage:snapshot"
-
-    def started(self, obj, operation: Operation) -> None:
-        Snapshot.objects.filter(pk=obj.pk).update(operation=operation)
-        obj.operation = operation
 
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
         snapshot = Snapshot.objects.select_related("volume__pool__host").filter(pk=resource_id).first()

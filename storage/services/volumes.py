@@ -137,6 +137,20 @@ def place_volume(backend: str, size: int) -> StoragePool:
     raise Conflict(f"No valid storage backend was found: {reason}.", code="no_valid_backend")
 
 
+def _enqueue_create(ctx: Context, kind: str, resource_id):
+    """The Operation of a new volume's or snapshot's ``create`` transition (the row is recorded with
+    it, in the same transaction): the conductor's generic step sends it to the storage host."""
+    return dispatch.enqueue(
+        ctx,
+        kind=f"{kind}.create",
+        task=tasknames.RUN_TRANSITION,
+        kwargs={"resource_type": kind, "resource_id": str(resource_id), "transition": "create", "params": {}},
+        queue=queues.CONDUCTOR,
+        resource_type=kind,
+        resource_id=resource_id,
+    )
+
+
 # --- create -----------------------------------------------------------------------------------------
 
 
@@ -205,20 +219,7 @@ def create_volume(
                     code="no_valid_backend",
                 )
             volume_id = uuid.uuid4()
-            op = dispatch.enqueue(
-                ctx,
-                kind="volume.create",
-                task=tasknames.RUN_TRANSITION,
-                kwargs={
-                    "resource_type": "volume",
-                    "resource_id": str(volume_id),
-                    "transition": "create",
-                    "params": {},
-                },
-                queue=queues.CONDUCTOR,
-                resource_type="volume",
-                resource_id=volume_id,
-            )
+            op = _enqueue_create(ctx, "volume", volume_id)
             volume = Volume.objects.create(
                 id=volume_id,
                 name=name,
@@ -494,20 +495,7 @@ def create_snapshot(
                 f"Cannot snapshot volume {row.name} while it is {row.display_status}.", code="invalid_state"
             )
         snapshot_id = uuid.uuid4()
-        op = dispatch.enqueue(
-            ctx,
-            kind="snapshot.create",
-            task=tasknames.RUN_TRANSITION,
-            kwargs={
-                "resource_type": "snapshot",
-                "resource_id": str(snapshot_id),
-                "transition": "create",
-                "params": {},
-            },
-            queue=queues.CONDUCTOR,
-            resource_type="snapshot",
-            resource_id=snapshot_id,
-        )
+        op = _enqueue_create(ctx, "snapshot", snapshot_id)
         snapshot = Snapshot.objects.create(
             id=snapshot_id,
             name=name,

@@ -157,7 +157,12 @@ def test_a_bad_compute_section_registers_nothing(db):
 
 
 def test_a_host_without_the_compute_role_has_no_compute_node(db):
-    assert ledger.record_heartbeat("store-1", {"roles": ["storage"], "uri": "qemu:///system"}) is True
+    assert (
+        ledger.record_heartbeat(
+            "store-1", {"roles": ["storage"], "uri": "qemu:///system", "storage": {"backends": []}}
+        )
+        is True
+    )
     host = Host.objects.get(name="store-1")
     assert host.roles == ["storage"] and not ComputeNode.objects.exists()
     assert list(Host.objects.with_role("storage")) == [host] and not Host.objects.with_role("compute")

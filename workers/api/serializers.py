@@ -19,3 +19,16 @@ class OperationSerializer(serializers.ModelSerializer):
 
     def get_message(self, op) -> str:
         return message_shown(op.message, shows_hosts(getattr(self.context.get("request"), "zenith", None)))
+
+
+class OperationSummarySerializer(serializers.Serializer):
+    """A resource's latest operation, as its rows show it (the message as the caller may see it)."""
+
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    state = serializers.CharField()
+    progress = serializers.IntegerField()
+    message = serializers.SerializerMethodField()
+
+    def get_message(self, op) -> str:
+        return message_shown(op.message, shows_hosts(self.context.get("ctx")))
