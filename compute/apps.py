@@ -13,6 +13,9 @@ class ComputeConfig(AppConfig):
         instances.register_quota_counters()
         hosts.register_heartbeat_receiver()
         volumes.register_storage_hooks()
+        from .views_volumes import register_storage_dashboard
+
+        register_storage_dashboard()
         self.register_resource_links()
 
     @staticmethod

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_images, views_instances
+from . import views, views_images, views_instances, views_volumes
 
 urlpatterns = [
     path("images/", views_images.images, name="images"),
@@ -13,6 +13,14 @@ urlpatterns = [
     path("instances/<uuid:pk>/", views_instances.instance_detail, name="instance"),
     path("instances/<uuid:pk>/row/", views_instances.instance_row, name="instance-row"),
     path("instances/<uuid:pk>/console/", views_instances.instance_console, name="instance-console"),
+    path("instances/<uuid:pk>/volumes/", views_volumes.instance_volumes, name="instance-volumes"),
+    path(
+        "instances/<uuid:pk>/volumes/attach/",
+        views_volumes.instance_volume_attach,
+        name="instance-volume-attach",
+    ),
+    path("volumes/<uuid:pk>/attach/", views_volumes.volume_attach, name="volume-attach"),
+    path("volumes/<uuid:pk>/detach/", views_volumes.volume_detach, name="volume-detach"),
     path("instances/<uuid:pk>/<str:action>/", views_instances.instance_action, name="instance-action"),
     path("admin/instances/", views_instances.admin_instances, name="admin-instances"),
     path("admin/drift/", views_instances.admin_drift, name="admin-drift"),

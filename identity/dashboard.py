@@ -48,6 +48,17 @@ STATUS_COLOURS = {
     "failed": "danger",
     "down": "danger",
     "rejected": "danger",
+    # volumes and snapshots (Cinder's statuses)
+    "creating": "info",
+    "available": "success",
+    "reserved": "info",
+    "attaching": "info",
+    "in-use": "primary",
+    "detaching": "info",
+    "extending": "info",
+    "deleting": "info",
+    "error_deleting": "danger",
+    "error_extending": "danger",
     "deleted": "dark",
 }
 

@@ -16,6 +16,8 @@ MENU: list[NavItem] = [
     NavItem("Project", "Overview", "overview", "authenticated", "speedometer2"),
     NavItem("Project", "Instances", "compute:instances", "compute:instance:list", "pc-display"),
     NavItem("Project", "Images", "compute:images", "compute:image:list", "image"),
+    NavItem("Project", "Volumes", "storage:volumes", "storage:volume:list", "hdd"),
+    NavItem("Project", "Snapshots", "storage:snapshots", "storage:snapshot:list", "camera"),
     NavItem("Project", "Key pairs", "identity:keypairs", "identity:keypair:list", "key"),
     NavItem("Project", "Operations", "operations", "workers:operation:list", "activity"),
     NavItem("Admin", "Projects", "identity:admin-projects", "identity:project:create", "folder"),
@@ -32,6 +34,9 @@ MENU: list[NavItem] = [
         "compute:instance:list_all",
         "pc-display-horizontal",
     ),
+    NavItem("Admin", "All volumes", "storage:admin-volumes", "storage:volume:force_detach", "hdd-stack"),
+    NavItem("Admin", "Volume types", "storage:admin-volume-types", "storage:volume_type:create", "tags"),
+    NavItem("Admin", "Storage backends", "storage:admin-backends", "storage:pool:list", "database"),
     NavItem("Admin", "Scheduler", "compute:admin-explain", "compute:host:explain", "signpost-split"),
     NavItem("Admin", "Drift", "compute:admin-drift", "compute:instance:drift", "exclamation-diamond"),
 ]

@@ -39,7 +39,7 @@ moved_pages = [
 ]
 # Every dashboard page, mounted at /dashboard/. Sections added since the move (storage, networking)
 # go here, not in moved_pages: they had no old path, and /volume and /network are the OpenStack API's.
-dashboard = [*moved_pages]
+dashboard = [*moved_pages, path("storage/", include(("storage.urls", "storage"), namespace="storage"))]
 
 
 def moved_from(patterns, prefix: str = "", namespace: str = "") -> list[URLPattern]:

@@ -12,3 +12,16 @@ class StorageConfig(AppConfig):
 
         volumes.register_quota_counters()
         backends.register_heartbeat_receiver()
+        self.register_resource_links()
+
+    @staticmethod
+    def register_resource_links() -> None:
+        """The operations page names and links volumes and snapshots."""
+        from django.urls import reverse
+
+        from workers.dashboard import register_resource_link
+
+        from .models import Snapshot, Volume
+
+        register_resource_link("volume", Volume, lambda pk: reverse("storage:volume", args=[pk]))
+        register_resource_link("snapshot", Snapshot, lambda pk: reverse("storage:snapshots"))
