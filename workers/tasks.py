@@ -90,6 +90,13 @@ def host_heartbeat(host: str, info: dict) -> None:
     services.record_heartbeat(host, info)
 
 
+@shared_task(name=tasknames.HOST_HEARTBEATS, ignore_result=True)
+def host_heartbeats(batch: list[dict]) -> dict:
+    """Many hosts' heartbeats in one message (a multi-host agent, ``manage.py agent --simulate``):
+    ``[{"host", "info"}, ...]``, each recorded as ``host_heartbeat`` would, in a few statements."""
+    return services.record_heartbeats(batch).as_dict()
+
+
 @shared_task(name=tasknames.PING_HOST, ignore_result=True)
 def ping_host(operation_id: str, host: str, role: str = "compute") -> None:
     """Conductor step of host.ping: forward to the host's queue of that role with a callback to us."""

@@ -43,7 +43,12 @@ def ping(nonce: str = "") -> dict:
 
 @shared_task(name=tasknames.AGENT_REPORT_HOST, acks_late=True)
 def report_host() -> dict:
-    """ "All hosts report now": send a heartbeat with fresh capacity, and answer with it."""
+    """ "All hosts report now": send a heartbeat with fresh capacity, and answer with it. A multi-host
+    agent that got it on no host's queue (the broadcast) reports every host it serves, batched."""
+    if runtime.multi_host() and runtime.current_host() is None:
+        hosts = runtime.served_hosts()
+        count = heartbeat.report_many(hosts)
+        return {"ok": True, "hosts": [h.name for h in hosts], "message": f"{count} hosts reported"}
     info = heartbeat.report(host_name())
     return {"ok": True, "host": host_name(), "info": asdict(info), "message": f"{host_name()} reported"}
 
