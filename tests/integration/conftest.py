@@ -134,6 +134,12 @@ class Plane:
             f"agent-{host}", processes.agent_argv(host, libvirt_uri=libvirt_uri), f"compute.{host}"
         )
 
+    def launch_simulated_agent(self, count: int, host_prefix: str, concurrency: int | None = None) -> Worker:
+        """One agent process serving ``count`` simulated hosts ``<host_prefix>1`` ... (``--simulate``);
+        probed on its first host's queue."""
+        argv = processes.agent_argv(None, simulate=count, host_prefix=host_prefix, concurrency=concurrency)
+        return self._launch(f"simulated-{host_prefix}", argv, f"compute.{host_prefix}1")
+
     def start(self, *launched: Worker) -> None:
         """Wait until every launched worker answered a real message on its own queue."""
         for worker in launched:

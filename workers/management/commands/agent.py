@@ -77,7 +77,7 @@ class Command(BaseCommand):
                     "--simulate needs libvirt's test driver with a host description file "
                     "(test:///absolute/path.xml), not " + libvirt_uri
                 )
-            names = [f"{host_prefix}{n}" for n in range(1, simulate + 1)]
+            names = processes.simulated_host_names(simulate, host_prefix)
         else:
             if not host:
                 raise CommandError("give --host NAME (or --simulate N).")
