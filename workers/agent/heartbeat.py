@@ -137,15 +137,19 @@ def report_many(hosts: list[runtime.AgentHost], batch_size: int | None = None) -
     return sent
 
 
-def sync_many(hosts: list[runtime.AgentHost], last: dict[str, list], full: bool) -> int:
+def sync_many(
+    hosts: list[runtime.AgentHost], last: dict[str, list], tick: int = 0, full_every: int = 1
+) -> int:
     """Power sync of many served hosts: a host's domain list is sent when it changed since the last one
-    sent (``last``, updated here), or for every host when ``full``. Returns how many were sent."""
+    sent (``last``, updated here), and in any case every ``full_every`` ticks (host ``i`` at the ticks
+    where ``(tick + i) % full_every == 0``: the full resends spread over the ticks, not all at once).
+    Returns how many were sent."""
     sent = 0
-    for host in hosts:
+    for index, host in enumerate(hosts):
         with runtime.serving(host):
             try:
                 domains = runtime.driver().list_domains()
-                if full or last.get(host.name) != domains:
+                if (tick + index) % full_every == 0 or last.get(host.name) != domains:
                     send_power_sync(host.name, domains)
                     last[host.name] = domains
                     sent += 1
@@ -185,7 +189,7 @@ def _loop_many(hosts: list[runtime.AgentHost], every: float, stop: threading.Eve
     while not stop.is_set():
         try:
             report_many(hosts)
-            sync_many(hosts, last, full=tick % full_every == 0)
+            sync_many(hosts, last, tick, full_every)
         except Exception:  # the broker unavailable for a moment: try again next time
             log.exception("heartbeat of %d hosts failed", len(hosts))
         tick += 1

@@ -1,0 +1,103 @@
+"""A multi-host agent's side, in this process (no broker): each served host has its own libvirt
+connection and directory, a task runs as the host of the queue that delivered it, the heartbeats go out
+in batches, and power sync sends what changed."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from celery.signals import task_postrun, task_prerun
+
+from workers import processes, tasknames
+from workers.agent import heartbeat, runtime, tasks
+
+URI = processes.simulated_host_uri()
+
+
+def domain(name: str) -> str:
+    return f"<domain type='test'><name>{name}</name><memory>1024</memory><os><type>hvm</type></os></domain>"
+
+
+@pytest.fixture
+def hosts(monkeypatch, tmp_path):
+    monkeypatch.setenv(runtime.VAR_ENV, str(tmp_path))
+    monkeypatch.setenv(runtime.HOST_ENV, "env-host")
+    served = [runtime.AgentHost(name, URI, ["compute"]) for name in processes.simulated_host_names(5, "u-")]
+    runtime.configure_hosts(served)
+    yield served
+    runtime.close_hosts()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    messages = []
+    monkeypatch.setattr(
+        heartbeat.current_app,
+        "send_task",
+        lambda name, kwargs=None, queue=None, **_: messages.append((name, kwargs)),
+    )
+    return messages
+
+
+def test_each_host_has_its_own_hypervisor_state_and_directory(hosts, tmp_path):
+    first, second = hosts[0], hosts[1]
+    with runtime.serving(first):
+        assert (runtime.host_name(), runtime.libvirt_uri(), runtime.roles()) == ("u-1", URI, ["compute"])
+        assert runtime.driver() is first.driver()
+        assert runtime.host_dir() == tmp_path / "agent" / "u-1"
+        runtime.driver().conn.defineXML(domain("only-on-u-1"))
+    with runtime.serving(second):
+        assert runtime.host_name() == "u-2" and runtime.driver() is second.driver()
+        assert "only-on-u-1" not in [d.name() for d in runtime.driver().conn.listAllDomains()]
+    assert runtime.host_name() == "env-host"  # outside a task of a served host: the process's own
+
+
+class Delivered(SimpleNamespace):
+    """What Celery's task_prerun gets as its task: here only its request's delivery info."""
+
+    __hash__ = object.__hash__
+
+
+def test_a_task_runs_as_the_host_whose_queue_delivered_it(hosts):
+    runtime.install_task_binding()
+    for queue, expected in (
+        ("compute.u-3", "u-3"),
+        ("storage.u-3", "env-host"),
+        ("compute.other", "env-host"),
+    ):
+        task = Delivered(request=SimpleNamespace(delivery_info={"routing_key": queue}))
+        task_prerun.send(sender=task, task_id="t", task=task, args=(), kwargs={})
+        try:
+            assert tasks.ping.run()["host"] == expected, queue
+        finally:
+            task_postrun.send(sender=task, task_id="t", task=task, args=(), kwargs={}, retval=None, state="")
+        assert runtime.current_host() is None
+
+
+def test_heartbeats_go_out_in_batches_each_with_its_hosts_sections(hosts, sent):
+    assert heartbeat.report_many(hosts, batch_size=2) == 5
+    assert [name for name, _ in sent] == [tasknames.HOST_HEARTBEATS] * 3
+    entries = [entry for _, kwargs in sent for entry in kwargs["batch"]]
+    assert [e["host"] for e in entries] == ["u-1", "u-2", "u-3", "u-4", "u-5"]
+    assert all(e["info"]["roles"] == ["compute"] and e["info"]["compute"]["vcpus"] == 16 for e in entries)
+    assert {e["info"]["uri"] for e in entries} == {URI}
+
+
+def test_report_host_by_broadcast_reports_every_served_host(hosts, sent):
+    answer = tasks.report_host.run()
+    assert answer["ok"] and answer["hosts"] == ["u-1", "u-2", "u-3", "u-4", "u-5"]
+    assert [len(kwargs["batch"]) for _, kwargs in sent] == [5]
+
+
+def test_power_sync_sends_what_changed_and_everything_in_turn(hosts, sent):
+    last: dict = {}
+    assert heartbeat.sync_many(hosts, last, tick=0, full_every=3) == 5  # nothing sent yet: all new
+    sent.clear()
+    assert heartbeat.sync_many(hosts, last, tick=1, full_every=3) == 1  # unchanged: only (1 + i) % 3 == 0
+    assert [kwargs["host"] for _, kwargs in sent] == ["u-3"]
+    sent.clear()
+    with runtime.serving(hosts[0]):
+        runtime.driver().conn.defineXML(domain("new-one"))
+    heartbeat.sync_many(hosts, last, tick=2, full_every=3)
+    assert "u-1" in [kwargs["host"] for name, kwargs in sent if name == tasknames.POWER_SYNC]
