@@ -25,10 +25,10 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/compute/instances/"
 # Statements, not counting the SAVEPOINT/RELEASE of the test's own transaction (BEGIN/COMMIT in production,
 # which Django does not log). Measured on SQLite and PostgreSQL alike.
-# The POST: token, roles, flavor, image, the project's quota lock (get_or_create, then locked), limits,
+# The POST: token, roles, flavor, image, the project's quota row locked, limits,
 # usage, Operation, Instance, action; the instance read again for the answer; and the on-commit publish
 # of the conductor's task (claim the Operation's send, read its payload).
-POST_STATEMENTS = 14
+POST_STATEMENTS = 13
 # The conductor's build task: start the Operation (UPDATE, read back), the instance read, then locked,
 # the one query over hosts, the conditional claim, the placement, progress.
 BUILD_STATEMENTS = 8
