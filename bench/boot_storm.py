@@ -174,6 +174,13 @@ def main() -> None:
             "cpu_s_during_storm": {
                 role: round(cpu_after.get(role, 0) - cpu_before.get(role, 0), 1) for role in cpu_after
             },
+            # CPU of every Zenith process per instance launched: what the storm costs, whatever else runs.
+            "cpu_ms_per_instance": round(
+                sum(cpu_after.get(r, 0) - cpu_before.get(r, 0) for r in cpu_after)
+                / max(len(active), 1)
+                * 1000,
+                1,
+            ),
             "memory_after_storm": memory,
             "per_host": {
                 "min": min(counts),
