@@ -101,3 +101,30 @@ def test_power_sync_sends_what_changed_and_everything_in_turn(hosts, sent):
         runtime.driver().conn.defineXML(domain("new-one"))
     heartbeat.sync_many(hosts, last, tick=2, full_every=3)
     assert "u-1" in [kwargs["host"] for name, kwargs in sent if name == tasknames.POWER_SYNC]
+
+
+def test_events_of_a_guest_a_task_acts_on_are_not_forwarded(monkeypatch, sent):
+    """A spawn's "started" (and any action's own events) are what its answer reports: not sent as
+    events too, while the task runs and for a grace period after; other guests' events are."""
+    callbacks = []
+    fake = SimpleNamespace(
+        listen_events=lambda cb: callbacks.append(cb) or 1, unlisten_events=lambda _id: None
+    )
+    monkeypatch.setattr(runtime, "driver", lambda uri=None: fake)
+    monkeypatch.setattr(runtime, "ACTION_EVENT_GRACE", 0.2)
+    heartbeat._listen("h1", "test:///x")
+    try:
+        [forward] = callbacks
+        with runtime.acting_on("spawning"):
+            forward("uuid-1", "spawning", "running", "started")
+        forward("uuid-1", "spawning", "running", "started")  # within the grace period
+        forward("uuid-2", "other", "shutdown", "stopped")
+        forward("uuid-3", None, "running", "started")  # a domain no instance owns
+        assert [(k["instance_id"], k["event"]) for _, k in sent] == [("other", "stopped")]
+        import time
+
+        time.sleep(0.3)
+        forward("uuid-1", "spawning", "shutdown", "stopped")  # the guest stopped on its own, later
+        assert [k["instance_id"] for _, k in sent] == ["other", "spawning"]
+    finally:
+        heartbeat.stop()

@@ -204,8 +204,8 @@ def _listen(host: str, uri: str) -> None:
         return
 
     def forward(domain_uuid: str, instance_id: str | None, power_state: str, event: str) -> None:
-        if not instance_id:
-            return
+        if not instance_id or runtime.acted_on(instance_id):
+            return  # a foreign domain; or one a task here acts on: its answer reports the state
         try:
             send_power_event(host, instance_id, power_state, event)
         except Exception:  # the periodic sync catches what an event could not carry

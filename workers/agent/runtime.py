@@ -14,6 +14,7 @@ import contextvars
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,6 +111,41 @@ def host_of_queue(queue: str | None) -> AgentHost | None:
     role, _, name = queue.partition(".")
     host = _hosts.get(name)
     return host if host is not None and role in host.roles else None
+
+
+# Instances a host task is acting on (spawn, lifecycle action), and until when their libvirt events
+# say nothing the task's own answer does not already: instance id -> monotonic deadline.
+ACTION_EVENT_GRACE = 2.0
+_acting: dict[str, float] = {}
+_acting_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def acting_on(instance_id: str) -> Iterator[None]:
+    """While the block runs, and ``ACTION_EVENT_GRACE`` seconds after, ``acted_on(instance_id)`` is
+    true: the lifecycle events of the guest are the ones this action causes (a spawn's "started"),
+    which its answer to the conductor reports (and the conductor ignores events of an instance with a
+    task in progress anyway). Not forwarding them spares the conductor one task per action."""
+    if not instance_id:
+        yield
+        return
+    with _acting_lock:
+        _acting[instance_id] = float("inf")
+    try:
+        yield
+    finally:
+        with _acting_lock:
+            now = time.monotonic()
+            _acting[instance_id] = now + ACTION_EVENT_GRACE
+            for stale in [i for i, until in _acting.items() if until < now]:
+                del _acting[stale]
+
+
+def acted_on(instance_id: str | None) -> bool:
+    if not instance_id:
+        return False
+    with _acting_lock:
+        return _acting.get(instance_id, 0.0) >= time.monotonic()
 
 
 def install_task_binding() -> None:

@@ -90,6 +90,11 @@ def _fetch(spec: dict, progress=None) -> str:
 @shared_task(name=tasknames.AGENT_SPAWN_INSTANCE, acks_late=True)
 def spawn_instance(operation_id: str, instance: dict, image: dict) -> dict:
     """Fetch the image (cached), create the copy-on-write root disk, define and start the domain."""
+    with runtime.acting_on(str(instance.get("id") or "")):
+        return _spawn(operation_id, instance, image)
+
+
+def _spawn(operation_id: str, instance: dict, image: dict) -> dict:
     host = host_name()
     progress = Progress(operation_id)
     domain = instance["domain"]
@@ -171,6 +176,11 @@ def _hard_reboot(drv, domain: str) -> None:
 @shared_task(name=tasknames.AGENT_INSTANCE_ACTION, acks_late=True)
 def instance_action(action: str, domain: str, instance_id: str = "") -> dict:
     """One lifecycle action on a domain; answers with the power state libvirt reports after it."""
+    with runtime.acting_on(instance_id):
+        return _instance_action(action, domain, instance_id)
+
+
+def _instance_action(action: str, domain: str, instance_id: str) -> dict:
     host = host_name()
     drv = runtime.driver()
     try:
