@@ -3,6 +3,10 @@
 The conductor task is sent by name (``workers.tasks.host_heartbeat``): the agent imports no model.
 ``install()`` (called by ``manage.py agent``) starts the loop on Celery's ``worker_ready``
 and stops it on ``worker_shutdown``.
+
+A multi-host agent (``--simulate``, ``runtime.served_hosts()``) runs one loop for all its hosts: their
+heartbeats in batches (``workers.tasks.host_heartbeats``), each host's domain list when it changed.
+Every host -> conductor message leaves through one ``send_*`` function per message type.
 """
 
 from __future__ import annotations
