@@ -128,3 +128,21 @@ def test_events_of_a_guest_a_task_acts_on_are_not_forwarded(monkeypatch, sent):
         assert [k["instance_id"] for _, k in sent] == ["other", "spawning"]
     finally:
         heartbeat.stop()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--simulate", "2", "--libvirt-uri", "test:///default"], "host description file"),
+        (["--simulate", "2", "--libvirt-uri", "qemu:///system"], "host description file"),
+        (["--simulate", "2", "--host", "h1"], "give no --host"),
+        (["--simulate", "2", "--host-prefix", "bad name "], "Host names are"),
+        (["--simulate", "-1"], "number of hosts"),
+        ([], "give --host NAME"),
+    ],
+)
+def test_agent_command_refuses_what_cannot_simulate_hosts(argv, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("agent", *argv)
