@@ -53,7 +53,7 @@ def registered():
 def test_every_host_registers_and_answers_its_own_queue_from_one_process(sim_plane):
     wait_for(registered, lambda: f"{COUNT} hosts to register:\n{sim_plane.logs()}", timeout=WAIT)
     hosts = Host.objects.filter(name__in=HOSTS).select_related("compute")
-    assert all(h.state == "up" and h.roles == ["compute"] for h in hosts)
+    assert all(h.state == "up" and h.roles == ["compute", "storage"] for h in hosts)  # the default roles
     assert {h.uri for h in hosts} == {processes.simulated_host_uri()}
     agent = sim_plane.workers[f"simulated-{PREFIX}"]
     for host in HOSTS:
@@ -129,3 +129,29 @@ def test_a_launch_lands_active_on_each_host_on_its_own_hypervisor(member, sim_pl
         timeout=WAIT,
     )
     assert ComputeNode.objects.get(host__name=HOSTS[0]).memory_mb_used == 512
+
+
+def test_a_host_signing_with_another_hosts_key_is_refused_while_that_host_registers(sim_plane):
+    """One multi-host agent, host B's key file holding host A's key: B's batch entries (signed with
+    A's key on behalf of B) are refused and logged by the conductor; A's own, in the same batches, count."""
+    from django.conf import settings
+
+    from workers import hostauth
+
+    a, b = processes.simulated_host_names(2, "forge-")
+    agent = sim_plane.launch_simulated_agent(2, "forge-")  # enrolls both first, each with its own key
+    try:
+        key_of_a = hostauth.read_key_file(hostauth.key_path(settings.VAR_DIR, a))
+        hostauth.write_key_file(hostauth.key_path(settings.VAR_DIR, b), key_of_a)
+        sim_plane.start(agent)
+        wait_for(
+            lambda: (
+                Host.objects.filter(name=a).exists()
+                and "refused workers.tasks.host_heartbeats (host=forge-2)" in sim_plane.logs()
+            ),
+            lambda: f"{a} to register and {b} to be refused:\n{sim_plane.logs()}",
+            timeout=WAIT,
+        )
+        assert not Host.objects.filter(name=b).exists()
+    finally:
+        sim_plane.stop(agent.name)
