@@ -237,6 +237,22 @@ class Plane:
         )
         return self._launch(f"agent-{host}", argv, f"compute.{host}")
 
+    def simulated_agents(
+        self, count: int, host_prefix: str = "sim-", concurrency: int | None = None, name: str | None = None
+    ) -> Proc:
+        """One agent process serving ``count`` simulated hosts ``<host_prefix>1`` ... (``--simulate``),
+        enrolled first as ``manage.py enroll_host --simulate count --host-prefix host_prefix`` does."""
+        from workers import hostauth, services
+
+        services.enroll_hosts(
+            processes.simulated_host_names(count, host_prefix),
+            key_file_for=lambda name: hostauth.key_path(self.settings.VAR_DIR, name),
+        )
+        argv = processes.agent_argv(
+            None, simulate=count, host_prefix=host_prefix, concurrency=concurrency, loglevel="WARNING"
+        )
+        return self._launch(name or f"agent-sim-{host_prefix}", argv, f"compute.{host_prefix}1")
+
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Every worker answered a ping on its own queue; the web server answers HTTP."""
         from celery import current_app
@@ -279,6 +295,35 @@ class Plane:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"hosts not registered after {timeout:.0f} s")
             time.sleep(0.1)
+
+    def memory(self) -> dict[str, dict]:
+        """Resident memory of each launched process and its children (Linux /proc), in MB: ``rss``
+        (counts pages shared between processes once per process, e.g. gunicorn's workers) and
+        ``pss`` (shared pages divided among their sharers: what adding it up means)."""
+        groups: dict[int, str] = {p.proc.pid: p.name for p in self.procs}
+        used: dict[str, dict] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                name = groups.get(int(fields[2]))
+                if name is None:
+                    continue
+                rollup = (stat.parent / "smaps_rollup").read_text()
+            except (OSError, IndexError):
+                continue
+            kb = {}
+            for line in rollup.splitlines():
+                key, _, rest = line.partition(":")
+                if key in ("Rss", "Pss"):
+                    kb[key] = int(rest.split()[0])
+            entry = used.setdefault(name, {"rss_mb": 0.0, "pss_mb": 0.0, "processes": 0})
+            entry["rss_mb"] += kb.get("Rss", 0) / 1024
+            entry["pss_mb"] += kb.get("Pss", 0) / 1024
+            entry["processes"] += 1
+        return {
+            name: {**e, "rss_mb": round(e["rss_mb"], 1), "pss_mb": round(e["pss_mb"], 1)}
+            for name, e in sorted(used.items())
+        }
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user + system) used so far by each role's processes: web, conductor, agents
@@ -390,5 +435,13 @@ def summary(samples, unit: str = "ms") -> dict:
     }
 
 
+def load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages (what else was running)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def emit(result: dict) -> None:
-    print(json.dumps(result))
+    print(json.dumps({**result, "load_average": load_average()}))

@@ -1,7 +1,9 @@
 """A boot storm: many instances launched at once through the HTTP API onto many simulated hosts.
 
-Starts the portal under gunicorn (2 workers x 4 threads), a conductor and ``--hosts`` agents, each its
-own simulated host on libvirt's test driver, warms every host's image cache with one launch, then
+Starts the portal under gunicorn (2 workers x 4 threads), a conductor and ``--hosts`` simulated hosts on
+libvirt's test driver, served by ``--agents`` agent processes (default one: ``manage.py agent
+--simulate N``; ``--agents 0``: one process per host, as before), warms every host's image cache with
+one launch, then
 ``--clients`` threads POST ``--instances`` launches as fast as the API answers. Measures the time from
 the first POST until every instance is ACTIVE (or ERROR), instances/s, the POST latencies, the
 per-instance create-to-ACTIVE (server clock: launched_at - created), errors, and the spread per host.
@@ -9,7 +11,7 @@ Completion is watched in the database (one COUNT every 50 ms), not by polling th
 watching adds no load on the portal.
 
 Usage: .venv/bin/python bench/boot_storm.py [--instances 200] [--hosts 20] [--clients 8]
-       [--agent-concurrency 2] [--conductor-concurrency 8]
+       [--agents 1] [--agent-concurrency 8] [--conductor-concurrency 8]
 Embedded defaults unless DATABASE_URL / CELERY_BROKER_URL are set (the database is dropped and
 recreated: its name must contain "bench"). Prints JSON.
 """
@@ -24,6 +26,8 @@ from collections import Counter
 
 import _harness as h
 
+from workers import processes
+
 URL = "/api/v1/compute/instances/"
 
 
@@ -32,7 +36,12 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--agent-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--agents", type=int, default=1, help="agent processes sharing the hosts (0: one per host)"
+    )
+    parser.add_argument(
+        "--agent-concurrency", type=int, default=None, help="threads per agent (default 8; 2 with --agents 0)"
+    )
     parser.add_argument("--conductor-concurrency", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
@@ -40,7 +49,17 @@ def main() -> None:
     settings = h.prepare("storm")
     user, project, password = h.bench_user()
     image = h.seed_compute()
-    hosts = [f"storm-{n + 1:02d}" for n in range(args.hosts)]
+    if args.agents < 0 or args.agents > args.hosts:
+        parser.error("--agents is 0 (one per host) or 1 ... --hosts")
+    concurrency = args.agent_concurrency or (2 if args.agents == 0 else 8)
+    if args.agents == 0:
+        groups = [[f"storm-{n + 1:02d}"] for n in range(args.hosts)]
+    else:  # hosts split as evenly as can be among the agents, each its own prefix
+        groups = []
+        for a in range(args.agents):
+            count = args.hosts // args.agents + (1 if a < args.hosts % args.agents else 0)
+            groups.append(processes.simulated_host_names(count, f"storm{a + 1}-"))
+    hosts = [host for group in groups for host in group]
 
     from compute.models import Instance
 
@@ -49,8 +68,11 @@ def main() -> None:
         started = time.perf_counter()
         plane.web()
         plane.conductor(concurrency=args.conductor_concurrency)
-        for host in hosts:
-            plane.agent(host, concurrency=args.agent_concurrency)
+        for a, group in enumerate(groups):
+            if args.agents == 0:
+                plane.agent(group[0], concurrency=concurrency)
+            else:
+                plane.simulated_agents(len(group), f"storm{a + 1}-", concurrency=concurrency)
         plane.wait_ready(timeout=300)
         plane.wait_hosts(hosts, timeout=120)
         startup_s = time.perf_counter() - started
@@ -108,6 +130,7 @@ def main() -> None:
         timed_out = not wait_settled(Instance, created, args.timeout)
         t_done = time.perf_counter()
         cpu_after = plane.cpu_seconds()
+        memory = plane.memory()
     except Exception:
         for p in plane.procs:
             print(f"----- {p.name} -----\n{p.log_tail()}", flush=True)
@@ -132,7 +155,8 @@ def main() -> None:
             "hosts": args.hosts,
             "instances": args.instances,
             "clients": args.clients,
-            "agent_concurrency": args.agent_concurrency,
+            "agent_processes": len(groups),
+            "agent_concurrency": concurrency,
             "conductor_concurrency": args.conductor_concurrency,
             "startup_s": round(startup_s, 1),
             "posting_s": round(t_posted - t_start, 2),
@@ -150,6 +174,14 @@ def main() -> None:
             "cpu_s_during_storm": {
                 role: round(cpu_after.get(role, 0) - cpu_before.get(role, 0), 1) for role in cpu_after
             },
+            # CPU of every Zenith process per instance launched: what the storm costs, whatever else runs.
+            "cpu_ms_per_instance": round(
+                sum(cpu_after.get(r, 0) - cpu_before.get(r, 0) for r in cpu_after)
+                / max(len(active), 1)
+                * 1000,
+                1,
+            ),
+            "memory_after_storm": memory,
             "per_host": {
                 "min": min(counts),
                 "max": max(counts),

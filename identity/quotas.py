@@ -90,8 +90,14 @@ def enforce(project: Project, deltas: Mapping[str, int], user: User | None = Non
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("quotas.enforce must be called inside transaction.atomic()")
-    QuotaLock.objects.get_or_create(project=project)
-    QuotaLock.objects.select_for_update().get(project=project)
+    # Lock the project's quota row; made first the once it does not exist yet (one statement, not two,
+    # on every create: tests/compute/test_launch_budget.py).
+    if (
+        QuotaLock.objects.select_for_update().filter(project=project).values_list("pk", flat=True).first()
+        is None
+    ):
+        QuotaLock.objects.get_or_create(project=project)
+        QuotaLock.objects.select_for_update().get(project=project)
     lim = limits(project)
     over = []
     checked = [res for res, delta in deltas.items() if delta > 0 and lim[res] != UNLIMITED]

@@ -132,6 +132,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'zenith.sqlite3'}"),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # A connection kept open (CONN_MAX_AGE) is checked before it is reused: one that died (the
+        # database restarted) is replaced, not handed to the next request or task.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -254,6 +257,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes the database connection around every task (a PostgreSQL connect measured
+# 33.6 ms against 0.6 ms for a query: issue 19). With this it closes a thread's connection only every
+# that many tasks; between them ``portal.celery`` closes it by Django's rules (CONN_MAX_AGE, health).
+CELERY_DB_REUSE_MAX = int(os.environ.get("ZENITH_DB_REUSE_MAX", "200"))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers ride out a broker outage of any length: reconnect forever (Celery's default gives up after 100).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None

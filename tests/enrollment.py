@@ -18,8 +18,7 @@ BLOCKER = None  # pytest-django's database blocker (set by the root conftest)
 def _write(hosts) -> None:
     from workers import hostauth, services
 
-    for host in hosts:
-        services.enroll_host(host, key_file=hostauth.key_path(settings.VAR_DIR, host))
+    services.enroll_hosts(list(hosts), key_file_for=lambda host: hostauth.key_path(settings.VAR_DIR, host))
 
 
 def enroll(*hosts: str) -> None:

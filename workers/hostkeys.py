@@ -40,6 +40,8 @@ __all__ = [
     "authenticate",
     "authenticate_answer",
     "authenticate_heartbeat",
+    "credentials",
+    "verified_heartbeats",
     "forget",
     "refused",
 ]
@@ -80,29 +82,40 @@ def forget(host: str | None = None) -> None:
 
 def credential(host: str) -> Credential | None:
     """The enrolled credential of ``host`` (cached briefly), or None."""
+    return credentials([host]).get(host)
+
+
+def credentials(hosts: Sequence[str]) -> dict[str, Credential]:
+    """The enrolled credentials of ``hosts`` (those enrolled; cached briefly), in one query for all
+    those not cached (a batch of heartbeats: one statement whatever its size)."""
     now = time.monotonic()
+    found: dict[str, Credential] = {}
     with _cache_lock:
-        hit = _cache.get(host)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    row = (
-        HostCredential.objects.filter(host_name=host)
-        .only("key", "previous_key", "rotated_at", "roles")
-        .first()
+        for host in hosts:
+            hit = _cache.get(host)
+            if hit is not None and hit[0] > now:
+                found[host] = hit[1]
+    wanted = sorted({h for h in hosts if isinstance(h, str) and h} - set(found))
+    if not wanted:
+        return found
+    rows = HostCredential.objects.filter(host_name__in=wanted).only(
+        "host_name", "key", "previous_key", "rotated_at", "roles"
     )
-    if row is None:
-        forget(host)  # unknown hosts are not cached: an enrollment counts at once
-        return None
-    keys = [hostauth.decode_key(row.key)]
     grace: timedelta = settings.ZENITH_HOST_KEY_GRACE
-    if row.previous_key and row.rotated_at and timezone.now() - row.rotated_at < grace:
-        keys.append(hostauth.decode_key(row.previous_key))
-    cred = Credential(host, tuple(keys), tuple(row.roles or ()))
     ttl = settings.ZENITH_HOST_KEY_CACHE_SECONDS
-    if ttl > 0:
-        with _cache_lock:
-            _cache[host] = (now + ttl, cred)
-    return cred
+    for row in rows:
+        keys = [hostauth.decode_key(row.key)]
+        if row.previous_key and row.rotated_at and timezone.now() - row.rotated_at < grace:
+            keys.append(hostauth.decode_key(row.previous_key))
+        found[row.host_name] = Credential(row.host_name, tuple(keys), tuple(row.roles or ()))
+    with _cache_lock:
+        for host in wanted:
+            if host in found:
+                if ttl > 0:
+                    _cache[host] = (now + ttl, found[host])
+            else:
+                _cache.pop(host, None)  # unknown hosts are not cached: an enrollment counts at once
+    return found
 
 
 def authenticate(
@@ -113,16 +126,18 @@ def authenticate(
     *,
     host: str | None = None,
     fresh: bool = True,
+    known: Mapping[str, Credential] | None = None,
 ) -> Credential:
     """Verify one message (``task`` with ``args``/``kwargs``, as published) signed with ``auth``.
 
     ``host``: the host the message speaks for (its ``host`` argument); the signer must be that host.
-    Returns the signer's credential; raises HostAuthError.
+    ``known``: the credentials looked up already (``credentials``, for a batch); a host not in it is
+    not enrolled. Returns the signer's credential; raises HostAuthError.
     """
     claimed = hostauth.claimed_host(auth)
     if host is not None and claimed != host:
         raise HostAuthError(f"a message about host {host} signed by host {claimed}")
-    cred = credential(claimed)
+    cred = credential(claimed) if known is None else known.get(claimed)
     if cred is None:
         raise HostAuthError(f"host {claimed} is not enrolled (manage.py enroll_host {claimed})")
     max_age = settings.ZENITH_HOST_MESSAGE_MAX_AGE.total_seconds() if fresh else None
@@ -162,14 +177,46 @@ def authenticate_answer(task: str, args: Sequence, kwargs: Mapping, auth: Any) -
     return op
 
 
-def authenticate_heartbeat(host: str, info: dict, auth: dict | None) -> Credential:
+def authenticate_heartbeat(
+    host: str, info: dict, auth: dict | None, known: Mapping[str, Credential] | None = None
+) -> Credential:
     """One host's heartbeat entry ``{"host", "info"}`` signed by that host, claiming only the roles
-    it was enrolled with. A batch of heartbeats calls this once per entry."""
-    cred = authenticate(tasknames.HOST_HEARTBEAT, (), {"host": host, "info": info}, auth, host=host)
+    it was enrolled with. A batch of heartbeats calls this once per entry (``verified_heartbeats``)."""
+    cred = authenticate(
+        tasknames.HOST_HEARTBEAT, (), {"host": host, "info": info}, auth, host=host, known=known
+    )
     roles = info.get("roles", ["compute"]) if isinstance(info, dict) else []
     if isinstance(roles, list) and not cred.allows_roles([str(r) for r in roles]):
         raise HostAuthError(f"host {host} claims roles {roles}; it was enrolled for {list(cred.roles)}")
     return cred
+
+
+def verified_heartbeats(batch: Any) -> tuple[list[dict], int]:
+    """The entries of a batch of heartbeats (``[{"host", "info", "auth"}]``) each signed by its own
+    enrolled host (``authenticate_heartbeat``), with every host's key read in one query; an entry
+    with a bad or missing signature is logged and left out. Returns (the entries verified, how many
+    were refused); what is not a list is left to ``services.record_heartbeats`` to reject."""
+    if not isinstance(batch, list):
+        return batch, 0
+    entries = [e for e in batch if isinstance(e, dict)]
+    known = credentials([str(e.get("host") or "") for e in entries])
+    verified: list[dict] = []
+    refused_count = 0
+    for entry in batch:
+        if not isinstance(entry, dict):
+            verified.append(entry)  # malformed: services.record_heartbeats rejects it, with the reason
+            continue
+        host, info = entry.get("host"), entry.get("info")
+        try:
+            if not isinstance(host, str):
+                raise HostAuthError("a heartbeat entry names no host")
+            authenticate_heartbeat(host, info, entry.get(hostauth.AUTH_KWARG), known)
+        except HostAuthError as exc:
+            refused(tasknames.HOST_HEARTBEATS, exc, host=str(host)[:63])
+            refused_count += 1
+            continue
+        verified.append({"host": host, "info": info})
+    return verified, refused_count
 
 
 def refused(task: str, exc: HostAuthError, **about) -> None:

@@ -61,15 +61,22 @@ def conductor_argv(
 
 
 def agent_argv(
-    host: str,
+    host: str | None,
     *,
     libvirt_uri: str | None = None,
     concurrency: int | None = None,
     loglevel: str | None = None,
     python: str | None = None,
+    simulate: int | None = None,
+    host_prefix: str = "sim-",
 ) -> list[str]:
-    """The agent of compute host ``host`` (``manage.py agent``, run from the repository root)."""
-    argv = [python or sys.executable, "manage.py", "agent", "--host", host]
+    """The agent of compute host ``host`` (``manage.py agent``, run from the repository root); with
+    ``simulate``, one agent of that many simulated hosts ``<host_prefix>1`` ... (``host`` None)."""
+    argv = [python or sys.executable, "manage.py", "agent"]
+    if simulate:
+        argv += ["--simulate", str(simulate), "--host-prefix", host_prefix]
+    else:
+        argv += ["--host", host]
     if libvirt_uri is not None:
         argv += ["--libvirt-uri", libvirt_uri]
     if concurrency is not None:
@@ -77,6 +84,11 @@ def agent_argv(
     if loglevel is not None:
         argv.append(f"--loglevel={loglevel}")
     return argv
+
+
+def simulated_host_names(count: int, host_prefix: str = "sim-") -> list[str]:
+    """The names ``manage.py agent --simulate count --host-prefix host_prefix`` gives its hosts."""
+    return [f"{host_prefix}{n}" for n in range(1, count + 1)]
 
 
 def web_argv(port: int, *, workers: int = 2, threads: int = 4, python: str | None = None) -> list[str]:

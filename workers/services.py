@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -165,10 +166,13 @@ def redrive(now: datetime | None = None) -> int:
 class HeartbeatReceiver:
     """What a role's app does with its section of every heartbeat: ``clean`` validates it (raising
     InvalidInput) before anything is written, ``record(host_name, cleaned, now, registered)``
-    records it."""
+    records it. ``record_many({host_name: cleaned}, now, registered_names)``, when given, records
+    the sections of a batch of heartbeats (``record_heartbeats``) in a few statements; without it
+    each host's is recorded with ``record``."""
 
     clean: Callable[[Any], Any]
     record: Callable[[str, Any, datetime, bool], None]
+    record_many: Callable[[dict[str, Any], datetime, set[str]], None] | None = None
 
 
 HEARTBEAT_RECEIVERS: dict[str, HeartbeatReceiver] = {}
@@ -190,16 +194,8 @@ def _clean_roles(value: Any) -> list[str]:
     return [r for r in queues.HOST_QUEUE_KINDS if r in value]
 
 
-def record_heartbeat(host_name: str, info: Any, now: datetime | None = None) -> bool:
-    """An agent says it is alive: register its Host on the first heartbeat, refresh liveness, URI and
-    roles after (one UPDATE in the common case, nothing read back: every host sends one every few
-    seconds), then hand each role's section (``info["compute"]``, ...) to that role's receiver.
-    True when this heartbeat registered the host.
-
-    Called by the conductor task ``workers.tasks.host_heartbeat`` once the heartbeat's signature
-    proved it comes from that enrolled host (``workers.hostkeys``). Keeps what admins set: enabled,
-    reason, zone.
-    """
+def _clean_heartbeat(host_name: Any, info: Any) -> tuple[str, dict, dict]:
+    """A heartbeat validated: (host name, the Host's values, each role's cleaned section)."""
     name = validate_host_name(host_name)
     if not isinstance(info, dict):
         raise InvalidInput("A heartbeat carries the host's info as an object.")
@@ -210,8 +206,22 @@ def record_heartbeat(host_name: str, info: Any, now: datetime | None = None) -> 
             if not isinstance(info.get(role), dict):
                 raise InvalidInput(f"A {role} host's heartbeat carries a {role} section (an object).")
             sections[role] = HEARTBEAT_RECEIVERS[role].clean(info[role])
+    return name, {"uri": str(info.get("uri") or "")[:255], "roles": roles}, sections
+
+
+def record_heartbeat(host_name: str, info: Any, now: datetime | None = None) -> bool:
+    """An agent says it is alive: register its Host on the first heartbeat, refresh liveness, URI and
+    roles after (one UPDATE in the common case, nothing read back: every host sends one every few
+    seconds), then hand each role's section (``info["compute"]``, ...) to that role's receiver.
+    True when this heartbeat registered the host.
+
+    Called by the conductor task ``workers.tasks.host_heartbeat`` once the heartbeat's signature
+    proved it comes from that enrolled host (``workers.hostkeys``). Keeps what admins set: enabled,
+    reason, zone.
+    """
+    name, values, sections = _clean_heartbeat(host_name, info)
     now = now or timezone.now()
-    values = {"uri": str(info.get("uri") or "")[:255], "roles": roles, "last_heartbeat": now}
+    values["last_heartbeat"] = now
     registered = False
     if not Host.objects.filter(name=name).update(updated=now, **values):
         try:
@@ -223,6 +233,70 @@ def record_heartbeat(host_name: str, info: Any, now: datetime | None = None) -> 
     for role, section in sections.items():
         HEARTBEAT_RECEIVERS[role].record(name, section, now, registered)
     return registered
+
+
+@dataclass
+class HeartbeatsReport:
+    recorded: int = 0
+    registered: int = 0
+    rejected: int = 0
+
+    def as_dict(self) -> dict:
+        return {"recorded": self.recorded, "registered": self.registered, "rejected": self.rejected}
+
+
+def record_heartbeats(batch: Any, now: datetime | None = None) -> HeartbeatsReport:
+    """Many hosts' heartbeats at once (a multi-host agent's batch: ``[{"host", "info"}, ...]``), with
+    what ``record_heartbeat`` does for each, in a number of statements that does not grow with the
+    batch: one SELECT of the hosts known, one UPDATE per distinct (URI, roles), one INSERT of the new
+    hosts, then each role's ``record_many`` (or ``record`` per host where a role has none). An invalid
+    entry is logged and left out; the others are recorded. A host named twice counts once (the last).
+    """
+    if not isinstance(batch, list):
+        raise InvalidInput("A batch of heartbeats is a list of {host, info} objects.")
+    report = HeartbeatsReport()
+    cleaned: dict[str, tuple[dict, dict]] = {}
+    for entry in batch:
+        try:
+            if not isinstance(entry, dict):
+                raise InvalidInput("A batch's heartbeat is an object with host and info.")
+            name, values, sections = _clean_heartbeat(entry.get("host"), entry.get("info"))
+        except InvalidInput as exc:
+            log.warning("heartbeat rejected (%s): %s", str(entry)[:200], exc.message)
+            report.rejected += 1
+            continue
+        cleaned[name] = (values, sections)
+    if not cleaned:
+        return report
+    now = now or timezone.now()
+    known = set(Host.objects.filter(name__in=list(cleaned)).values_list("name", flat=True))
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for name in known:
+        values = cleaned[name][0]
+        groups[(values["uri"], tuple(values["roles"]))].append(name)
+    for (uri, roles), names in groups.items():
+        Host.objects.filter(name__in=names).update(
+            uri=uri, roles=list(roles), last_heartbeat=now, updated=now
+        )
+    new = [name for name in cleaned if name not in known]
+    if new:
+        # ignore_conflicts: one registered meanwhile by another heartbeat is refreshed, not created.
+        Host.objects.bulk_create(
+            [Host(name=name, last_heartbeat=now, **cleaned[name][0]) for name in new], ignore_conflicts=True
+        )
+    registered = set(new)
+    for role, receiver in HEARTBEAT_RECEIVERS.items():
+        section_of = {name: sections[role] for name, (_, sections) in cleaned.items() if role in sections}
+        if not section_of:
+            continue
+        if receiver.record_many is not None:
+            receiver.record_many(section_of, now, registered)
+        else:
+            for name, section in section_of.items():
+                receiver.record(name, section, now, name in registered)
+    report.recorded = len(cleaned)
+    report.registered = len(registered)
+    return report
 
 
 # A ping is answered in milliseconds by a live agent; a dead host should not look busy for 10 minutes.
@@ -315,6 +389,55 @@ def enroll_host(
         written = str(key_file)
     log.info("host %s %s", name, "enrolled" if created else ("key rotated" if rotate else "re-enrolled"))
     return Enrollment(name, cred.key, created, written)
+
+
+def enroll_hosts(
+    names: list[str], *, roles: list[str] | None = None, key_file_for: Callable[[str], Any] | None = None
+) -> list[Enrollment]:
+    """Enroll many hosts at once (a multi-host agent's: ``enroll_host --simulate N``), as
+    ``enroll_host`` would each (no rotation), in a fixed number of statements: one SELECT of those
+    enrolled, one UPDATE of their roles (when given), one INSERT of the new ones. ``key_file_for(name)``:
+    where each host's key is written (None: nowhere); a new host adopts a valid key found there."""
+    from . import hostauth, hostkeys
+
+    names = list(dict.fromkeys(validate_host_name(n) for n in names))
+    if roles is not None:
+        roles = _clean_roles(roles) if roles else []
+    path_of = {n: (key_file_for(n) if key_file_for is not None else None) for n in names}
+
+    def found_key(name: str) -> str:
+        with contextlib.suppress(OSError, hostauth.HostAuthError):
+            if path_of[name] is not None:
+                return hostauth.read_key_file(path_of[name])
+        return ""
+
+    with transaction.atomic():
+        known = {
+            c.host_name: c.key
+            for c in HostCredential.objects.select_for_update()
+            .filter(host_name__in=names)
+            .only("host_name", "key")
+        }
+        if roles is not None and known:
+            HostCredential.objects.filter(host_name__in=list(known)).update(
+                roles=roles, updated=timezone.now()
+            )
+        new = {n: found_key(n) or hostauth.new_key() for n in names if n not in known}
+        HostCredential.objects.bulk_create(
+            [HostCredential(host_name=n, key=key, roles=roles or []) for n, key in new.items()]
+        )
+    done = []
+    for name in names:
+        hostkeys.forget(name)
+        key = known.get(name) or new[name]
+        written = ""
+        if path_of[name] is not None:
+            if found_key(name) != key:
+                hostauth.write_key_file(path_of[name], key)
+            written = str(path_of[name])
+        done.append(Enrollment(name, key, name in new, written))
+    log.info("%d hosts enrolled, %d re-enrolled", len(new), len(names) - len(new))
+    return done
 
 
 def revoke_host(name: str) -> bool:

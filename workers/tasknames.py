@@ -13,6 +13,7 @@ SWEEP_OPERATIONS = "workers.tasks.sweep_operations"
 PING_HOST = "workers.tasks.ping_host"
 OPERATION_PROGRESS = "workers.tasks.operation_progress"
 HOST_HEARTBEAT = "workers.tasks.host_heartbeat"
+HOST_HEARTBEATS = "workers.tasks.host_heartbeats"  # many hosts' heartbeats in one message (--simulate)
 
 # Conductor: compute.
 BUILD_INSTANCE = "compute.tasks.build_instance"

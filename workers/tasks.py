@@ -119,6 +119,17 @@ def host_heartbeat(host: str, info: dict, *, auth: dict | None = None) -> None:
     services.record_heartbeat(host, info)
 
 
+@shared_task(name=tasknames.HOST_HEARTBEATS, ignore_result=True)
+def host_heartbeats(batch: list[dict], *, auth: dict | None = None) -> dict:
+    """Many hosts' heartbeats in one message (a multi-host agent, ``manage.py agent --simulate``):
+    ``[{"host", "info", "auth"}, ...]``, each entry signed by its own enrolled host and verified as
+    ``host_heartbeat`` would (``hostkeys.verified_heartbeats``: every key in one query); an entry
+    with a bad or missing signature is logged and left out (``refused``), the others recorded in a few
+    statements. The message's own ``auth`` (none from an agent) proves nothing about its entries."""
+    entries, refused = hostkeys.verified_heartbeats(batch)
+    return {**services.record_heartbeats(entries).as_dict(), "refused": refused}
+
+
 @shared_task(name=tasknames.PING_HOST, ignore_result=True)
 def ping_host(operation_id: str, host: str, role: str = "compute") -> None:
     """Conductor step of host.ping: forward to the host's queue of that role with a callback to us."""

@@ -57,9 +57,38 @@ def record_compute_report(host_name: str, values: dict[str, Any], now, registere
     ComputeNode.objects.update_or_create(host=host, defaults=values)
 
 
+def record_compute_reports(reports: dict[str, dict[str, Any]], now, registered: set[str]) -> None:
+    """The compute sections of a batch of heartbeats (``workers.services.record_heartbeats``): one
+    UPDATE per distinct capacity (simulated hosts all report the same), then the ComputeNodes of new
+    hosts in one INSERT (those of hosts that gained the compute role one by one)."""
+    groups: dict[tuple, list[str]] = {}
+    for name, values in reports.items():
+        if name not in registered:
+            groups.setdefault(tuple(sorted(values.items())), []).append(name)
+    updated = 0
+    for key, names in groups.items():
+        updated += ComputeNode.objects.filter(host__name__in=names).update(updated=now, **dict(key))
+    new = [name for name in reports if name in registered]
+    if new:
+        ids = dict(Host.objects.filter(name__in=new).values_list("name", "pk"))
+        ComputeNode.objects.bulk_create(
+            [ComputeNode(host_id=ids[name], **reports[name]) for name in new if name in ids],
+            ignore_conflicts=True,
+        )
+    if updated < sum(len(names) for names in groups.values()):
+        have = set(
+            ComputeNode.objects.filter(host__name__in=list(reports)).values_list("host__name", flat=True)
+        )
+        for name in sorted(set(reports) - have):
+            record_compute_report(name, reports[name], now, registered=True)
+
+
 def register_heartbeat_receiver() -> None:
     ledger.register_heartbeat_receiver(
-        "compute", ledger.HeartbeatReceiver(clean=_heartbeat_values, record=record_compute_report)
+        "compute",
+        ledger.HeartbeatReceiver(
+            clean=_heartbeat_values, record=record_compute_report, record_many=record_compute_reports
+        ),
     )
 
 

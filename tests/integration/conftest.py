@@ -105,6 +105,7 @@ class Plane:
         self.log_dir = log_dir
         self.env = worker_environment()
         self.workers: dict[str, Worker] = {}
+        self._simulated: dict[str, list[str]] = {}  # a multi-host agent's name -> its hosts
         self._starts = 0
 
     # --- processes -------------------------------------------------------------------------------
@@ -135,6 +136,15 @@ class Plane:
         return self._launch(
             f"agent-{host}", processes.agent_argv(host, libvirt_uri=libvirt_uri), f"compute.{host}"
         )
+
+    def launch_simulated_agent(self, count: int, host_prefix: str, concurrency: int | None = None) -> Worker:
+        """One agent process serving ``count`` simulated hosts ``<host_prefix>1`` ... (``--simulate``);
+        probed on its first host's queue. Its hosts are enrolled first (each signs with its own key)."""
+        names = processes.simulated_host_names(count, host_prefix)
+        enrollment.enroll(*names)
+        self._simulated[f"simulated-{host_prefix}"] = names
+        argv = processes.agent_argv(None, simulate=count, host_prefix=host_prefix, concurrency=concurrency)
+        return self._launch(f"simulated-{host_prefix}", argv, f"compute.{host_prefix}1")
 
     def start(self, *launched: Worker) -> None:
         """Wait until every launched worker answered a real message on its own queue."""
@@ -179,6 +189,8 @@ class Plane:
         """
         workers = [self.workers.pop(name) for name in names or list(self.workers) if name in self.workers]
         enrollment.forget(*(w.name.removeprefix("agent-") for w in workers if w.name.startswith("agent-")))
+        for worker in workers:
+            enrollment.forget(*self._simulated.pop(worker.name, []))
         for worker in workers:
             _signal_group(worker, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT

@@ -374,6 +374,31 @@ def test_enroll_host_writes_a_private_key_file_and_is_idempotent(tmp_path, setti
         call_command("enroll_host", "sim-3", "--roles", "gpu", stdout=io.StringIO())
 
 
+def test_enroll_host_simulate_enrolls_a_multi_host_agents_hosts_in_a_fixed_number_of_statements(
+    tmp_path, settings, django_assert_max_num_queries
+):
+    from workers import services
+
+    settings.VAR_DIR = tmp_path
+    call_command("enroll_host", "sim-2", stdout=io.StringIO())  # one enrolled already keeps its key
+    kept = HostCredential.objects.get(host_name="sim-2").key
+    out = io.StringIO()
+    with django_assert_max_num_queries(8):  # not one per host
+        call_command("enroll_host", "--simulate", "300", "--host-prefix", "sim-", stdout=out)
+    assert "300 hosts sim-1 ... sim-300: 299 enrolled, 1 already enrolled" in out.getvalue()
+    creds = dict(HostCredential.objects.values_list("host_name", "key"))
+    assert len(creds) == 300 and creds["sim-2"] == kept and len(set(creds.values())) == 300
+    for name in ("sim-1", "sim-2", "sim-300"):
+        path = hostauth.default_key_path(tmp_path, name)
+        assert path.read_text().strip() == creds[name] and stat.S_IMODE(path.stat().st_mode) == 0o600
+    # Again (a harness restarting its agent): nothing new, the same keys.
+    done = services.enroll_hosts([f"sim-{n}" for n in range(1, 301)], roles=["compute"])
+    assert not any(one.created for one in done) and {one.host: one.key for one in done} == creds
+    assert all(r == ["compute"] for r in HostCredential.objects.values_list("roles", flat=True))
+    with pytest.raises(CommandError, match="number of hosts"):
+        call_command("enroll_host", "--simulate", "-1", stdout=io.StringIO())
+
+
 def test_make_run_enrolls_every_host_its_procfile_starts():
     """``make run`` needs no manual step: each agent line of the Procfile gets its host enrolled."""
     import re

@@ -1,5 +1,6 @@
 """The embedded broker: everything under $ZENITH_VAR_DIR/broker, and message files that appear whole."""
 
+import contextlib
 import os
 from pathlib import Path
 from queue import Empty
@@ -84,3 +85,31 @@ def test_partial_files_are_ignored_by_consumers(channel, tmp_path):
     # Order is by millisecond, then by random uuid (as in kombu): no FIFO within one millisecond.
     assert sorted([channel._get("q")["n"], channel._get("q")["n"]]) == [1, 2]
     assert channel._size("q") == 0
+
+
+def test_one_listing_serves_a_polling_round_of_many_queues(channel, monkeypatch):
+    """A worker of many queues (a multi-host agent) lists the directory once per polling round, not once
+    per queue; what it lists is still delivered in order, each message once."""
+    import time
+
+    for n in range(3):
+        channel._put("compute.sim-2", {"n": n})
+    channel._put("compute.sim-7", {"n": "other"})
+    time.sleep(broker.LISTING_TTL * 2)
+    listings = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(broker.os, "listdir", lambda path: listings.append(path) or real_listdir(path))
+    got = []
+    for host in range(100):
+        with contextlib.suppress(Empty):
+            got.append(channel._get(f"compute.sim-{host}")["n"])
+    assert len(listings) == 1
+    assert len(got) == 2 and got[1] == "other"
+    rest = [channel._get("compute.sim-2")["n"], channel._get("compute.sim-2")["n"]]
+    assert sorted([got[0], *rest]) == [0, 1, 2]  # no FIFO within one millisecond (as in kombu)
+    with pytest.raises(Empty):
+        channel._get("compute.sim-2")
+    # A message put after the listing is seen once the listing is older than a polling round.
+    channel._put("compute.sim-9", {"n": "late"})
+    time.sleep(broker.LISTING_TTL * 2)
+    assert channel._get("compute.sim-9") == {"n": "late"}

@@ -9,8 +9,12 @@ signed without doing anything itself.
 
 The key is read from ``ZENITH_HOST_KEY_FILE`` (``{host}`` in it is replaced by the host's name), by
 default ``$ZENITH_VAR_DIR/agent/<host>/host.key``, written by ``manage.py enroll_host``; it is read
-again when the file changes (a rotation needs no restart). A process serving several hosts signs as
-the host set by ``signing_as(host)`` around the work of that host.
+again when the file changes (a rotation needs no restart). A process serving several hosts
+(``--simulate``) signs as the host set by ``signing_as(host)`` around the work of that host, else as
+runtime's current host: while a task runs, the host whose queue delivered it (``runtime``'s
+contextvar, set by ``install_task_binding``), so its answer and errback are signed by that host. A
+batch of heartbeats is not signed as one host: each entry carries its own host's ``auth``
+(``sign_entry``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from celery.signals import before_task_publish
 
-from .. import hostauth
+from .. import hostauth, tasknames
 from . import runtime
 
 log = logging.getLogger(__name__)
@@ -87,24 +91,45 @@ def sign_body(task: str, body, host: str | None = None) -> bool:
     try:
         kwargs[hostauth.AUTH_KWARG] = sign(task, args, kwargs, host)
     except (OSError, hostauth.HostAuthError) as exc:
-        if host not in _warned:
-            _warned.add(host)
-            log.error(
-                "host %s cannot sign its messages (%s): the conductor refuses them. Enroll it with "
-                "`manage.py enroll_host %s` (key file %s, or set %s).",
-                host,
-                exc,
-                host,
-                key_path(host),
-                hostauth.KEY_FILE_ENV,
-            )
+        _cannot_sign(host, exc)
         return False
     _warned.discard(host)
     return True
 
 
+def sign_entry(task: str, kwargs: dict, host: str) -> dict | None:
+    """The ``auth`` of one entry of a batch (``{"host", "info"}`` of a heartbeat, verified as the
+    message ``task`` with those keyword arguments), signed by ``host``; None (and a logged error)
+    when that host has no usable key."""
+    try:
+        auth = sign(task, (), kwargs, host)
+    except (OSError, hostauth.HostAuthError) as exc:
+        _cannot_sign(host, exc)
+        return None
+    _warned.discard(host)
+    return auth
+
+
+def _cannot_sign(host: str, exc: Exception) -> None:
+    if host not in _warned:
+        _warned.add(host)
+        log.error(
+            "host %s cannot sign its messages (%s): the conductor refuses them. Enroll it with "
+            "`manage.py enroll_host %s` (key file %s, or set %s).",
+            host,
+            exc,
+            host,
+            key_path(host),
+            hostauth.KEY_FILE_ENV,
+        )
+
+
+# Messages whose entries each carry their own host's signature: the message is not signed as one host.
+SELF_SIGNED = frozenset({tasknames.HOST_HEARTBEATS})
+
+
 def _on_before_publish(sender=None, body=None, **_kwargs) -> None:
-    if sender:
+    if sender and str(sender) not in SELF_SIGNED:
         sign_body(str(sender), body)
 
 

@@ -46,7 +46,12 @@ def ping(nonce: str = "") -> dict:
 
 @shared_task(name=tasknames.AGENT_REPORT_HOST, acks_late=True)
 def report_host() -> dict:
-    """ "All hosts report now": send a heartbeat with fresh capacity, and answer with it."""
+    """ "All hosts report now": send a heartbeat with fresh capacity, and answer with it. A multi-host
+    agent that got it on no host's queue (the broadcast) reports every host it serves, batched."""
+    if runtime.multi_host() and runtime.current_host() is None:
+        hosts = runtime.served_hosts()
+        count = heartbeat.report_many(hosts)
+        return {"ok": True, "hosts": [h.name for h in hosts], "message": f"{count} hosts reported"}
     info = heartbeat.report(host_name())
     return {"ok": True, "host": host_name(), "info": asdict(info), "message": f"{host_name()} reported"}
 
@@ -54,6 +59,11 @@ def report_host() -> dict:
 @shared_task(name=tasknames.AGENT_SPAWN_INSTANCE, acks_late=True)
 def spawn_instance(operation_id: str, instance: dict, image: dict) -> dict:
     """Fetch the image (cached), create the copy-on-write root disk, define and start the domain."""
+    with runtime.acting_on(str(instance.get("id") or "")):
+        return _spawn(operation_id, instance, image)
+
+
+def _spawn(operation_id: str, instance: dict, image: dict) -> dict:
     host = host_name()
     progress = Progress(operation_id)
     domain = instance["domain"]
@@ -135,6 +145,11 @@ def _hard_reboot(drv, domain: str) -> None:
 @shared_task(name=tasknames.AGENT_INSTANCE_ACTION, acks_late=True)
 def instance_action(action: str, domain: str, instance_id: str = "") -> dict:
     """One lifecycle action on a domain; answers with the power state libvirt reports after it."""
+    with runtime.acting_on(instance_id):
+        return _instance_action(action, domain, instance_id)
+
+
+def _instance_action(action: str, domain: str, instance_id: str) -> dict:
     host = host_name()
     drv = runtime.driver()
     try:
