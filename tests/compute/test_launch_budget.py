@@ -28,9 +28,10 @@ URL = "/api/v1/compute/instances/"
 # Statements, not counting the SAVEPOINT/RELEASE of the test's own transaction (BEGIN/COMMIT in production,
 # which Django does not log). Measured on SQLite and PostgreSQL alike.
 # The POST: token, roles, flavor, image, the project's quota row locked, limits,
-# usage, Operation, Instance, action; the instance read again for the answer; and the on-commit publish
-# of the conductor's task (claim the Operation's send, read its payload).
-POST_STATEMENTS = 13
+# usage, Operation, Instance, action; the instance read again for the answer, with its volume
+# attachments (none yet: storage's prefetch); and the on-commit publish of the conductor's task (claim
+# the Operation's send, read its payload).
+POST_STATEMENTS = 14
 # The conductor's build task: start the Operation (UPDATE, read back), the instance read, then locked,
 # the one query over hosts, the conditional claim, the placement, progress; the host the spawn goes to
 # recorded on the Operation (only that host's signed answer settles it: workers.hostkeys).
