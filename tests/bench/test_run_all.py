@@ -105,6 +105,18 @@ def test_rows_follow_the_registry_order(measured):
         )
     }
     assert first["roundtrip"] < first["create"] < first["storm"] < first["scheduler"]
+    # A benchmark's failed backend comes after its measured rows, before the next benchmark.
+    assert figures.index("| `instance_create`") == first["storm"] - 1
+
+
+def test_each_figure_is_on_both_backends_one_line_after_the_other(measured):
+    both = {
+        **measured,
+        "instance_create.pg": {**measured["instance_create.embedded"], "date": "2026-12-03 17:00 UTC"},
+    }
+    lines = run_all.render_table(both).splitlines()[2:]
+    create = [line.split(" | ")[2] for line in lines if "API create" in line or "conductor started" in line]
+    assert create == ["SQLite + filesystem", "PostgreSQL + Redis"] * 3
 
 
 def test_readme_rewrite_is_idempotent_and_keeps_the_text_outside_the_markers(measured):
