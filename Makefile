@@ -18,7 +18,7 @@ APT_PACKAGES_BUILD := libvirt-dev pkg-config
 APT_PACKAGES_TEST := chromium redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install assets apt-install system-deps realhost osc-venv lint check-migrations test-embedded test-services clean
+.PHONY: run test bench install assets apt-install system-deps realhost osc-venv lint check-migrations test-embedded test-services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -155,6 +155,15 @@ test:
 	  ZENITH_VAR_DIR=$$dir workers/agent/realhost.sh teardown 2>&1 | sed 's/^/  /'; \
 	done; \
 	exit $$status
+
+# The benchmarks (bench/run_all.py): the quick set by default, everything with FULL=1; each on the
+# embedded defaults and on PostgreSQL + Redis when they answer (databases named *bench* only: they are
+# dropped). Rewrites the "Measured" table of README.md and bench/measured.json; raw JSON in var/bench/.
+BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432/zenith_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/12
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python bench/run_all.py $(if $(FULL),--full) --pg-url '$(BENCH_PG_URL)' --redis-url '$(BENCH_REDIS_URL)' $(BENCH_ARGS)
 
 clean:
 	rm -rf var static/vendor node_modules $(VENV) $(OSC_VENV)

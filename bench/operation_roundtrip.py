@@ -2,7 +2,8 @@
 
 Usage: .venv/bin/python bench/operation_roundtrip.py [--runs 50]
 Uses the broker and database from the environment (embedded defaults when unset), in a private
-ZENITH_VAR_DIR (var/bench) unless one is set. Prints JSON.
+ZENITH_VAR_DIR (var/bench-roundtrip) unless one is set; like the others it drops and recreates the
+database (named *bench*) and flushes the broker first. Prints JSON.
 """
 
 import argparse
@@ -11,14 +12,11 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("ZENITH_VAR_DIR", str(ROOT / "var" / "bench"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-sys.path.insert(0, str(ROOT))
+import _harness as h
+
+ROOT = h.ROOT
 
 
 def main() -> None:
@@ -26,17 +24,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
-    from django.conf import settings
+    settings = h.prepare("roundtrip")
     from django.core.management import call_command
 
     from identity.context import system_context
     from workers import services
     from workers.models import Operation
 
-    call_command("migrate", verbosity=0)
     call_command("enroll_host", "bench-host", verbosity=0)
     from workers import processes
 

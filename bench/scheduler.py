@@ -82,7 +82,7 @@ def measure(n: int, runs: int) -> dict:
     populate(n)
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
-            cur.execute("ANALYZE compute_host")
+            cur.execute(f"ANALYZE {connection.ops.quote_name(Host._meta.db_table)}")
     request = scheduler.Request(vcpus=1, memory_mb=512, disk_gb=1)
     request_az = scheduler.Request(vcpus=2, memory_mb=2048, disk_gb=20, availability_zone="az-1")
     out: dict = {"hosts": n, "up_and_enabled": Host.objects.up().filter(enabled=True).count()}
