@@ -132,6 +132,26 @@ BENCHMARKS: tuple[Bench, ...] = (
     _storm(4, 40, ("--instances", "40", "--hosts", "4", "--clients", "4")),
     _storm(10, 200, None),
     _storm(20, 200, None, "> 25 /s"),
+    _storm(100, 500, None, ">= 50 /s"),
+    Bench(
+        "agent_memory",
+        "agent_memory.py",
+        ("--hosts", "1,100", "--idle", "5"),
+        ("--hosts", "1,100,1000"),
+        (
+            Row(
+                "one agent serving 100 simulated hosts: RSS / per host / each extra host",
+                (
+                    "runs[hosts=100].agent_rss_mb",
+                    "runs[hosts=100].agent_rss_per_host_mb",
+                    "runs[hosts=100].marginal_rss_per_host_mb",
+                ),
+                "MB",
+                "< 5 MB per host",
+            ),
+            Row("portal / conductor RSS at idle", ("idle.web.rss_mb", "idle.conductor.rss_mb"), "MB"),
+        ),
+    ),
     Bench(
         "instance_list",
         "instance_list.py",
