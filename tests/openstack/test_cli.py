@@ -53,7 +53,7 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
     assert token["project_id"] == str(os_cloud.project.pk) and token["user_id"] == str(os_cloud.member.pk)
     assert ApiToken.objects.filter(user=os_cloud.member, project=os_cloud.project, revoked_at=None).exists()
     catalog = {row["Type"]: row for row in cli.json("catalog", "list")}
-    assert set(catalog) == {"identity", "compute", "image"}
+    assert set(catalog) == {"identity", "compute", "image", "block-storage"}
     assert [p["Name"] for p in cli.json("project", "list")] == ["alpha"]
 
     # Flavors: listed, shown by name (GET /flavors/m1.tiny answers 404, then the list), created by an admin.
