@@ -313,13 +313,12 @@ def test_the_cli_volume_lifecycle(member_cli, os_cloud):
 
     listed = cli.json("volume", "list")
     assert [(v["Name"], v["Status"], v["Size"]) for v in listed] == [("vol-1", "available", 1)]
-    shown = cli.json("volume", "show", "vol-1")
+    shown = cli.json("volume", "show", "vol-1")  # the SDK parses bootable "false"
     assert (shown["id"], shown["bootable"], shown["type"]) == (
         volume["id"],
         False,
         "default",
     )  # the SDK parses "false"
-    # The SDK parses bootable "false".
     cli.run("volume", "set", "--name", "vol-a", "--description", "data", "vol-1")
     assert (Volume.objects.get(pk=volume["id"]).name, Volume.objects.get(pk=volume["id"]).description) == (
         "vol-a",
