@@ -17,7 +17,7 @@ from compute import services
 from compute.models import Flavor, Image, Instance
 from compute.services import hosts as compute_hosts
 from identity.models import ApiToken, KeyPair
-from storage.models import Snapshot, StoragePool, Volume, VolumeType
+from storage.models import Snapshot, StoragePool, Volume
 from tests.integration.test_async_plane import wait_for
 from workers.models import Host
 
@@ -238,6 +238,8 @@ def check_sdk_lifecycle(seen: dict, project) -> None:
     assert seen["metadata"] == {"tier": "front"} and seen["tags"] == ["sdk"]
     assert seen["quota_instances"] == 10 and seen["find_missing"]
     assert "sdk-image" not in seen["images_after"]
+    assert seen["volume"] == {"status": "available", "size": 1, "name": "sdk-vol", "bootable": False}
+    assert (seen["volume_max"], seen["volumes_after"]) == ("3.0", [])
 
 
 def test_the_sdk_lifecycle(member_cli, os_cloud, image_file):
@@ -288,7 +290,6 @@ def test_the_cli_volume_lifecycle(member_cli, os_cloud):
     attached to and detached from a running server (``server add volume`` / ``server remove volume``)."""
     cli = member_cli
     admin = os_cloud.ctx(os_cloud.admin)
-    VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
     ctx = os_cloud.ctx(os_cloud.member)
     image = services.create_image(ctx, name="zenith-demo", disk_format="qcow2")
     services.upload_image_data(ctx, image, [IMAGE_BYTES])
