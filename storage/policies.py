@@ -12,6 +12,7 @@ register_defaults(
         "storage:volume:show": READER,
         "storage:volume:create": MEMBER,
         "storage:volume:delete": MEMBER,
+        "storage:volume:update": MEMBER,
         "storage:volume:extend": MEMBER,
         "storage:volume:attach": MEMBER,
         "storage:volume:detach": MEMBER,

@@ -28,6 +28,7 @@ CATALOG = (
     ("identity", "keystone", "/identity"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
+    ("block-storage", "cinder", "/volume/v3"),
 )
 REGION = "RegionOne"
 

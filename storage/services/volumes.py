@@ -516,6 +516,29 @@ def delete_snapshot(ctx: Context, snapshot: Snapshot, idempotency_key: str | Non
     return SNAPSHOT.begin(ctx, snapshot, "delete", idempotency_key=idempotency_key)
 
 
+# --- rename (the OpenStack-compatible API's ``PUT /volumes/{id}``) ---------------------------------
+
+
+@transaction.atomic
+def update_volume(ctx: Context, volume: Volume, *, name: Any = None, description: Any = None) -> Volume:
+    """Rename a volume or change its description (``None`` keeps a field), in any state but deleted."""
+    policy.enforce(ctx, "storage:volume:update")
+    row = Volume.objects.select_for_update().filter(pk=volume.pk).exclude(status=V.DELETED).first()
+    if row is None:
+        raise NotFound("No such volume.")
+    fields = []
+    if name is not None:
+        row.name = clean_name(name, "Volume", MAX_NAME)
+        fields.append("name")
+    if description is not None:
+        row.description = _clean_description(description)
+        fields.append("description")
+    if fields:
+        row.save(update_fields=[*fields, "updated"])
+        audit.record(ctx, "volume", row.pk, "update", project=row.project, message=", ".join(fields))
+    return row
+
+
 __all__ = [
     "attach_volume",
     "attachments_of",
@@ -533,4 +556,5 @@ __all__ = [
     "register_quota_counters",
     "release_pool",
     "reset_state",
+    "update_volume",
 ]

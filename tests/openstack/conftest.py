@@ -20,6 +20,7 @@ import pytest
 from django.conf import settings
 
 from compute import services
+from storage.models import VolumeType
 from tests.factories import PASSWORD
 from tests.integration.conftest import PLANE_KEY, Plane, clear_broker, shut_down
 from tests.integration.test_async_plane import wait_for
@@ -114,9 +115,11 @@ def os_vars(live_server, username: str, project: str) -> dict[str, str]:
 
 @pytest.fixture
 def os_cloud(cloud, os_plane, live_server, settings):
-    """The cloud's users, the seeded flavors, and both hosts registered (again: every test flushes)."""
+    """The cloud's users, the seeded flavors and default volume type, and both hosts registered
+    (again: every test flushes)."""
     settings.ZENITH_PORTAL_URL = live_server.url
     services.seed_flavors()
+    VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
     wait_for(lambda: Host.objects.filter(name__in=HOSTS).count() == len(HOSTS), "the hosts to register")
     return cloud
 

@@ -57,6 +57,15 @@ def main(image_file: str, cloud: str | None = None) -> dict:
     seen["after_delete"] = [s.name for s in conn.compute.servers()]
     conn.compute.delete_keypair("sdk-key")
     conn.image.delete_image(image)
+    # Block storage: a volume created, waited for, read back and deleted (GET answers 404 after).
+    volume = conn.block_storage.create_volume(size=1, name="sdk-vol")
+    volume = conn.block_storage.wait_for_status(volume, status="available", wait=60, interval=1)
+    got = conn.block_storage.get_volume(volume.id)
+    seen["volume"] = {"status": got.status, "size": got.size, "name": got.name, "bootable": got.is_bootable}
+    seen["volume_max"] = ".".join(map(str, conn.block_storage.get_endpoint_data().max_microversion))
+    conn.block_storage.delete_volume(volume)
+    conn.block_storage.wait_for_delete(volume, wait=60, interval=1)
+    seen["volumes_after"] = [v.name for v in conn.block_storage.volumes()]
     seen["images_after"] = [i.name for i in conn.image.images()]
     return seen
 

@@ -15,8 +15,11 @@ from django.conf import settings
 
 from compute import services
 from compute.models import Flavor, Image, Instance
+from compute.services import hosts as compute_hosts
 from identity.models import ApiToken, KeyPair
+from storage.models import Snapshot, StoragePool, Volume
 from tests.integration.test_async_plane import wait_for
+from workers.models import Host
 
 from .conftest import CLI_TIMEOUT, IMAGE_BYTES, OSC_PYTHON, PASSWORD, Cli, client_env, os_vars
 
@@ -53,7 +56,7 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
     assert token["project_id"] == str(os_cloud.project.pk) and token["user_id"] == str(os_cloud.member.pk)
     assert ApiToken.objects.filter(user=os_cloud.member, project=os_cloud.project, revoked_at=None).exists()
     catalog = {row["Type"]: row for row in cli.json("catalog", "list")}
-    assert set(catalog) == {"identity", "compute", "image"}
+    assert set(catalog) == {"identity", "compute", "image", "block-storage"}
     assert [p["Name"] for p in cli.json("project", "list")] == ["alpha"]
 
     # Flavors: listed, shown by name (GET /flavors/m1.tiny answers 404, then the list), created by an admin.
@@ -169,11 +172,8 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
 # Commands whose service has not landed: (command, what stderr says, why). Each must fail today, for
 # that reason; one that starts passing (its service landed) fails this test until it moves into the
 # lifecycle above.
-BLOCK_STORAGE = "public endpoint for block-storage service in RegionOne region not found"
 NETWORK = "public endpoint for network service in RegionOne region not found"
 NOT_YET = [
-    (("volume", "create", "--size", "1", "vol-1"), BLOCK_STORAGE, "block storage (Cinder v3) has not landed"),
-    (("volume", "list"), BLOCK_STORAGE, "block storage (Cinder v3) has not landed"),
     (("network", "create", "net-1"), NETWORK, "networking (Neutron v2.0) has not landed"),
     (("network", "list"), NETWORK, "networking (Neutron v2.0) has not landed"),
     (
@@ -238,6 +238,8 @@ def check_sdk_lifecycle(seen: dict, project) -> None:
     assert seen["metadata"] == {"tier": "front"} and seen["tags"] == ["sdk"]
     assert seen["quota_instances"] == 10 and seen["find_missing"]
     assert "sdk-image" not in seen["images_after"]
+    assert seen["volume"] == {"status": "available", "size": 1, "name": "sdk-vol", "bootable": False}
+    assert (seen["volume_max"], seen["volumes_after"]) == ("3.0", [])
 
 
 def test_the_sdk_lifecycle(member_cli, os_cloud, image_file):
@@ -269,3 +271,83 @@ def test_a_clouds_yaml_as_the_readme_writes_it(os_cloud, os_plane, live_server, 
     assert "m1.tiny" in [f["Name"] for f in cli.json("flavor", "list")]
     assert cli.json("server", "list") == []
     check_sdk_lifecycle(run_sdk(Cli(client_env(tmp_path), os_plane), image_file, name), os_cloud.project)
+
+
+def wait_volume(volume_id: str, status: str, cli: Cli) -> Volume:
+    def reached():
+        row = Volume.objects.filter(pk=volume_id).first()
+        return row if row is not None and row.display_status == status else None
+
+    return wait_for(
+        reached,
+        lambda: f"volume {status}: {Volume.objects.filter(pk=volume_id).first()!r}\n{cli.plane.logs()}",
+        WAIT,
+    )
+
+
+def test_the_cli_volume_lifecycle(member_cli, os_cloud):
+    """Block storage through the CLI: volumes and snapshots on the agents' storage pools, and a volume
+    attached to and detached from a running server (``server add volume`` / ``server remove volume``)."""
+    cli = member_cli
+    admin = os_cloud.ctx(os_cloud.admin)
+    ctx = os_cloud.ctx(os_cloud.member)
+    image = services.create_image(ctx, name="zenith-demo", disk_format="qcow2")
+    services.upload_image_data(ctx, image, [IMAGE_BYTES])
+    wait_for(
+        lambda: StoragePool.objects.filter(host__name__in=("os-host-a", "os-host-b")).count() == 2, "pools"
+    )
+    server = cli.json(
+        "server", "create", "--flavor", "m1.tiny", "--image", "zenith-demo", "--nic", "none", "--wait", "vm-v"
+    )
+    assert server["status"] == "ACTIVE", server
+    # A pool reaches its own host only: keep the volume on the server's host.
+    here = Instance.objects.select_related("host").get(pk=server["id"]).host
+    other = Host.objects.exclude(pk=here.pk).get(name__in=("os-host-a", "os-host-b"))
+    compute_hosts.disable_host(admin, other, "volume test")
+    try:
+        volume = cli.json("volume", "create", "--size", "1", "vol-1")
+        assert (volume["size"], volume["name"], volume["status"]) == (1, "vol-1", "creating")
+    finally:
+        compute_hosts.enable_host(admin, other)
+    row = wait_volume(volume["id"], "available", cli)
+    assert row.pool.host_id == here.pk and row.project_id == os_cloud.project.pk
+
+    listed = cli.json("volume", "list")
+    assert [(v["Name"], v["Status"], v["Size"]) for v in listed] == [("vol-1", "available", 1)]
+    shown = cli.json("volume", "show", "vol-1")  # the SDK parses bootable "false"
+    assert (shown["id"], shown["bootable"], shown["type"]) == (
+        volume["id"],
+        False,
+        "default",
+    )  # the SDK parses "false"
+    cli.run("volume", "set", "--name", "vol-a", "--description", "data", "vol-1")
+    assert (Volume.objects.get(pk=volume["id"]).name, Volume.objects.get(pk=volume["id"]).description) == (
+        "vol-a",
+        "data",
+    )
+
+    # Snapshots: created on the storage host, listed, deleted.
+    snap = cli.json("volume", "snapshot", "create", "--volume", "vol-a", "snap-1")
+    assert snap["volume_id"] == volume["id"]
+    wait_for(lambda: Snapshot.objects.get(pk=snap["id"]).display_status == "available", "the snapshot", WAIT)
+    assert [(s["Name"], s["Status"]) for s in cli.json("volume", "snapshot", "list")] == [
+        ("snap-1", "available")
+    ]
+    cli.run("volume", "snapshot", "delete", "snap-1")
+    wait_for(
+        lambda: Snapshot.objects.get(pk=snap["id"]).status == Snapshot.DELETED, "the snapshot gone", WAIT
+    )
+    assert cli.json("volume", "snapshot", "list") == []
+
+    # Attach to the running server, and detach.
+    cli.run("server", "add", "volume", "vm-v", "vol-a")
+    wait_volume(volume["id"], "in-use", cli)
+    attachments = cli.json("volume", "show", "vol-a")["attachments"]
+    assert [(a["server_id"], a["device"]) for a in attachments] == [(server["id"], "/dev/vdb")]
+    cli.run("server", "remove", "volume", "vm-v", "vol-a")
+    wait_volume(volume["id"], "available", cli)
+
+    cli.run("volume", "delete", "vol-a")
+    wait_for(lambda: Volume.objects.get(pk=volume["id"]).status == Volume.DELETED, "the volume deleted", WAIT)
+    assert cli.json("volume", "list") == []
+    cli.run("server", "delete", "--wait", "vm-v")

@@ -1,6 +1,6 @@
-"""The site's URLs with a stand-in for the OpenStack-compatible services not yet served (block storage,
-network) appended at their prefixes, as they will be mounted: their views must get those paths, not
-the dashboard's redirects. (Identity, compute and image are real now: tests/openstack/.)"""
+"""The site's URLs with a stand-in for the OpenStack-compatible services not yet served (network)
+appended at their prefixes, as they will be mounted: their views must get those paths, not the
+dashboard's redirects. (Identity, compute, image and block storage are real now: tests/openstack/.)"""
 
 import re
 
@@ -10,7 +10,7 @@ from django.urls import re_path
 from portal.urls import handler404, handler500  # noqa: F401 (the handlers)
 from portal.urls import urlpatterns as site
 
-OPENSTACK_PREFIXES = ("volume/v3", "network")
+OPENSTACK_PREFIXES = ("network",)
 
 
 def compat(request, rest=""):

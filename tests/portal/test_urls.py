@@ -110,8 +110,8 @@ OPENSTACK_PATHS = [
 ]
 
 
-# Served since the compatible API landed (identity, compute, image); the rest are still free.
-SERVED = [p for p in OPENSTACK_PATHS if p.startswith(("/identity", "/compute/", "/image"))]
+# Served since the compatible API landed (identity, compute, image, block storage); the rest are still free.
+SERVED = [p for p in OPENSTACK_PATHS if p.startswith(("/identity", "/compute/", "/image", "/volume"))]
 NOT_YET = [p for p in OPENSTACK_PATHS if p not in SERVED]
 
 

@@ -1,5 +1,6 @@
 """Compute v2.1 (Nova) at ``/compute/v2.1``: servers (list, detail, create, delete, actions, console
-output, action log), flavors (with extra specs), key pairs, hypervisors, quota sets and limits.
+output, action log, volume attachments), flavors (with extra specs), key pairs, hypervisors, quota
+sets and limits.
 
 One module per resource. Each view translates the request, calls ``compute.services`` or
 ``identity.services`` with the request's Context, and renders Nova's shape for the request's
@@ -61,6 +62,7 @@ from .servers import (
     set_server_metadata_item,
     show_server,
 )
+from .volumes import attach_volume, detach_volume, list_volume_attachments, show_volume_attachment
 
 ID = r"(?P<{}>[^/]+)"
 SERVER = ID.format("server_id")
@@ -72,6 +74,14 @@ urlpatterns = [
     re_path(r"^servers/detail$", endpoint(NOVA, get=list_servers_detail)),
     re_path(rf"^servers/{SERVER}$", endpoint(NOVA, get=show_server, delete=delete_server)),
     re_path(rf"^servers/{SERVER}/action$", endpoint(NOVA, post=server_action)),
+    re_path(
+        rf"^servers/{SERVER}/os-volume_attachments$",
+        endpoint(NOVA, get=list_volume_attachments, post=attach_volume),
+    ),
+    re_path(
+        rf"^servers/{SERVER}/os-volume_attachments/{ID.format('volume_id')}$",
+        endpoint(NOVA, get=show_volume_attachment, delete=detach_volume),
+    ),
     re_path(rf"^servers/{SERVER}/os-instance-actions$", endpoint(NOVA, get=instance_actions)),
     re_path(
         rf"^servers/{SERVER}/metadata$",
