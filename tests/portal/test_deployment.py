@@ -125,3 +125,22 @@ def test_the_web_process_binds_loopback_unless_told(tmp_path, bind):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+
+
+def test_make_runs_simulated_hosts_share_their_volume_backend():
+    """On ``make run`` a volume created on either simulated host can be attached to an instance on
+    the other (as on shared storage), so a newcomer's first attach never meets "cannot reach"."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text()
+    for line in procfile.splitlines():
+        name, _, command = line.partition(":")
+        if not name.startswith("sim-"):
+            continue
+        words = shlex.split(command)
+        assert words[0] == "env", line
+        (setting,) = [w for w in words if w.startswith("ZENITH_STORAGE_BACKENDS=")]
+        backends = json.loads(setting.partition("=")[2])
+        assert [(b["name"], b["type"], b["shared"]) for b in backends] == [("local", "dir", True)], line
