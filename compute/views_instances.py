@@ -19,7 +19,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from identity import audit, quotas
-from identity.dashboard import call_service, forbidden_unless, paginated
+from identity.dashboard import (
+    call_service,
+    forbidden_unless,
+    is_htmx,
+    not_found,
+    paginated,
+    row_page,
+    was_deleted,
+)
 from identity.models import KeyPair
 
 from . import services
@@ -30,14 +38,6 @@ from .tables_instances import instance_buttons as buttons_for
 
 ROW_RELATED = ("flavor", "image", "operation", "host")
 ACTION_LOG_ROWS = 50
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def _not_found(request):
-    return render(request, "portal/404.html", status=404)
 
 
 def _find_instance(request, pk) -> Instance | None:
@@ -85,22 +85,20 @@ def instances(request):
 def instance_row(request, pk):
     """One table row (htmx polls it while the instance is transitional); empty once it is deleted,
     which removes the row."""
-    if (denied := forbidden_unless(request, "compute:instance:list")) is not None:
-        return denied
     ctx = request.zenith
     admin = request.GET.get("admin") == "1" and ctx.is_admin
-    scope = Instance.objects.across_projects(ctx) if admin else Instance.objects.visible_to(ctx)
-    instance = scope.select_related(*ROW_RELATED, "project").filter(pk=pk).first()
-    if instance is None:
-        owned = (
-            Instance.objects.filter(pk=pk) if admin else Instance.objects.filter(pk=pk, project=ctx.project)
-        )
-        if ctx.project is not None and owned.filter(vm_state=Instance.DELETED).exists():
-            return HttpResponse("")
-        return _not_found(request)
-    table = (AdminInstanceTable if admin else InstanceTable)([instance], ctx=ctx)
-    table.request = request
-    return render(request, "dashboard/_rows.html", {"table": table})
+
+    def find():
+        scope = Instance.objects.across_projects(ctx) if admin else Instance.objects.visible_to(ctx)
+        return scope.select_related(*ROW_RELATED, "project").filter(pk=pk).first()
+
+    return row_page(
+        request,
+        policy="compute:instance:list",
+        find=find,
+        gone=lambda: was_deleted(ctx, Instance, pk, admin=admin, vm_state=Instance.DELETED),
+        table=lambda rows: (AdminInstanceTable if admin else InstanceTable)(rows, ctx=ctx),
+    )
 
 
 # --- the launch wizard ------------------------------------------------------------------------------
@@ -230,13 +228,13 @@ def instance_detail(request, pk):
         return denied
     instance = _find_instance(request, pk)
     if instance is None:
-        if _is_htmx(request) and request.GET.get("fragment") == "summary":
+        if is_htmx(request) and request.GET.get("fragment") == "summary":
             response = HttpResponse("")
             response["HX-Redirect"] = reverse("compute:instances")  # deleted while the page was open
             return response
-        return _not_found(request)
+        return not_found(request)
     context = _detail_context(request, instance)
-    if _is_htmx(request) and request.GET.get("fragment") == "summary":
+    if is_htmx(request) and request.GET.get("fragment") == "summary":
         return render(request, "compute/_instance_summary_fragment.html", {**context, "oob": True})
     return render(request, "compute/instance_detail.html", context)
 
@@ -253,14 +251,14 @@ def instance_console(request, pk):
         return denied
     instance = _find_instance(request, pk)
     if instance is None:
-        return _not_found(request)
+        return not_found(request)
     form = ConsoleForm(request.GET)
     log = None
     if form.is_valid():
         lines = form.cleaned_data["lines"] or 100
         log = call_service(request, form, lambda: services.console_log(request.zenith, instance, lines))
     context = {"instance": instance, "form": form, "log": log}
-    template = "compute/_instance_console.html" if _is_htmx(request) else "compute/instance_console.html"
+    template = "compute/_instance_console.html" if is_htmx(request) else "compute/instance_console.html"
     return render(request, template, context)
 
 
@@ -270,13 +268,13 @@ def instance_action(request, pk, action):
     """Start an action (or lock/unlock); the page it came from shows the instance polling."""
     button = ACTIONS.get(action)
     if button is None:
-        return _not_found(request)
+        return not_found(request)
     if (denied := forbidden_unless(request, button.policy)) is not None:
         return denied
     ctx = request.zenith
     instance = _find_instance(request, pk)
     if instance is None:
-        return _not_found(request)
+        return not_found(request)
     if action == "lock":
         change = lambda: services.lock_instance(ctx, instance)  # noqa: E731
     elif action == "unlock":

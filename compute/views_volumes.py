@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from identity.dashboard import call_service, forbidden_unless
+from identity.dashboard import call_service, forbidden_unless, not_found
 from identity.scoping import is_uuid
 from storage import queries as storage_queries
 from storage.models import Volume
@@ -19,10 +19,6 @@ from storage.models import Volume
 from . import services
 from .models import Image, Instance
 from .services.volumes import ATTACHABLE
-
-
-def _not_found(request):
-    return render(request, "portal/404.html", status=404)
 
 
 def attachable_instances(ctx):
@@ -70,7 +66,7 @@ def volume_attach(request, pk):
     ctx = request.zenith
     volume = Volume.objects.visible_to(ctx).filter(pk=pk).first()
     if volume is None:
-        return _not_found(request)
+        return not_found(request)
     instances = list(attachable_instances(ctx))
     form = AttachForm(request.POST or None, instances=instances)
     if request.method == "POST" and form.is_valid():
@@ -112,7 +108,7 @@ def volume_detach(request, pk):
     ctx = request.zenith
     volume = storage_queries.project_volumes(ctx).filter(pk=pk).first()
     if volume is None:
-        return _not_found(request)
+        return not_found(request)
     live = volume.live_attachments[0] if volume.live_attachments else None
     instance = Instance.objects.visible_to(ctx).filter(pk=live.instance_id).first() if live else None
     if instance is None:
@@ -140,7 +136,7 @@ def instance_volumes(request, pk):
     ctx = request.zenith
     instance = Instance.objects.visible_to(ctx).filter(pk=pk).first()
     if instance is None:
-        return _not_found(request)
+        return not_found(request)
     attachments = services.instance_volumes([instance.pk]).get(str(instance.pk), [])
     context = {
         "instance": instance,
@@ -160,7 +156,7 @@ def instance_volume_attach(request, pk):
     ctx = request.zenith
     instance = Instance.objects.visible_to(ctx).filter(pk=pk).first()
     if instance is None:
-        return _not_found(request)
+        return not_found(request)
     chosen = request.POST.get("volume", "")
     volume = attachable_volumes(ctx).filter(pk=chosen).first() if is_uuid(chosen) else None
     if volume is None:

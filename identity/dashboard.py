@@ -9,6 +9,7 @@ import django_tables2 as tables
 from django import forms
 from django.contrib import messages
 from django.core.paginator import EmptyPage
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -146,6 +147,34 @@ def call_service(request, form: forms.Form | None, fn: Callable[[], Any], succes
     return result
 
 
+def is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def not_found(request):
+    return render(request, "portal/404.html", status=404)
+
+
+def row_page(request, *, policy: str, find: Callable[[], Any], gone: Callable[[], bool], table: Callable):
+    """One table row, which htmx polls while its resource is changing: ``table([obj])`` rendered as
+    rows; empty once ``gone()`` (the resource was deleted), which removes the row; 404 otherwise."""
+    if (denied := forbidden_unless(request, policy)) is not None:
+        return denied
+    obj = find()
+    if obj is None:
+        return HttpResponse("") if gone() else not_found(request)
+    rows = table([obj])
+    rows.request = request
+    return render(request, "dashboard/_rows.html", {"table": rows})
+
+
+def was_deleted(ctx, model, pk, *, admin: bool = False, **deleted) -> bool:
+    """Whether the row ``pk`` of ``model`` is marked deleted (``deleted``: its field and value) in the
+    caller's project (any project for ``admin``): its polled table row then answers empty."""
+    owned = model.objects.filter(pk=pk) if admin else model.objects.filter(pk=pk, project=ctx.project)
+    return ctx.project is not None and owned.filter(**deleted).exists()
+
+
 def forbidden_unless(request, action: str):
     """A 403 page when the caller's role does not allow ``action``; None when it does."""
     if policy.check(request.zenith, action):
@@ -206,6 +235,6 @@ def admin_delete(request, *, action, queryset, pk, delete, success, back):
     try:
         obj = queryset.get_visible(request.zenith, pk=pk)
     except NotFound:
-        return render(request, "portal/404.html", status=404)
+        return not_found(request)
     call_service(request, None, lambda: delete(obj), success(obj))
     return redirect(back)

@@ -17,7 +17,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from identity import audit
-from identity.dashboard import admin_delete, admin_list_page, call_service, forbidden_unless, paginated
+from identity.dashboard import (
+    admin_delete,
+    admin_list_page,
+    call_service,
+    forbidden_unless,
+    is_htmx,
+    not_found,
+    paginated,
+    row_page,
+    was_deleted,
+)
 
 from . import queries, services
 from .forms import ExtendForm, ResetStateForm, SnapshotForm, VolumeCreateForm, VolumeTypeForm
@@ -33,14 +43,6 @@ from .tables import (
 )
 
 ACTION_LOG_ROWS = 50
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def _not_found(request):
-    return render(request, "portal/404.html", status=404)
 
 
 def _back(request, volume: Volume | None = None):
@@ -73,21 +75,23 @@ def volumes(request):
 def volume_row(request, pk):
     """One table row (htmx polls it while the volume is transitional); empty once it is deleted,
     which removes the row."""
-    if (denied := forbidden_unless(request, "storage:volume:list")) is not None:
-        return denied
     ctx = request.zenith
     admin = request.GET.get("admin") == "1" and ctx.is_admin
-    scope = queries.all_volumes(ctx) if admin else queries.project_volumes(ctx)
-    volume = scope.filter(pk=pk).first()
-    if volume is None:
-        owned = Volume.objects.filter(pk=pk) if admin else Volume.objects.filter(pk=pk, project=ctx.project)
-        if ctx.project is not None and owned.filter(status=Volume.DELETED).exists():
-            return HttpResponse("")
-        return _not_found(request)
-    queries.name_row_instances(ctx, [volume])
-    table = (AdminVolumeTable if admin else VolumeTable)([volume], ctx=ctx)
-    table.request = request
-    return render(request, "storage/_row.html", {"table": table})
+
+    def find():
+        scope = queries.all_volumes(ctx) if admin else queries.project_volumes(ctx)
+        volume = scope.filter(pk=pk).first()
+        if volume is not None:
+            queries.name_row_instances(ctx, [volume])
+        return volume
+
+    return row_page(
+        request,
+        policy="storage:volume:list",
+        find=find,
+        gone=lambda: was_deleted(ctx, Volume, pk, admin=admin, status=Volume.DELETED),
+        table=lambda rows: (AdminVolumeTable if admin else VolumeTable)(rows, ctx=ctx),
+    )
 
 
 def _create_form(request, data=None, initial=None) -> VolumeCreateForm:
@@ -128,7 +132,7 @@ def volume_create(request):
     names = ("name", "description", "source", "image", "snapshot", "source_volume", "size", "volume_type")
     initial = {k: request.GET[k] for k in names if k in request.GET}
     form = _create_form(request, initial=initial)
-    if _is_htmx(request) and request.GET.get("fragment") == "fields":
+    if is_htmx(request) and request.GET.get("fragment") == "fields":
         return render(request, "storage/_volume_create_fields.html", {"form": form})  # the source changed
     return render(request, "storage/volume_create.html", _create_page(form))
 
@@ -160,13 +164,13 @@ def volume_detail(request, pk):
     if (denied := forbidden_unless(request, "storage:volume:show")) is not None:
         return denied
     volume = queries.find_volume(request.zenith, pk)
-    fragment = _is_htmx(request) and request.GET.get("fragment") == "summary"
+    fragment = is_htmx(request) and request.GET.get("fragment") == "summary"
     if volume is None:
         if fragment:
             response = HttpResponse("")
             response["HX-Redirect"] = reverse("storage:volumes")  # deleted while the page was open
             return response
-        return _not_found(request)
+        return not_found(request)
     context = _detail_context(request, volume)
     if fragment:
         return render(request, "storage/_volume_summary_fragment.html", {**context, "oob": True})
@@ -181,7 +185,7 @@ def _volume_form_page(request, pk, *, policy, form_class, title, submit, act, in
     ctx = request.zenith
     volume = queries.find_volume(ctx, pk)
     if volume is None:
-        return _not_found(request)
+        return not_found(request)
     form = form_class(request.POST or None, initial=initial(volume) if initial else None)
     if request.method == "POST" and form.is_valid():
         done = call_service(request, form, lambda: act(ctx, volume, form.cleaned_data))
@@ -263,7 +267,7 @@ def volume_clone(request, pk):
     """Clone: the create form with this volume as the source."""
     volume = queries.find_volume(request.zenith, pk)
     if volume is None:
-        return _not_found(request)
+        return not_found(request)
     return redirect(reverse("storage:volume-create") + f"?source=volume&source_volume={volume.pk}")
 
 
@@ -275,7 +279,7 @@ def volume_delete(request, pk):
     ctx = request.zenith
     volume = queries.find_volume(ctx, pk)
     if volume is None:
-        return _not_found(request)
+        return not_found(request)
     call_service(
         request, None, lambda: services.delete_volume(ctx, volume), f"Deleting volume {volume.name}."
     )
@@ -290,7 +294,7 @@ def volume_force_detach(request, pk):
     ctx = request.zenith
     volume = queries.find_volume(ctx, pk)
     if volume is None:
-        return _not_found(request)
+        return not_found(request)
     call_service(
         request,
         None,
@@ -316,20 +320,14 @@ def snapshots(request):
 @login_required
 @require_GET
 def snapshot_row(request, pk):
-    if (denied := forbidden_unless(request, "storage:snapshot:list")) is not None:
-        return denied
     ctx = request.zenith
-    snapshot = queries.find_snapshot(ctx, pk)
-    if snapshot is None:
-        if (
-            ctx.project is not None
-            and Snapshot.objects.filter(pk=pk, project=ctx.project, status=Snapshot.DELETED).exists()
-        ):
-            return HttpResponse("")
-        return _not_found(request)
-    table = SnapshotTable([snapshot], ctx=ctx)
-    table.request = request
-    return render(request, "storage/_row.html", {"table": table})
+    return row_page(
+        request,
+        policy="storage:snapshot:list",
+        find=lambda: queries.find_snapshot(ctx, pk),
+        gone=lambda: was_deleted(ctx, Snapshot, pk, status=Snapshot.DELETED),
+        table=lambda rows: SnapshotTable(rows, ctx=ctx),
+    )
 
 
 @login_required
@@ -340,7 +338,7 @@ def snapshot_delete(request, pk):
     ctx = request.zenith
     snapshot = queries.find_snapshot(ctx, pk)
     if snapshot is None:
-        return _not_found(request)
+        return not_found(request)
     call_service(
         request, None, lambda: services.delete_snapshot(ctx, snapshot), f"Deleting snapshot {snapshot.name}."
     )
@@ -353,7 +351,7 @@ def snapshot_new_volume(request, pk):
     """Create a volume from this snapshot: the create form with it as the source."""
     snapshot = queries.find_snapshot(request.zenith, pk)
     if snapshot is None:
-        return _not_found(request)
+        return not_found(request)
     return redirect(reverse("storage:volume-create") + f"?source=snapshot&snapshot={snapshot.pk}")
 
 
