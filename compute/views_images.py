@@ -10,7 +10,14 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from identity.dashboard import call_service, forbidden_unless, not_found, paginated, status_badge
+from identity.dashboard import (
+    call_service,
+    forbidden_unless,
+    not_found,
+    paginated,
+    permitted_object,
+    status_badge,
+)
 from identity.errors import NotFound
 
 from . import services
@@ -143,11 +150,11 @@ def image_download(request, pk):
 @login_required
 @require_POST
 def image_delete(request, pk):
-    if (denied := forbidden_unless(request, "compute:image:delete")) is not None:
-        return denied
-    image = _visible_image(request, pk)
-    if image is None:
-        return not_found(request)
+    image, refused = permitted_object(
+        request, "compute:image:delete", lambda _ctx: _visible_image(request, pk)
+    )
+    if refused is not None:
+        return refused
     call_service(
         request, None, lambda: services.delete_image(request.zenith, image), f"Image {image.name} deleted."
     )

@@ -25,6 +25,7 @@ from identity.dashboard import (
     is_htmx,
     not_found,
     paginated,
+    permitted_object,
     row_page,
     was_deleted,
 )
@@ -247,11 +248,11 @@ class ConsoleForm(forms.Form):
 @require_GET
 def instance_console(request, pk):
     """The guest's serial console log, asked of its host; an htmx request gets the panel only."""
-    if (denied := forbidden_unless(request, "compute:instance:console")) is not None:
-        return denied
-    instance = _find_instance(request, pk)
-    if instance is None:
-        return not_found(request)
+    instance, refused = permitted_object(
+        request, "compute:instance:console", lambda _ctx: _find_instance(request, pk)
+    )
+    if refused is not None:
+        return refused
     form = ConsoleForm(request.GET)
     log = None
     if form.is_valid():
@@ -269,12 +270,10 @@ def instance_action(request, pk, action):
     button = ACTIONS.get(action)
     if button is None:
         return not_found(request)
-    if (denied := forbidden_unless(request, button.policy)) is not None:
-        return denied
     ctx = request.zenith
-    instance = _find_instance(request, pk)
-    if instance is None:
-        return not_found(request)
+    instance, refused = permitted_object(request, button.policy, lambda _ctx: _find_instance(request, pk))
+    if refused is not None:
+        return refused
     if action == "lock":
         change = lambda: services.lock_instance(ctx, instance)  # noqa: E731
     elif action == "unlock":

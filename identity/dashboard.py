@@ -155,6 +155,16 @@ def not_found(request):
     return render(request, "portal/404.html", status=404)
 
 
+def permitted_object(request, policy: str, find: Callable[[Any], Any]):
+    """``(obj, None)`` when the caller's role allows ``policy`` and ``find(ctx)`` finds the object;
+    else ``(None, response)``: the 403 page, or the 404 page when there is nothing
+    (for the caller) to find."""
+    if (denied := forbidden_unless(request, policy)) is not None:
+        return None, denied
+    obj = find(request.zenith)
+    return (obj, None) if obj is not None else (None, not_found(request))
+
+
 def row_page(request, *, policy: str, find: Callable[[], Any], gone: Callable[[], bool], table: Callable):
     """One table row, which htmx polls while its resource is changing: ``table([obj])`` rendered as
     rows; empty once ``gone()`` (the resource was deleted), which removes the row; 404 otherwise."""

@@ -25,6 +25,7 @@ from identity.dashboard import (
     is_htmx,
     not_found,
     paginated,
+    permitted_object,
     row_page,
     was_deleted,
 )
@@ -180,12 +181,10 @@ def volume_detail(request, pk):
 def _volume_form_page(request, pk, *, policy, form_class, title, submit, act, initial=None):
     """A volume action that takes input (extend, snapshot, reset-state): the form (GET) and the action
     (POST); a refusal is shown on the form, with what was typed."""
-    if (denied := forbidden_unless(request, policy)) is not None:
-        return denied
     ctx = request.zenith
-    volume = queries.find_volume(ctx, pk)
-    if volume is None:
-        return not_found(request)
+    volume, refused = permitted_object(request, policy, lambda ctx: queries.find_volume(ctx, pk))
+    if refused is not None:
+        return refused
     form = form_class(request.POST or None, initial=initial(volume) if initial else None)
     if request.method == "POST" and form.is_valid():
         done = call_service(request, form, lambda: act(ctx, volume, form.cleaned_data))
@@ -274,12 +273,12 @@ def volume_clone(request, pk):
 @login_required
 @require_POST
 def volume_delete(request, pk):
-    if (denied := forbidden_unless(request, "storage:volume:delete")) is not None:
-        return denied
     ctx = request.zenith
-    volume = queries.find_volume(ctx, pk)
-    if volume is None:
-        return not_found(request)
+    volume, refused = permitted_object(
+        request, "storage:volume:delete", lambda ctx: queries.find_volume(ctx, pk)
+    )
+    if refused is not None:
+        return refused
     call_service(
         request, None, lambda: services.delete_volume(ctx, volume), f"Deleting volume {volume.name}."
     )
@@ -289,12 +288,12 @@ def volume_delete(request, pk):
 @login_required
 @require_POST
 def volume_force_detach(request, pk):
-    if (denied := forbidden_unless(request, "storage:volume:force_detach")) is not None:
-        return denied
     ctx = request.zenith
-    volume = queries.find_volume(ctx, pk)
-    if volume is None:
-        return not_found(request)
+    volume, refused = permitted_object(
+        request, "storage:volume:force_detach", lambda ctx: queries.find_volume(ctx, pk)
+    )
+    if refused is not None:
+        return refused
     call_service(
         request,
         None,
@@ -333,12 +332,12 @@ def snapshot_row(request, pk):
 @login_required
 @require_POST
 def snapshot_delete(request, pk):
-    if (denied := forbidden_unless(request, "storage:snapshot:delete")) is not None:
-        return denied
     ctx = request.zenith
-    snapshot = queries.find_snapshot(ctx, pk)
-    if snapshot is None:
-        return not_found(request)
+    snapshot, refused = permitted_object(
+        request, "storage:snapshot:delete", lambda ctx: queries.find_snapshot(ctx, pk)
+    )
+    if refused is not None:
+        return refused
     call_service(
         request, None, lambda: services.delete_snapshot(ctx, snapshot), f"Deleting snapshot {snapshot.name}."
     )
