@@ -24,9 +24,10 @@ from identity.dashboard import (
     forbidden_unless,
     is_htmx,
     not_found,
-    paginated,
     permitted_object,
+    redirect_back,
     row_page,
+    table_page,
     was_deleted,
 )
 from identity.models import KeyPair
@@ -72,13 +73,16 @@ def _filtered(queryset, filters: InstanceFilterForm):
 @require_GET
 def instances(request):
     """The project's instances: status, task (with the running operation's progress), flavor, age."""
-    if (denied := forbidden_unless(request, "compute:instance:list")) is not None:
-        return denied
-    ctx = request.zenith
     filters = InstanceFilterForm(request.GET)
-    queryset = _filtered(Instance.objects.visible_to(ctx).for_rows(), filters)
-    table = paginated(request, InstanceTable(queryset, ctx=ctx))
-    return render(request, "compute/instances.html", {"table": table, "filters": filters})
+    return table_page(
+        request,
+        policy="compute:instance:list",
+        table=lambda ctx: InstanceTable(
+            _filtered(Instance.objects.visible_to(ctx).for_rows(), filters), ctx=ctx
+        ),
+        template="compute/instances.html",
+        context={"filters": filters},
+    )
 
 
 @login_required
@@ -281,12 +285,8 @@ def instance_action(request, pk, action):
     else:
         change = lambda: services.instance_action(ctx, instance, action)  # noqa: E731
     call_service(request, None, change, button.message.format(name=instance.name))
-    back = request.POST.get("back")
-    if back == "admin" and ctx.is_admin:
-        return redirect("compute:admin-instances")
-    if back == "detail" and action != "delete":
-        return redirect("compute:instance", pk=instance.pk)
-    return redirect("compute:instances")
+    detail = ("compute:instance", instance.pk) if action != "delete" else None
+    return redirect_back(request, default="compute:instances", admin="compute:admin-instances", detail=detail)
 
 
 # --- admin panels ------------------------------------------------------------------------------------
@@ -296,13 +296,19 @@ def instance_action(request, pk, action):
 @require_GET
 def admin_instances(request):
     """Every project's instances (cloud admins), with their project and host."""
-    if (denied := forbidden_unless(request, "compute:instance:list_all")) is not None:
-        return denied
-    ctx = request.zenith
     filters = InstanceFilterForm(request.GET)
-    queryset = _filtered(Instance.objects.across_projects(ctx).for_rows().select_related("project"), filters)
-    table = paginated(request, AdminInstanceTable(queryset, ctx=ctx))
-    return render(request, "compute/admin_instances.html", {"table": table, "filters": filters})
+
+    def table(ctx):
+        rows = Instance.objects.across_projects(ctx).for_rows().select_related("project")
+        return AdminInstanceTable(_filtered(rows, filters), ctx=ctx)
+
+    return table_page(
+        request,
+        policy="compute:instance:list_all",
+        table=table,
+        template="compute/admin_instances.html",
+        context={"filters": filters},
+    )
 
 
 @login_required

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from identity.dashboard import call_service, permitted_object
+from identity.dashboard import call_service, permitted_object, redirect_back
 from identity.scoping import is_uuid
 from storage import queries as storage_queries
 from storage.models import Volume
@@ -48,14 +48,14 @@ class AttachForm(forms.Form):
 
 
 def _back(request, volume, instance=None):
-    back = request.POST.get("back") or request.GET.get("back")
-    if back == "instance" and instance is not None:
+    if instance is not None and (request.POST.get("back") or request.GET.get("back")) == "instance":
         return redirect("compute:instance", pk=instance.pk)
-    if back == "detail":
-        return redirect("storage:volume", pk=volume.pk)
-    if back == "admin" and request.zenith.is_admin:
-        return redirect("storage:admin-volumes")
-    return redirect("storage:volumes")
+    return redirect_back(
+        request,
+        default="storage:volumes",
+        admin="storage:admin-volumes",
+        detail=("storage:volume", volume.pk),
+    )
 
 
 @login_required

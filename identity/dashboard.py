@@ -214,6 +214,29 @@ def paginated(request, table):
     return table
 
 
+def table_page(request, *, policy: str, table: Callable, template: str, context=None, on_page=None):
+    """A list page: 403 unless the role allows ``policy``; else ``table(ctx)`` sorted and paginated
+    by the request, ``on_page(records)`` given the page's rows (to name what they link to in one
+    query), rendered with ``template`` and ``context``."""
+    if (denied := forbidden_unless(request, policy)) is not None:
+        return denied
+    rows = paginated(request, table(request.zenith))
+    if on_page is not None:
+        on_page([row.record for row in rows.page.object_list])
+    return render(request, template, {"table": rows, **(context or {})})
+
+
+def redirect_back(request, *, default: str, admin: str = "", detail: tuple[str, Any] | None = None):
+    """Where an action returns, as its form's ``back`` says: the admins' list (cloud admins only),
+    the resource's page (``detail``: its URL name and pk, while it has one), else ``default``."""
+    back = request.POST.get("back") or request.GET.get("back")
+    if back == "admin" and admin and request.zenith.is_admin:
+        return redirect(admin)
+    if back == "detail" and detail is not None:
+        return redirect(detail[0], pk=detail[1])
+    return redirect(default)
+
+
 def admin_list_page(
     request, *, action, form_class, create, success, queryset, table_class, title, form_id, submit
 ):

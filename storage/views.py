@@ -24,9 +24,10 @@ from identity.dashboard import (
     forbidden_unless,
     is_htmx,
     not_found,
-    paginated,
     permitted_object,
+    redirect_back,
     row_page,
+    table_page,
     was_deleted,
 )
 
@@ -48,12 +49,8 @@ ACTION_LOG_ROWS = 50
 
 def _back(request, volume: Volume | None = None):
     """Where an action returns: the admins' list, the volume's page, or the project's list."""
-    back = request.POST.get("back") or request.GET.get("back")
-    if back == "admin" and request.zenith.is_admin:
-        return redirect("storage:admin-volumes")
-    if back == "detail" and volume is not None:
-        return redirect("storage:volume", pk=volume.pk)
-    return redirect("storage:volumes")
+    detail = ("storage:volume", volume.pk) if volume is not None else None
+    return redirect_back(request, default="storage:volumes", admin="storage:admin-volumes", detail=detail)
 
 
 # --- the project's volumes ------------------------------------------------------------------------
@@ -63,12 +60,14 @@ def _back(request, volume: Volume | None = None):
 @require_GET
 def volumes(request):
     """The project's volumes: status (with the running operation's progress), size, type, attachment."""
-    if (denied := forbidden_unless(request, "storage:volume:list")) is not None:
-        return denied
     ctx = request.zenith
-    table = paginated(request, VolumeTable(queries.project_volumes(ctx), ctx=ctx))
-    queries.name_row_instances(ctx, [row.record for row in table.page.object_list])
-    return render(request, "storage/volumes.html", {"table": table})
+    return table_page(
+        request,
+        policy="storage:volume:list",
+        table=lambda ctx: VolumeTable(queries.project_volumes(ctx), ctx=ctx),
+        template="storage/volumes.html",
+        on_page=lambda records: queries.name_row_instances(ctx, records),
+    )
 
 
 @login_required
@@ -309,11 +308,12 @@ def volume_force_detach(request, pk):
 @login_required
 @require_GET
 def snapshots(request):
-    if (denied := forbidden_unless(request, "storage:snapshot:list")) is not None:
-        return denied
-    ctx = request.zenith
-    table = paginated(request, SnapshotTable(queries.project_snapshots(ctx), ctx=ctx))
-    return render(request, "storage/snapshots.html", {"table": table})
+    return table_page(
+        request,
+        policy="storage:snapshot:list",
+        table=lambda ctx: SnapshotTable(queries.project_snapshots(ctx), ctx=ctx),
+        template="storage/snapshots.html",
+    )
 
 
 @login_required
@@ -361,12 +361,14 @@ def snapshot_new_volume(request, pk):
 @require_GET
 def admin_volumes(request):
     """Every project's volumes, with their project and storage host (cloud admins)."""
-    if (denied := forbidden_unless(request, "storage:volume:force_detach")) is not None:
-        return denied
     ctx = request.zenith
-    table = paginated(request, AdminVolumeTable(queries.all_volumes(ctx), ctx=ctx))
-    queries.name_row_instances(ctx, [row.record for row in table.page.object_list])
-    return render(request, "storage/admin_volumes.html", {"table": table})
+    return table_page(
+        request,
+        policy="storage:volume:force_detach",
+        table=lambda ctx: AdminVolumeTable(queries.all_volumes(ctx), ctx=ctx),
+        template="storage/admin_volumes.html",
+        on_page=lambda records: queries.name_row_instances(ctx, records),
+    )
 
 
 @login_required
@@ -405,7 +407,9 @@ def admin_volume_type_delete(request, pk):
 @require_GET
 def admin_backends(request):
     """Each storage host's backends (libvirt pools): capacity claimed and used, who reaches them."""
-    if (denied := forbidden_unless(request, "storage:pool:list")) is not None:
-        return denied
-    table = paginated(request, PoolTable(queries.pools_with_use(request.zenith)))
-    return render(request, "storage/admin_backends.html", {"table": table})
+    return table_page(
+        request,
+        policy="storage:pool:list",
+        table=lambda ctx: PoolTable(queries.pools_with_use(ctx)),
+        template="storage/admin_backends.html",
+    )
