@@ -11,12 +11,9 @@ import uuid
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.timesince import timesince
-from django.utils.timezone import localtime
 
-from identity.dashboard import DATETIME_FORMAT, polling_attrs
+from identity.dashboard import age, polling_row_attrs
 from workers.dashboard import Button, buttons_for, transition_buttons
 
 from .models import Instance
@@ -69,22 +66,13 @@ def instance_buttons(ctx, instance: Instance) -> list[dict]:
     return buttons_for(ctx, INSTANCE, instance, extra)
 
 
-def _polling(attr):
-    """A row attribute present only while the record is transitional (None drops the attribute)."""
-    return lambda record, table: (
-        polling_attrs(reverse("compute:instance-row", args=[record.pk]) + table.poll_query)[attr]
-        if record.transitional
-        else None
-    )
-
-
 # The row's id, and htmx polling while (only while) the instance is transitional.
-ROW_ATTRS = {
-    "id": lambda record: f"instance-{record.pk}",
-    "data-name": lambda record: record.name,
-    "data-status": lambda record: record.status,
-    **{attr: _polling(attr) for attr in ("hx-get", "hx-trigger", "hx-swap", "data-polling")},
-}
+ROW_ATTRS = polling_row_attrs(
+    "instance",
+    "compute:instance-row",
+    status=lambda record: record.status,
+    transitional=lambda record: record.transitional,
+)
 
 
 class InstanceTable(tables.Table):
@@ -142,11 +130,7 @@ class InstanceTable(tables.Table):
         )
 
     def render_created(self, record):
-        return format_html(
-            '<span title="{}">{}</span>',
-            date_format(localtime(record.created), DATETIME_FORMAT),
-            timesince(record.created),
-        )
+        return age(record.created)
 
     def render_actions(self, record):
         # Only which actions the row offers: the menu and its one form are rendered once per page

@@ -13,7 +13,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timesince import timesince
+from django.utils.timezone import localtime
 
 from . import policy
 from .errors import NotFound, ZenithError
@@ -101,6 +104,33 @@ def progress_bar(
 def polling_attrs(url: str) -> dict[str, str]:
     """The htmx attributes that make an element fetch ``url`` and replace itself every POLL_EVERY."""
     return {"hx-get": url, "hx-trigger": POLL_EVERY, "hx-swap": "outerHTML", "data-polling": "true"}
+
+
+def polling_row_attrs(prefix: str, url_name: str, *, status: Callable, transitional: Callable) -> dict:
+    """A table's ``row_attrs``: the row's id (``prefix-pk``), name and ``status(record)``, and htmx
+    polling of ``url_name`` (with the table's ``poll_query``) while, only while, ``transitional(record)``
+    (an attribute whose value is None is left out)."""
+
+    def polled(attr):
+        return lambda record, table: (
+            polling_attrs(reverse(url_name, args=[record.pk]) + table.poll_query)[attr]
+            if transitional(record)
+            else None
+        )
+
+    return {
+        "id": lambda record: f"{prefix}-{record.pk}",
+        "data-name": lambda record: record.name,
+        "data-status": status,
+        **{attr: polled(attr) for attr in ("hx-get", "hx-trigger", "hx-swap", "data-polling")},
+    }
+
+
+def age(moment):
+    """How long ago, with the moment itself on hover (a table's created column)."""
+    return format_html(
+        '<span title="{}">{}</span>', date_format(localtime(moment), DATETIME_FORMAT), timesince(moment)
+    )
 
 
 class DeleteColumn(tables.Column):

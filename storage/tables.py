@@ -12,15 +12,12 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.timesince import timesince
-from django.utils.timezone import localtime
 
 from identity.dashboard import (
-    DATETIME_FORMAT,
-    POLL_EVERY,
     DeleteColumn,
+    age,
+    polling_row_attrs,
     progress_bar,
     status_badge,
     usage_colour,
@@ -117,35 +114,18 @@ def snapshot_buttons(ctx, snapshot: Snapshot) -> list[dict]:
     return _with_urls(shown, SNAPSHOT_URLS, snapshot.pk)
 
 
-def _polling(value):
-    """A row attribute present only while the record is transitional (None drops the attribute)."""
-    return lambda record, table: (
-        (value(record, table) if callable(value) else value) if _transitional(record) else None
-    )
-
-
 def _transitional(record) -> bool:
     return bool(record.busy) or record.status == "creating"
 
 
 def _row_attrs(prefix: str, url_name: str) -> dict:
-    return {
-        "id": lambda record: f"{prefix}-{record.pk}",
-        "data-name": lambda record: record.name,
-        "data-status": lambda record: record.display_status,
-        "hx-get": _polling(lambda record, table: reverse(url_name, args=[record.pk]) + table.poll_query),
-        "hx-trigger": _polling(POLL_EVERY),
-        "hx-swap": _polling("outerHTML"),
-        "data-polling": _polling("true"),
-    }
+    return polling_row_attrs(
+        prefix, url_name, status=lambda record: record.display_status, transitional=_transitional
+    )
 
 
 def _age(record):
-    return format_html(
-        '<span title="{}">{}</span>',
-        date_format(localtime(record.created), DATETIME_FORMAT),
-        timesince(record.created),
-    )
+    return age(record.created)
 
 
 class VolumeTable(tables.Table):
