@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
-from identity.dashboard import age, polling_row_attrs
+from identity.dashboard import ResourceTable, polling_row_attrs
 from workers.dashboard import Button, buttons_for, transition_buttons
 
 from .models import Instance
@@ -75,7 +75,7 @@ ROW_ATTRS = polling_row_attrs(
 )
 
 
-class InstanceTable(tables.Table):
+class InstanceTable(ResourceTable):
     """The current project's instances."""
 
     name = tables.Column(linkify=("compute:instance", {"pk": tables.A("pk")}))
@@ -87,7 +87,6 @@ class InstanceTable(tables.Table):
     created = tables.Column(verbose_name="Age")
     actions = tables.Column(empty_values=(), orderable=False, verbose_name="")
 
-    poll_query = ""  # added to the row's polling URL: which table the partial is a row of
     back = "list"  # where an action posted from a row returns
 
     class Meta:
@@ -97,10 +96,6 @@ class InstanceTable(tables.Table):
         row_attrs = ROW_ATTRS
         order_by = "-created"
         empty_text = "No instances yet."
-
-    def __init__(self, data, *, ctx, **kwargs):
-        super().__init__(data, **kwargs)
-        self.ctx = ctx
 
     def render_status(self, record):
         return render_to_string(
@@ -128,9 +123,6 @@ class InstanceTable(tables.Table):
             record.memory_mb,
             record.disk_gb,
         )
-
-    def render_created(self, record):
-        return age(record.created)
 
     def render_actions(self, record):
         # Only which actions the row offers: the menu and its one form are rendered once per page

@@ -133,6 +133,21 @@ def age(moment):
     )
 
 
+class ResourceTable(tables.Table):
+    """A table of async resources drawn for one caller (``ctx``: the buttons its role may use), whose
+    changing rows poll (``poll_query``: added to a row's URL, which table it is a row of) and whose
+    created column shows the age."""
+
+    poll_query = ""
+
+    def __init__(self, data, *, ctx, **kwargs):
+        super().__init__(data, **kwargs)
+        self.ctx = ctx
+
+    def render_created(self, record):
+        return age(record.created)
+
+
 class DeleteColumn(tables.Column):
     """A table's delete (or revoke) button: one POST form with a confirmation naming the row."""
 

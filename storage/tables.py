@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from identity.dashboard import (
     DeleteColumn,
-    age,
+    ResourceTable,
     polling_row_attrs,
     progress_bar,
     status_badge,
@@ -124,11 +124,17 @@ def _row_attrs(prefix: str, url_name: str) -> dict:
     )
 
 
-def _age(record):
-    return age(record.created)
+class _StorageTable(ResourceTable):
+    """Volumes and snapshots: a status with its busy state first, a size in GiB."""
+
+    def render_status(self, record):
+        return volume_status(record)
+
+    def render_size(self, record):
+        return f"{record.size} GiB"
 
 
-class VolumeTable(tables.Table):
+class VolumeTable(_StorageTable):
     """The current project's volumes."""
 
     name = tables.Column(linkify=("storage:volume", {"pk": tables.A("pk")}))
@@ -141,7 +147,6 @@ class VolumeTable(tables.Table):
     created = tables.Column(verbose_name="Age")
     actions = tables.Column(empty_values=(), orderable=False, verbose_name="")
 
-    poll_query = ""
     back = "list"
     admin = False
 
@@ -153,23 +158,10 @@ class VolumeTable(tables.Table):
         order_by = "-created"
         empty_text = "No volumes yet."
 
-    def __init__(self, data, *, ctx, **kwargs):
-        super().__init__(data, **kwargs)
-        self.ctx = ctx
-
-    def render_status(self, record):
-        return volume_status(record)
-
-    def render_size(self, record):
-        return f"{record.size} GiB"
-
     def render_attached(self, record):
         return render_to_string(
             "storage/_volume_attached.html", {"attachments": getattr(record, "live_attachments", [])}
         )
-
-    def render_created(self, record):
-        return _age(record)
 
     def render_actions(self, record):
         return render_to_string(
@@ -210,7 +202,7 @@ class AdminVolumeTable(VolumeTable):
         )
 
 
-class SnapshotTable(tables.Table):
+class SnapshotTable(_StorageTable):
     """The current project's snapshots."""
 
     name = tables.Column()
@@ -224,8 +216,6 @@ class SnapshotTable(tables.Table):
     created = tables.Column(verbose_name="Age")
     actions = tables.Column(empty_values=(), orderable=False, verbose_name="")
 
-    poll_query = ""
-
     class Meta:
         model = Snapshot
         fields = ("name", "status", "size", "volume", "created")
@@ -233,19 +223,6 @@ class SnapshotTable(tables.Table):
         row_attrs = _row_attrs("snapshot", "storage:snapshot-row")
         order_by = "-created"
         empty_text = "No snapshots yet."
-
-    def __init__(self, data, *, ctx, **kwargs):
-        super().__init__(data, **kwargs)
-        self.ctx = ctx
-
-    def render_status(self, record):
-        return volume_status(record)
-
-    def render_size(self, record):
-        return f"{record.size} GiB"
-
-    def render_created(self, record):
-        return _age(record)
 
     def render_actions(self, record):
         return render_to_string(

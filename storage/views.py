@@ -16,20 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from identity import audit
-from identity.dashboard import (
-    admin_delete,
-    admin_list_page,
-    call_service,
-    forbidden_unless,
-    is_htmx,
-    not_found,
-    permitted_object,
-    redirect_back,
-    row_page,
-    table_page,
-    was_deleted,
-)
+from identity import audit, dashboard
 
 from . import queries, services
 from .forms import ExtendForm, ResetStateForm, SnapshotForm, VolumeCreateForm, VolumeTypeForm
@@ -50,7 +37,9 @@ ACTION_LOG_ROWS = 50
 def _back(request, volume: Volume | None = None):
     """Where an action returns: the admins' list, the volume's page, or the project's list."""
     detail = ("storage:volume", volume.pk) if volume is not None else None
-    return redirect_back(request, default="storage:volumes", admin="storage:admin-volumes", detail=detail)
+    return dashboard.redirect_back(
+        request, default="storage:volumes", admin="storage:admin-volumes", detail=detail
+    )
 
 
 # --- the project's volumes ------------------------------------------------------------------------
@@ -61,7 +50,7 @@ def _back(request, volume: Volume | None = None):
 def volumes(request):
     """The project's volumes: status (with the running operation's progress), size, type, attachment."""
     ctx = request.zenith
-    return table_page(
+    return dashboard.table_page(
         request,
         policy="storage:volume:list",
         table=lambda ctx: VolumeTable(queries.project_volumes(ctx), ctx=ctx),
@@ -85,11 +74,11 @@ def volume_row(request, pk):
             queries.name_row_instances(ctx, [volume])
         return volume
 
-    return row_page(
+    return dashboard.row_page(
         request,
         policy="storage:volume:list",
         find=find,
-        gone=lambda: was_deleted(ctx, Volume, pk, admin=admin, status=Volume.DELETED),
+        gone=lambda: dashboard.was_deleted(ctx, Volume, pk, admin=admin, status=Volume.DELETED),
         table=lambda rows: (AdminVolumeTable if admin else VolumeTable)(rows, ctx=ctx),
     )
 
@@ -114,13 +103,15 @@ def _create_page(form) -> dict:
 def volume_create(request):
     """The create form (GET, prefilled from ``?source=...&snapshot=...``) and the create (POST): one
     volume per idempotency key; a refusal (quota, no backend with room, bad size) is a form error."""
-    if (denied := forbidden_unless(request, "storage:volume:create")) is not None:
+    if (denied := dashboard.forbidden_unless(request, "storage:volume:create")) is not None:
         return denied
     ctx = request.zenith
     if request.method == "POST":
         form = _create_form(request, request.POST)
         if form.is_valid():
-            result = call_service(request, form, lambda: services.create_volume(ctx, **form.service_kwargs()))
+            result = dashboard.call_service(
+                request, form, lambda: services.create_volume(ctx, **form.service_kwargs())
+            )
             if result is not None:
                 volume, created = result
                 if created:
@@ -132,7 +123,7 @@ def volume_create(request):
     names = ("name", "description", "source", "image", "snapshot", "source_volume", "size", "volume_type")
     initial = {k: request.GET[k] for k in names if k in request.GET}
     form = _create_form(request, initial=initial)
-    if is_htmx(request) and request.GET.get("fragment") == "fields":
+    if dashboard.is_htmx(request) and request.GET.get("fragment") == "fields":
         return render(request, "storage/_volume_create_fields.html", {"form": form})  # the source changed
     return render(request, "storage/volume_create.html", _create_page(form))
 
@@ -161,16 +152,16 @@ def _detail_context(request, volume: Volume) -> dict:
 def volume_detail(request, pk):
     """Overview, attachments, snapshots and action log. While the volume is transitional its summary
     polls ``?fragment=summary``, which answers the summary and, out of band, the rest."""
-    if (denied := forbidden_unless(request, "storage:volume:show")) is not None:
+    if (denied := dashboard.forbidden_unless(request, "storage:volume:show")) is not None:
         return denied
     volume = queries.find_volume(request.zenith, pk)
-    fragment = is_htmx(request) and request.GET.get("fragment") == "summary"
+    fragment = dashboard.is_htmx(request) and request.GET.get("fragment") == "summary"
     if volume is None:
         if fragment:
             response = HttpResponse("")
             response["HX-Redirect"] = reverse("storage:volumes")  # deleted while the page was open
             return response
-        return not_found(request)
+        return dashboard.not_found(request)
     context = _detail_context(request, volume)
     if fragment:
         return render(request, "storage/_volume_summary_fragment.html", {**context, "oob": True})
@@ -181,12 +172,12 @@ def _volume_form_page(request, pk, *, policy, form_class, title, submit, act, in
     """A volume action that takes input (extend, snapshot, reset-state): the form (GET) and the action
     (POST); a refusal is shown on the form, with what was typed."""
     ctx = request.zenith
-    volume, refused = permitted_object(request, policy, lambda ctx: queries.find_volume(ctx, pk))
+    volume, refused = dashboard.permitted_object(request, policy, lambda ctx: queries.find_volume(ctx, pk))
     if refused is not None:
         return refused
     form = form_class(request.POST or None, initial=initial(volume) if initial else None)
     if request.method == "POST" and form.is_valid():
-        done = call_service(request, form, lambda: act(ctx, volume, form.cleaned_data))
+        done = dashboard.call_service(request, form, lambda: act(ctx, volume, form.cleaned_data))
         if done is not None:
             return _back(request, volume)
     status = 400 if request.method == "POST" else 200
@@ -265,7 +256,7 @@ def volume_clone(request, pk):
     """Clone: the create form with this volume as the source."""
     volume = queries.find_volume(request.zenith, pk)
     if volume is None:
-        return not_found(request)
+        return dashboard.not_found(request)
     return redirect(reverse("storage:volume-create") + f"?source=volume&source_volume={volume.pk}")
 
 
@@ -273,12 +264,12 @@ def volume_clone(request, pk):
 @require_POST
 def volume_delete(request, pk):
     ctx = request.zenith
-    volume, refused = permitted_object(
+    volume, refused = dashboard.permitted_object(
         request, "storage:volume:delete", lambda ctx: queries.find_volume(ctx, pk)
     )
     if refused is not None:
         return refused
-    call_service(
+    dashboard.call_service(
         request, None, lambda: services.delete_volume(ctx, volume), f"Deleting volume {volume.name}."
     )
     return _back(request, None)  # not its own page: it is going away
@@ -288,12 +279,12 @@ def volume_delete(request, pk):
 @require_POST
 def volume_force_detach(request, pk):
     ctx = request.zenith
-    volume, refused = permitted_object(
+    volume, refused = dashboard.permitted_object(
         request, "storage:volume:force_detach", lambda ctx: queries.find_volume(ctx, pk)
     )
     if refused is not None:
         return refused
-    call_service(
+    dashboard.call_service(
         request,
         None,
         lambda: services.force_detach(ctx, volume),
@@ -308,7 +299,7 @@ def volume_force_detach(request, pk):
 @login_required
 @require_GET
 def snapshots(request):
-    return table_page(
+    return dashboard.table_page(
         request,
         policy="storage:snapshot:list",
         table=lambda ctx: SnapshotTable(queries.project_snapshots(ctx), ctx=ctx),
@@ -320,11 +311,11 @@ def snapshots(request):
 @require_GET
 def snapshot_row(request, pk):
     ctx = request.zenith
-    return row_page(
+    return dashboard.row_page(
         request,
         policy="storage:snapshot:list",
         find=lambda: queries.find_snapshot(ctx, pk),
-        gone=lambda: was_deleted(ctx, Snapshot, pk, status=Snapshot.DELETED),
+        gone=lambda: dashboard.was_deleted(ctx, Snapshot, pk, status=Snapshot.DELETED),
         table=lambda rows: SnapshotTable(rows, ctx=ctx),
     )
 
@@ -333,12 +324,12 @@ def snapshot_row(request, pk):
 @require_POST
 def snapshot_delete(request, pk):
     ctx = request.zenith
-    snapshot, refused = permitted_object(
+    snapshot, refused = dashboard.permitted_object(
         request, "storage:snapshot:delete", lambda ctx: queries.find_snapshot(ctx, pk)
     )
     if refused is not None:
         return refused
-    call_service(
+    dashboard.call_service(
         request, None, lambda: services.delete_snapshot(ctx, snapshot), f"Deleting snapshot {snapshot.name}."
     )
     return redirect("storage:snapshots")
@@ -350,7 +341,7 @@ def snapshot_new_volume(request, pk):
     """Create a volume from this snapshot: the create form with it as the source."""
     snapshot = queries.find_snapshot(request.zenith, pk)
     if snapshot is None:
-        return not_found(request)
+        return dashboard.not_found(request)
     return redirect(reverse("storage:volume-create") + f"?source=snapshot&snapshot={snapshot.pk}")
 
 
@@ -362,7 +353,7 @@ def snapshot_new_volume(request, pk):
 def admin_volumes(request):
     """Every project's volumes, with their project and storage host (cloud admins)."""
     ctx = request.zenith
-    return table_page(
+    return dashboard.table_page(
         request,
         policy="storage:volume:force_detach",
         table=lambda ctx: AdminVolumeTable(queries.all_volumes(ctx), ctx=ctx),
@@ -375,7 +366,7 @@ def admin_volumes(request):
 def admin_volume_types(request):
     """Every volume type (with how many volumes use it), with a form to define a new one."""
     ctx = request.zenith
-    return admin_list_page(
+    return dashboard.admin_list_page(
         request,
         action="storage:volume_type:create",
         form_class=VolumeTypeForm,
@@ -392,7 +383,7 @@ def admin_volume_types(request):
 @login_required
 @require_POST
 def admin_volume_type_delete(request, pk):
-    return admin_delete(
+    return dashboard.admin_delete(
         request,
         action="storage:volume_type:delete",
         queryset=VolumeType.objects,
@@ -407,7 +398,7 @@ def admin_volume_type_delete(request, pk):
 @require_GET
 def admin_backends(request):
     """Each storage host's backends (libvirt pools): capacity claimed and used, who reaches them."""
-    return table_page(
+    return dashboard.table_page(
         request,
         policy="storage:pool:list",
         table=lambda ctx: PoolTable(queries.pools_with_use(ctx)),
