@@ -2,6 +2,8 @@
 
 from django import forms
 
+from identity.forms import key_value_lines
+
 
 class FlavorForm(forms.Form):
     name = forms.CharField(max_length=64)
@@ -19,12 +21,4 @@ class FlavorForm(forms.Form):
     )
 
     def clean_extra_specs(self) -> dict[str, str]:
-        specs = {}
-        for number, line in enumerate(self.cleaned_data["extra_specs"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise forms.ValidationError(f"Line {number} is not key=value.")
-            specs[key.strip()] = value.strip()
-        return specs
+        return key_value_lines(self.cleaned_data["extra_specs"], "Line")

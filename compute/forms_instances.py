@@ -4,6 +4,8 @@ import uuid
 
 from django import forms
 
+from identity.forms import key_value_lines
+
 # Which wizard step each field is on (a re-rendered form opens the first step with an error).
 STEPS = [
     ("details", "Details", ("name",)),
@@ -45,15 +47,7 @@ class LaunchForm(forms.Form):
         self.new_idempotency_key = str(uuid.uuid4())
 
     def clean_metadata(self) -> dict[str, str]:
-        items = {}
-        for number, line in enumerate(self.cleaned_data["metadata"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise forms.ValidationError(f"Metadata line {number} is not key=value.")
-            items[key.strip()] = value.strip()
-        return items
+        return key_value_lines(self.cleaned_data["metadata"], "Metadata line")
 
     def first_step_with_errors(self) -> str | None:
         for step, _label, fields in STEPS:

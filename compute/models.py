@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from workers.models import AsyncResource, live_list_index, unique_idempotency_key
+
 from .scoping import FlavorQuerySet, ImageQuerySet, InstanceQuerySet
 
 
@@ -203,7 +205,7 @@ class ImageMember(models.Model):
         return f"image {self.image_id} offered to {self.project_id}: {self.status}"
 
 
-class Instance(models.Model):
+class Instance(AsyncResource):
     """A virtual machine. Nova's three states: ``vm_state`` (stable), ``task_state`` (the action in
     progress, "" when none) and ``power_state`` (what the hypervisor last said); ``status`` is derived.
 
@@ -250,8 +252,6 @@ class Instance(models.Model):
     # power_state (the driver's values)
     POWER_STATES = [(s, s) for s in ("nostate", "running", "paused", "shutdown", "crashed", "suspended")]
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=255)
     project = models.ForeignKey("identity.Project", on_delete=models.CASCADE, related_name="instances")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
@@ -276,17 +276,11 @@ class Instance(models.Model):
     power_state = models.CharField(max_length=16, choices=POWER_STATES, default="nostate")
     locked = models.BooleanField(default=False)
     locked_by = models.CharField(max_length=8, blank=True, default="", help_text="owner or admin")
-    fault = models.JSONField(null=True, blank=True, help_text="{code, message, details} of the last failure")
-    operation = models.ForeignKey(
-        "workers.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     attempted_hosts = models.JSONField(default=list, blank=True, help_text="hosts a spawn was tried on")
     launched_at = models.DateTimeField(null=True, blank=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
     power_synced_at = models.DateTimeField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
 
     objects = InstanceQuerySet.as_manager()
 
@@ -295,23 +289,10 @@ class Instance(models.Model):
         indexes = [
             # The project's list, newest first, without the deleted rows it keeps for history:
             # measured on 10,000 instances, the page query went from 27 ms to 0.8 ms on PostgreSQL.
-            models.Index(
-                fields=["project", "-created"],
-                condition=~models.Q(vm_state="deleted"),
-                name="instance_live_list",
-            ),
+            live_list_index("instance_live_list", vm_state="deleted"),
             models.Index(fields=["host", "vm_state"], name="instance_host"),
         ]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "idempotency_key"],
-                condition=~models.Q(idempotency_key=""),
-                name="unique_instance_idempotency_key",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.name
+        constraints = [unique_idempotency_key("unique_instance_idempotency_key")]
 
     @property
     def domain_name(self) -> str:

@@ -11,12 +11,9 @@ import uuid
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.timesince import timesince
-from django.utils.timezone import localtime
 
-from identity.dashboard import DATETIME_FORMAT, polling_attrs
+from identity.dashboard import ResourceTable, polling_row_attrs
 from workers.dashboard import Button, buttons_for, transition_buttons
 
 from .models import Instance
@@ -69,25 +66,16 @@ def instance_buttons(ctx, instance: Instance) -> list[dict]:
     return buttons_for(ctx, INSTANCE, instance, extra)
 
 
-def _polling(attr):
-    """A row attribute present only while the record is transitional (None drops the attribute)."""
-    return lambda record, table: (
-        polling_attrs(reverse("compute:instance-row", args=[record.pk]) + table.poll_query)[attr]
-        if record.transitional
-        else None
-    )
-
-
 # The row's id, and htmx polling while (only while) the instance is transitional.
-ROW_ATTRS = {
-    "id": lambda record: f"instance-{record.pk}",
-    "data-name": lambda record: record.name,
-    "data-status": lambda record: record.status,
-    **{attr: _polling(attr) for attr in ("hx-get", "hx-trigger", "hx-swap", "data-polling")},
-}
+ROW_ATTRS = polling_row_attrs(
+    "instance",
+    "compute:instance-row",
+    status=lambda record: record.status,
+    transitional=lambda record: record.transitional,
+)
 
 
-class InstanceTable(tables.Table):
+class InstanceTable(ResourceTable):
     """The current project's instances."""
 
     name = tables.Column(linkify=("compute:instance", {"pk": tables.A("pk")}))
@@ -99,7 +87,6 @@ class InstanceTable(tables.Table):
     created = tables.Column(verbose_name="Age")
     actions = tables.Column(empty_values=(), orderable=False, verbose_name="")
 
-    poll_query = ""  # added to the row's polling URL: which table the partial is a row of
     back = "list"  # where an action posted from a row returns
 
     class Meta:
@@ -109,10 +96,6 @@ class InstanceTable(tables.Table):
         row_attrs = ROW_ATTRS
         order_by = "-created"
         empty_text = "No instances yet."
-
-    def __init__(self, data, *, ctx, **kwargs):
-        super().__init__(data, **kwargs)
-        self.ctx = ctx
 
     def render_status(self, record):
         return render_to_string(
@@ -139,13 +122,6 @@ class InstanceTable(tables.Table):
             record.vcpus,
             record.memory_mb,
             record.disk_gb,
-        )
-
-    def render_created(self, record):
-        return format_html(
-            '<span title="{}">{}</span>',
-            date_format(localtime(record.created), DATETIME_FORMAT),
-            timesince(record.created),
         )
 
     def render_actions(self, record):

@@ -5,7 +5,14 @@ from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from identity.dashboard import admin_delete, admin_list_page, call_service, forbidden_unless, paginated
+from identity.dashboard import (
+    admin_delete,
+    admin_list_page,
+    call_service,
+    forbidden_unless,
+    not_found,
+    paginated,
+)
 from identity.errors import NotFound
 from workers.models import Host
 
@@ -65,7 +72,7 @@ def _host_action(request, pk, action, change, success):
     try:
         host = Host.objects.get_visible(request.zenith, pk=pk)
     except NotFound:
-        return render(request, "portal/404.html", status=404)
+        return not_found(request)
     call_service(request, None, lambda: change(host), success(host))
     return redirect("compute:admin-hosts")
 

@@ -10,7 +10,14 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from identity.dashboard import call_service, forbidden_unless, paginated, status_badge
+from identity.dashboard import (
+    call_service,
+    forbidden_unless,
+    not_found,
+    paginated,
+    permitted_object,
+    status_badge,
+)
 from identity.errors import NotFound
 
 from . import services
@@ -133,7 +140,7 @@ def image_upload(request):
 def image_download(request, pk):
     image = _visible_image(request, pk)
     if image is None:
-        return render(request, "portal/404.html", status=404)
+        return not_found(request)
     data = call_service(request, None, lambda: services.open_image_data(request.zenith, image))
     if data is None:
         return redirect("compute:images")
@@ -143,11 +150,11 @@ def image_download(request, pk):
 @login_required
 @require_POST
 def image_delete(request, pk):
-    if (denied := forbidden_unless(request, "compute:image:delete")) is not None:
-        return denied
-    image = _visible_image(request, pk)
-    if image is None:
-        return render(request, "portal/404.html", status=404)
+    image, refused = permitted_object(
+        request, "compute:image:delete", lambda _ctx: _visible_image(request, pk)
+    )
+    if refused is not None:
+        return refused
     call_service(
         request, None, lambda: services.delete_image(request.zenith, image), f"Image {image.name} deleted."
     )
@@ -163,7 +170,7 @@ def image_member_status(request, pk):
     offered = Image.objects.offered_to(ctx, (ImageMember.PENDING, ImageMember.REJECTED, ImageMember.ACCEPTED))
     image = offered.filter(pk=pk).first()
     if image is None or ctx.project is None:
-        return render(request, "portal/404.html", status=404)
+        return not_found(request)
     verb = {ImageMember.ACCEPTED: "accepted", ImageMember.REJECTED: "rejected"}.get(decision)
     if verb is None:
         messages.error(request, "Choose to accept or reject the image.")

@@ -19,7 +19,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from identity import audit, quotas
-from identity.dashboard import call_service, forbidden_unless, paginated
+from identity.dashboard import (
+    call_service,
+    forbidden_unless,
+    is_htmx,
+    not_found,
+    permitted_object,
+    redirect_back,
+    row_page,
+    table_page,
+    was_deleted,
+)
 from identity.models import KeyPair
 
 from . import services
@@ -30,14 +40,6 @@ from .tables_instances import instance_buttons as buttons_for
 
 ROW_RELATED = ("flavor", "image", "operation", "host")
 ACTION_LOG_ROWS = 50
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def _not_found(request):
-    return render(request, "portal/404.html", status=404)
 
 
 def _find_instance(request, pk) -> Instance | None:
@@ -71,13 +73,16 @@ def _filtered(queryset, filters: InstanceFilterForm):
 @require_GET
 def instances(request):
     """The project's instances: status, task (with the running operation's progress), flavor, age."""
-    if (denied := forbidden_unless(request, "compute:instance:list")) is not None:
-        return denied
-    ctx = request.zenith
     filters = InstanceFilterForm(request.GET)
-    queryset = _filtered(Instance.objects.visible_to(ctx).for_rows(), filters)
-    table = paginated(request, InstanceTable(queryset, ctx=ctx))
-    return render(request, "compute/instances.html", {"table": table, "filters": filters})
+    return table_page(
+        request,
+        policy="compute:instance:list",
+        table=lambda ctx: InstanceTable(
+            _filtered(Instance.objects.visible_to(ctx).for_rows(), filters), ctx=ctx
+        ),
+        template="compute/instances.html",
+        context={"filters": filters},
+    )
 
 
 @login_required
@@ -85,22 +90,20 @@ def instances(request):
 def instance_row(request, pk):
     """One table row (htmx polls it while the instance is transitional); empty once it is deleted,
     which removes the row."""
-    if (denied := forbidden_unless(request, "compute:instance:list")) is not None:
-        return denied
     ctx = request.zenith
     admin = request.GET.get("admin") == "1" and ctx.is_admin
-    scope = Instance.objects.across_projects(ctx) if admin else Instance.objects.visible_to(ctx)
-    instance = scope.select_related(*ROW_RELATED, "project").filter(pk=pk).first()
-    if instance is None:
-        owned = (
-            Instance.objects.filter(pk=pk) if admin else Instance.objects.filter(pk=pk, project=ctx.project)
-        )
-        if ctx.project is not None and owned.filter(vm_state=Instance.DELETED).exists():
-            return HttpResponse("")
-        return _not_found(request)
-    table = (AdminInstanceTable if admin else InstanceTable)([instance], ctx=ctx)
-    table.request = request
-    return render(request, "dashboard/_rows.html", {"table": table})
+
+    def find():
+        scope = Instance.objects.across_projects(ctx) if admin else Instance.objects.visible_to(ctx)
+        return scope.select_related(*ROW_RELATED, "project").filter(pk=pk).first()
+
+    return row_page(
+        request,
+        policy="compute:instance:list",
+        find=find,
+        gone=lambda: was_deleted(ctx, Instance, pk, admin=admin, vm_state=Instance.DELETED),
+        table=lambda rows: (AdminInstanceTable if admin else InstanceTable)(rows, ctx=ctx),
+    )
 
 
 # --- the launch wizard ------------------------------------------------------------------------------
@@ -230,13 +233,13 @@ def instance_detail(request, pk):
         return denied
     instance = _find_instance(request, pk)
     if instance is None:
-        if _is_htmx(request) and request.GET.get("fragment") == "summary":
+        if is_htmx(request) and request.GET.get("fragment") == "summary":
             response = HttpResponse("")
             response["HX-Redirect"] = reverse("compute:instances")  # deleted while the page was open
             return response
-        return _not_found(request)
+        return not_found(request)
     context = _detail_context(request, instance)
-    if _is_htmx(request) and request.GET.get("fragment") == "summary":
+    if is_htmx(request) and request.GET.get("fragment") == "summary":
         return render(request, "compute/_instance_summary_fragment.html", {**context, "oob": True})
     return render(request, "compute/instance_detail.html", context)
 
@@ -249,18 +252,18 @@ class ConsoleForm(forms.Form):
 @require_GET
 def instance_console(request, pk):
     """The guest's serial console log, asked of its host; an htmx request gets the panel only."""
-    if (denied := forbidden_unless(request, "compute:instance:console")) is not None:
-        return denied
-    instance = _find_instance(request, pk)
-    if instance is None:
-        return _not_found(request)
+    instance, refused = permitted_object(
+        request, "compute:instance:console", lambda _ctx: _find_instance(request, pk)
+    )
+    if refused is not None:
+        return refused
     form = ConsoleForm(request.GET)
     log = None
     if form.is_valid():
         lines = form.cleaned_data["lines"] or 100
         log = call_service(request, form, lambda: services.console_log(request.zenith, instance, lines))
     context = {"instance": instance, "form": form, "log": log}
-    template = "compute/_instance_console.html" if _is_htmx(request) else "compute/instance_console.html"
+    template = "compute/_instance_console.html" if is_htmx(request) else "compute/instance_console.html"
     return render(request, template, context)
 
 
@@ -270,13 +273,11 @@ def instance_action(request, pk, action):
     """Start an action (or lock/unlock); the page it came from shows the instance polling."""
     button = ACTIONS.get(action)
     if button is None:
-        return _not_found(request)
-    if (denied := forbidden_unless(request, button.policy)) is not None:
-        return denied
+        return not_found(request)
     ctx = request.zenith
-    instance = _find_instance(request, pk)
-    if instance is None:
-        return _not_found(request)
+    instance, refused = permitted_object(request, button.policy, lambda _ctx: _find_instance(request, pk))
+    if refused is not None:
+        return refused
     if action == "lock":
         change = lambda: services.lock_instance(ctx, instance)  # noqa: E731
     elif action == "unlock":
@@ -284,12 +285,8 @@ def instance_action(request, pk, action):
     else:
         change = lambda: services.instance_action(ctx, instance, action)  # noqa: E731
     call_service(request, None, change, button.message.format(name=instance.name))
-    back = request.POST.get("back")
-    if back == "admin" and ctx.is_admin:
-        return redirect("compute:admin-instances")
-    if back == "detail" and action != "delete":
-        return redirect("compute:instance", pk=instance.pk)
-    return redirect("compute:instances")
+    detail = ("compute:instance", instance.pk) if action != "delete" else None
+    return redirect_back(request, default="compute:instances", admin="compute:admin-instances", detail=detail)
 
 
 # --- admin panels ------------------------------------------------------------------------------------
@@ -299,13 +296,19 @@ def instance_action(request, pk, action):
 @require_GET
 def admin_instances(request):
     """Every project's instances (cloud admins), with their project and host."""
-    if (denied := forbidden_unless(request, "compute:instance:list_all")) is not None:
-        return denied
-    ctx = request.zenith
     filters = InstanceFilterForm(request.GET)
-    queryset = _filtered(Instance.objects.across_projects(ctx).for_rows().select_related("project"), filters)
-    table = paginated(request, AdminInstanceTable(queryset, ctx=ctx))
-    return render(request, "compute/admin_instances.html", {"table": table, "filters": filters})
+
+    def table(ctx):
+        rows = Instance.objects.across_projects(ctx).for_rows().select_related("project")
+        return AdminInstanceTable(_filtered(rows, filters), ctx=ctx)
+
+    return table_page(
+        request,
+        policy="compute:instance:list_all",
+        table=table,
+        template="compute/admin_instances.html",
+        context={"filters": filters},
+    )
 
 
 @login_required

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from identity.dashboard import call_service, forbidden_unless
+from identity.dashboard import call_service, permitted_object, redirect_back
 from identity.scoping import is_uuid
 from storage import queries as storage_queries
 from storage.models import Volume
@@ -19,10 +19,6 @@ from storage.models import Volume
 from . import services
 from .models import Image, Instance
 from .services.volumes import ATTACHABLE
-
-
-def _not_found(request):
-    return render(request, "portal/404.html", status=404)
 
 
 def attachable_instances(ctx):
@@ -52,25 +48,25 @@ class AttachForm(forms.Form):
 
 
 def _back(request, volume, instance=None):
-    back = request.POST.get("back") or request.GET.get("back")
-    if back == "instance" and instance is not None:
+    if instance is not None and (request.POST.get("back") or request.GET.get("back")) == "instance":
         return redirect("compute:instance", pk=instance.pk)
-    if back == "detail":
-        return redirect("storage:volume", pk=volume.pk)
-    if back == "admin" and request.zenith.is_admin:
-        return redirect("storage:admin-volumes")
-    return redirect("storage:volumes")
+    return redirect_back(
+        request,
+        default="storage:volumes",
+        admin="storage:admin-volumes",
+        detail=("storage:volume", volume.pk),
+    )
 
 
 @login_required
 def volume_attach(request, pk):
     """Attach a volume (GET: the form with the project's instances; POST: the attach)."""
-    if (denied := forbidden_unless(request, "storage:volume:attach")) is not None:
-        return denied
     ctx = request.zenith
-    volume = Volume.objects.visible_to(ctx).filter(pk=pk).first()
-    if volume is None:
-        return _not_found(request)
+    volume, refused = permitted_object(
+        request, "storage:volume:attach", lambda ctx: Volume.objects.visible_to(ctx).filter(pk=pk).first()
+    )
+    if refused is not None:
+        return refused
     instances = list(attachable_instances(ctx))
     form = AttachForm(request.POST or None, instances=instances)
     if request.method == "POST" and form.is_valid():
@@ -107,12 +103,14 @@ def volume_attach(request, pk):
 @require_POST
 def volume_detach(request, pk):
     """Detach a volume from the instance it is attached to."""
-    if (denied := forbidden_unless(request, "storage:volume:detach")) is not None:
-        return denied
     ctx = request.zenith
-    volume = storage_queries.project_volumes(ctx).filter(pk=pk).first()
-    if volume is None:
-        return _not_found(request)
+    volume, refused = permitted_object(
+        request,
+        "storage:volume:detach",
+        lambda ctx: storage_queries.project_volumes(ctx).filter(pk=pk).first(),
+    )
+    if refused is not None:
+        return refused
     live = volume.live_attachments[0] if volume.live_attachments else None
     instance = Instance.objects.visible_to(ctx).filter(pk=live.instance_id).first() if live else None
     if instance is None:
@@ -135,12 +133,12 @@ def volume_detach(request, pk):
 def instance_volumes(request, pk):
     """The instance's attached volumes with detach, and a form to attach one of the project's
     available volumes (a fragment the instance detail loads into its Volumes tab)."""
-    if (denied := forbidden_unless(request, "compute:instance:show")) is not None:
-        return denied
     ctx = request.zenith
-    instance = Instance.objects.visible_to(ctx).filter(pk=pk).first()
-    if instance is None:
-        return _not_found(request)
+    instance, refused = permitted_object(
+        request, "compute:instance:show", lambda ctx: Instance.objects.visible_to(ctx).filter(pk=pk).first()
+    )
+    if refused is not None:
+        return refused
     attachments = services.instance_volumes([instance.pk]).get(str(instance.pk), [])
     context = {
         "instance": instance,
@@ -155,12 +153,12 @@ def instance_volumes(request, pk):
 @require_POST
 def instance_volume_attach(request, pk):
     """Attach the volume chosen on the instance detail to this instance."""
-    if (denied := forbidden_unless(request, "storage:volume:attach")) is not None:
-        return denied
     ctx = request.zenith
-    instance = Instance.objects.visible_to(ctx).filter(pk=pk).first()
-    if instance is None:
-        return _not_found(request)
+    instance, refused = permitted_object(
+        request, "storage:volume:attach", lambda ctx: Instance.objects.visible_to(ctx).filter(pk=pk).first()
+    )
+    if refused is not None:
+        return refused
     chosen = request.POST.get("volume", "")
     volume = attachable_volumes(ctx).filter(pk=chosen).first() if is_uuid(chosen) else None
     if volume is None:

@@ -9,10 +9,14 @@ import django_tables2 as tables
 from django import forms
 from django.contrib import messages
 from django.core.paginator import EmptyPage
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timesince import timesince
+from django.utils.timezone import localtime
 
 from . import policy
 from .errors import NotFound, ZenithError
@@ -102,6 +106,48 @@ def polling_attrs(url: str) -> dict[str, str]:
     return {"hx-get": url, "hx-trigger": POLL_EVERY, "hx-swap": "outerHTML", "data-polling": "true"}
 
 
+def polling_row_attrs(prefix: str, url_name: str, *, status: Callable, transitional: Callable) -> dict:
+    """A table's ``row_attrs``: the row's id (``prefix-pk``), name and ``status(record)``, and htmx
+    polling of ``url_name`` (with the table's ``poll_query``) while, only while, ``transitional(record)``
+    (an attribute whose value is None is left out)."""
+
+    def polled(attr):
+        return lambda record, table: (
+            polling_attrs(reverse(url_name, args=[record.pk]) + table.poll_query)[attr]
+            if transitional(record)
+            else None
+        )
+
+    return {
+        "id": lambda record: f"{prefix}-{record.pk}",
+        "data-name": lambda record: record.name,
+        "data-status": status,
+        **{attr: polled(attr) for attr in ("hx-get", "hx-trigger", "hx-swap", "data-polling")},
+    }
+
+
+def age(moment):
+    """How long ago, with the moment itself on hover (a table's created column)."""
+    return format_html(
+        '<span title="{}">{}</span>', date_format(localtime(moment), DATETIME_FORMAT), timesince(moment)
+    )
+
+
+class ResourceTable(tables.Table):
+    """A table of async resources drawn for one caller (``ctx``: the buttons its role may use), whose
+    changing rows poll (``poll_query``: added to a row's URL, which table it is a row of) and whose
+    created column shows the age."""
+
+    poll_query = ""
+
+    def __init__(self, data, *, ctx, **kwargs):
+        super().__init__(data, **kwargs)
+        self.ctx = ctx
+
+    def render_created(self, record):
+        return age(record.created)
+
+
 class DeleteColumn(tables.Column):
     """A table's delete (or revoke) button: one POST form with a confirmation naming the row."""
 
@@ -146,6 +192,44 @@ def call_service(request, form: forms.Form | None, fn: Callable[[], Any], succes
     return result
 
 
+def is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def not_found(request):
+    return render(request, "portal/404.html", status=404)
+
+
+def permitted_object(request, policy: str, find: Callable[[Any], Any]):
+    """``(obj, None)`` when the caller's role allows ``policy`` and ``find(ctx)`` finds the object;
+    else ``(None, response)``: the 403 page, or the 404 page when there is nothing
+    (for the caller) to find."""
+    if (denied := forbidden_unless(request, policy)) is not None:
+        return None, denied
+    obj = find(request.zenith)
+    return (obj, None) if obj is not None else (None, not_found(request))
+
+
+def row_page(request, *, policy: str, find: Callable[[], Any], gone: Callable[[], bool], table: Callable):
+    """One table row, which htmx polls while its resource is changing: ``table([obj])`` rendered as
+    rows; empty once ``gone()`` (the resource was deleted), which removes the row; 404 otherwise."""
+    if (denied := forbidden_unless(request, policy)) is not None:
+        return denied
+    obj = find()
+    if obj is None:
+        return HttpResponse("") if gone() else not_found(request)
+    rows = table([obj])
+    rows.request = request
+    return render(request, "dashboard/_rows.html", {"table": rows})
+
+
+def was_deleted(ctx, model, pk, *, admin: bool = False, **deleted) -> bool:
+    """Whether the row ``pk`` of ``model`` is marked deleted (``deleted``: its field and value) in the
+    caller's project (any project for ``admin``): its polled table row then answers empty."""
+    owned = model.objects.filter(pk=pk) if admin else model.objects.filter(pk=pk, project=ctx.project)
+    return ctx.project is not None and owned.filter(**deleted).exists()
+
+
 def forbidden_unless(request, action: str):
     """A 403 page when the caller's role does not allow ``action``; None when it does."""
     if policy.check(request.zenith, action):
@@ -173,6 +257,29 @@ def paginated(request, table):
     except EmptyPage:
         table.paginate(page=table.paginator.num_pages, per_page=per_page)
     return table
+
+
+def table_page(request, *, policy: str, table: Callable, template: str, context=None, on_page=None):
+    """A list page: 403 unless the role allows ``policy``; else ``table(ctx)`` sorted and paginated
+    by the request, ``on_page(records)`` given the page's rows (to name what they link to in one
+    query), rendered with ``template`` and ``context``."""
+    if (denied := forbidden_unless(request, policy)) is not None:
+        return denied
+    rows = paginated(request, table(request.zenith))
+    if on_page is not None:
+        on_page([row.record for row in rows.page.object_list])
+    return render(request, template, {"table": rows, **(context or {})})
+
+
+def redirect_back(request, *, default: str, admin: str = "", detail: tuple[str, Any] | None = None):
+    """Where an action returns, as its form's ``back`` says: the admins' list (cloud admins only),
+    the resource's page (``detail``: its URL name and pk, while it has one), else ``default``."""
+    back = request.POST.get("back") or request.GET.get("back")
+    if back == "admin" and admin and request.zenith.is_admin:
+        return redirect(admin)
+    if back == "detail" and detail is not None:
+        return redirect(detail[0], pk=detail[1])
+    return redirect(default)
 
 
 def admin_list_page(
@@ -206,6 +313,6 @@ def admin_delete(request, *, action, queryset, pk, delete, success, back):
     try:
         obj = queryset.get_visible(request.zenith, pk=pk)
     except NotFound:
-        return render(request, "portal/404.html", status=404)
+        return not_found(request)
     call_service(request, None, lambda: delete(obj), success(obj))
     return redirect(back)

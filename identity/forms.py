@@ -7,6 +7,20 @@ from . import throttle
 from .models import Project, Role, User
 
 
+def key_value_lines(text: str, what: str = "Line") -> dict[str, str]:
+    """A textarea of ``key=value`` lines (blank ones skipped) as a dict; a line without ``=`` or with an
+    empty key is a form error naming it (``what`` and its number)."""
+    items = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise forms.ValidationError(f"{what} {number} is not key=value.")
+        items[key.strip()] = value.strip()
+    return items
+
+
 class KeyPairForm(forms.Form):
     name = forms.CharField(max_length=255)
     public_key = forms.CharField(

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from . import services
-from .dashboard import admin_delete, admin_list_page, call_service, forbidden_unless, paginated
+from .dashboard import admin_delete, admin_list_page, call_service, forbidden_unless, not_found, paginated
 from .errors import NotFound
 from .forms import KeyPairForm, ProjectForm, RoleAssignmentForm, UserForm
 from .models import KeyPair, Project, RoleAssignment, User
@@ -44,7 +44,7 @@ def keypair_delete(request, pk):
     try:
         keypair = KeyPair.objects.get_visible(ctx, pk=pk)
     except NotFound:
-        return render(request, "portal/404.html", status=404)
+        return not_found(request)
     call_service(
         request, None, lambda: services.delete_keypair(ctx, keypair), f"Key pair {keypair.name} deleted."
     )

@@ -7,6 +7,8 @@ import uuid
 
 from django import forms
 
+from identity.forms import key_value_lines
+
 from .models import Volume
 from .services.volumes import MAX_SIZE_GB, RESETTABLE
 
@@ -155,12 +157,4 @@ class VolumeTypeForm(forms.Form):
     is_default = forms.BooleanField(required=False, label="Make it the default type")
 
     def clean_extra_specs(self) -> dict[str, str]:
-        specs = {}
-        for number, line in enumerate(self.cleaned_data["extra_specs"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise forms.ValidationError(f"Extra specs line {number} is not key=value.")
-            specs[key.strip()] = value.strip()
-        return specs
+        return key_value_lines(self.cleaned_data["extra_specs"], "Extra specs line")

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from identity.scoping import ProjectOwnedQuerySet, ScopedQuerySet
+from workers.models import AsyncResource, live_list_index, unique_idempotency_key
 
 GIB = 1024**3
 
@@ -119,7 +120,7 @@ class VolumeQuerySet(ProjectOwnedQuerySet):
         return self.live() if ctx.is_admin else self.none()
 
 
-class Volume(models.Model):
+class Volume(AsyncResource):
     """A persistent block device. ``status`` is the stable state, ``busy`` the transition running
     ("" when none): what users read as the status is ``display_status`` (busy first), Cinder's
     ``creating, available, reserved, attaching, in-use, detaching, extending, deleting, error,
@@ -150,8 +151,6 @@ class Volume(models.Model):
     VOLUME = "volume"
     SOURCES = [(s, s) for s in (BLANK, IMAGE, SNAPSHOT, VOLUME)]
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     project = models.ForeignKey("identity.Project", on_delete=models.CASCADE, related_name="volumes")
     user = models.ForeignKey(
@@ -170,33 +169,14 @@ class Volume(models.Model):
         StoragePool, null=True, blank=True, on_delete=models.SET_NULL, related_name="volumes"
     )
     connection = models.JSONField(null=True, blank=True, help_text="workers.messages.VolumeConnection")
-    fault = models.JSONField(null=True, blank=True, help_text="{code, message, details} of the last failure")
-    operation = models.ForeignKey(
-        "workers.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
 
     objects = VolumeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created"]
-        indexes = [
-            models.Index(
-                fields=["project", "-created"], condition=~Q(status="deleted"), name="volume_live_list"
-            )
-        ]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "idempotency_key"],
-                condition=~Q(idempotency_key=""),
-                name="unique_volume_idempotency_key",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.name
+        indexes = [live_list_index("volume_live_list", status="deleted")]
+        constraints = [unique_idempotency_key("unique_volume_idempotency_key")]
 
     @property
     def backend_name(self) -> str:
@@ -217,7 +197,7 @@ class SnapshotQuerySet(ProjectOwnedQuerySet):
         return super().visible_to(ctx).exclude(status=Snapshot.DELETED)
 
 
-class Snapshot(models.Model):
+class Snapshot(AsyncResource):
     """A point-in-time copy of a volume, kept in the volume's pool (new volumes can start from it)."""
 
     CREATING = "creating"
@@ -227,8 +207,6 @@ class Snapshot(models.Model):
     DELETING = "deleting"
     STATUSES = [(s, s) for s in (CREATING, AVAILABLE, ERROR, DELETED)]
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     project = models.ForeignKey("identity.Project", on_delete=models.CASCADE, related_name="snapshots")
     user = models.ForeignKey(
@@ -238,20 +216,9 @@ class Snapshot(models.Model):
     size = models.PositiveIntegerField(help_text="GiB, the volume's when taken")
     status = models.CharField(max_length=16, choices=STATUSES, default=CREATING)
     busy = models.CharField(max_length=16, blank=True, default="")
-    fault = models.JSONField(null=True, blank=True)
-    operation = models.ForeignKey(
-        "workers.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
+    fault = models.JSONField(null=True, blank=True)  # as it was made (without AsyncResource's help text)
 
     objects = SnapshotQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created"]
-
-    def __str__(self) -> str:
-        return self.name
 
     @property
     def backend_name(self) -> str:

@@ -12,15 +12,12 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.timesince import timesince
-from django.utils.timezone import localtime
 
 from identity.dashboard import (
-    DATETIME_FORMAT,
-    POLL_EVERY,
     DeleteColumn,
+    ResourceTable,
+    polling_row_attrs,
     progress_bar,
     status_badge,
     usage_colour,
@@ -117,38 +114,27 @@ def snapshot_buttons(ctx, snapshot: Snapshot) -> list[dict]:
     return _with_urls(shown, SNAPSHOT_URLS, snapshot.pk)
 
 
-def _polling(value):
-    """A row attribute present only while the record is transitional (None drops the attribute)."""
-    return lambda record, table: (
-        (value(record, table) if callable(value) else value) if _transitional(record) else None
-    )
-
-
 def _transitional(record) -> bool:
     return bool(record.busy) or record.status == "creating"
 
 
 def _row_attrs(prefix: str, url_name: str) -> dict:
-    return {
-        "id": lambda record: f"{prefix}-{record.pk}",
-        "data-name": lambda record: record.name,
-        "data-status": lambda record: record.display_status,
-        "hx-get": _polling(lambda record, table: reverse(url_name, args=[record.pk]) + table.poll_query),
-        "hx-trigger": _polling(POLL_EVERY),
-        "hx-swap": _polling("outerHTML"),
-        "data-polling": _polling("true"),
-    }
-
-
-def _age(record):
-    return format_html(
-        '<span title="{}">{}</span>',
-        date_format(localtime(record.created), DATETIME_FORMAT),
-        timesince(record.created),
+    return polling_row_attrs(
+        prefix, url_name, status=lambda record: record.display_status, transitional=_transitional
     )
 
 
-class VolumeTable(tables.Table):
+class _StorageTable(ResourceTable):
+    """Volumes and snapshots: a status with its busy state first, a size in GiB."""
+
+    def render_status(self, record):
+        return volume_status(record)
+
+    def render_size(self, record):
+        return f"{record.size} GiB"
+
+
+class VolumeTable(_StorageTable):
     """The current project's volumes."""
 
     name = tables.Column(linkify=("storage:volume", {"pk": tables.A("pk")}))
@@ -161,7 +147,6 @@ class VolumeTable(tables.Table):
     created = tables.Column(verbose_name="Age")
     actions = tables.Column(empty_values=(), orderable=False, verbose_name="")
 
-    poll_query = ""
     back = "list"
     admin = False
 
@@ -173,23 +158,10 @@ class VolumeTable(tables.Table):
         order_by = "-created"
         empty_text = "No volumes yet."
 
-    def __init__(self, data, *, ctx, **kwargs):
-        super().__init__(data, **kwargs)
-        self.ctx = ctx
-
-    def render_status(self, record):
-        return volume_status(record)
-
-    def render_size(self, record):
-        return f"{record.size} GiB"
-
     def render_attached(self, record):
         return render_to_string(
             "storage/_volume_attached.html", {"attachments": getattr(record, "live_attachments", [])}
         )
-
-    def render_created(self, record):
-        return _age(record)
 
     def render_actions(self, record):
         return render_to_string(
@@ -230,7 +202,7 @@ class AdminVolumeTable(VolumeTable):
         )
 
 
-class SnapshotTable(tables.Table):
+class SnapshotTable(_StorageTable):
     """The current project's snapshots."""
 
     name = tables.Column()
@@ -244,8 +216,6 @@ class SnapshotTable(tables.Table):
     created = tables.Column(verbose_name="Age")
     actions = tables.Column(empty_values=(), orderable=False, verbose_name="")
 
-    poll_query = ""
-
     class Meta:
         model = Snapshot
         fields = ("name", "status", "size", "volume", "created")
@@ -253,19 +223,6 @@ class SnapshotTable(tables.Table):
         row_attrs = _row_attrs("snapshot", "storage:snapshot-row")
         order_by = "-created"
         empty_text = "No snapshots yet."
-
-    def __init__(self, data, *, ctx, **kwargs):
-        super().__init__(data, **kwargs)
-        self.ctx = ctx
-
-    def render_status(self, record):
-        return volume_status(record)
-
-    def render_size(self, record):
-        return f"{record.size} GiB"
-
-    def render_created(self, record):
-        return _age(record)
 
     def render_actions(self, record):
         return render_to_string(

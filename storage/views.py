@@ -16,8 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from identity import audit
-from identity.dashboard import admin_delete, admin_list_page, call_service, forbidden_unless, paginated
+from identity import audit, dashboard
 
 from . import queries, services
 from .forms import ExtendForm, ResetStateForm, SnapshotForm, VolumeCreateForm, VolumeTypeForm
@@ -35,22 +34,12 @@ from .tables import (
 ACTION_LOG_ROWS = 50
 
 
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def _not_found(request):
-    return render(request, "portal/404.html", status=404)
-
-
 def _back(request, volume: Volume | None = None):
     """Where an action returns: the admins' list, the volume's page, or the project's list."""
-    back = request.POST.get("back") or request.GET.get("back")
-    if back == "admin" and request.zenith.is_admin:
-        return redirect("storage:admin-volumes")
-    if back == "detail" and volume is not None:
-        return redirect("storage:volume", pk=volume.pk)
-    return redirect("storage:volumes")
+    detail = ("storage:volume", volume.pk) if volume is not None else None
+    return dashboard.redirect_back(
+        request, default="storage:volumes", admin="storage:admin-volumes", detail=detail
+    )
 
 
 # --- the project's volumes ------------------------------------------------------------------------
@@ -60,12 +49,14 @@ def _back(request, volume: Volume | None = None):
 @require_GET
 def volumes(request):
     """The project's volumes: status (with the running operation's progress), size, type, attachment."""
-    if (denied := forbidden_unless(request, "storage:volume:list")) is not None:
-        return denied
     ctx = request.zenith
-    table = paginated(request, VolumeTable(queries.project_volumes(ctx), ctx=ctx))
-    queries.name_row_instances(ctx, [row.record for row in table.page.object_list])
-    return render(request, "storage/volumes.html", {"table": table})
+    return dashboard.table_page(
+        request,
+        policy="storage:volume:list",
+        table=lambda ctx: VolumeTable(queries.project_volumes(ctx), ctx=ctx),
+        template="storage/volumes.html",
+        on_page=lambda records: queries.name_row_instances(ctx, records),
+    )
 
 
 @login_required
@@ -73,21 +64,23 @@ def volumes(request):
 def volume_row(request, pk):
     """One table row (htmx polls it while the volume is transitional); empty once it is deleted,
     which removes the row."""
-    if (denied := forbidden_unless(request, "storage:volume:list")) is not None:
-        return denied
     ctx = request.zenith
     admin = request.GET.get("admin") == "1" and ctx.is_admin
-    scope = queries.all_volumes(ctx) if admin else queries.project_volumes(ctx)
-    volume = scope.filter(pk=pk).first()
-    if volume is None:
-        owned = Volume.objects.filter(pk=pk) if admin else Volume.objects.filter(pk=pk, project=ctx.project)
-        if ctx.project is not None and owned.filter(status=Volume.DELETED).exists():
-            return HttpResponse("")
-        return _not_found(request)
-    queries.name_row_instances(ctx, [volume])
-    table = (AdminVolumeTable if admin else VolumeTable)([volume], ctx=ctx)
-    table.request = request
-    return render(request, "storage/_row.html", {"table": table})
+
+    def find():
+        scope = queries.all_volumes(ctx) if admin else queries.project_volumes(ctx)
+        volume = scope.filter(pk=pk).first()
+        if volume is not None:
+            queries.name_row_instances(ctx, [volume])
+        return volume
+
+    return dashboard.row_page(
+        request,
+        policy="storage:volume:list",
+        find=find,
+        gone=lambda: dashboard.was_deleted(ctx, Volume, pk, admin=admin, status=Volume.DELETED),
+        table=lambda rows: (AdminVolumeTable if admin else VolumeTable)(rows, ctx=ctx),
+    )
 
 
 def _create_form(request, data=None, initial=None) -> VolumeCreateForm:
@@ -110,13 +103,15 @@ def _create_page(form) -> dict:
 def volume_create(request):
     """The create form (GET, prefilled from ``?source=...&snapshot=...``) and the create (POST): one
     volume per idempotency key; a refusal (quota, no backend with room, bad size) is a form error."""
-    if (denied := forbidden_unless(request, "storage:volume:create")) is not None:
+    if (denied := dashboard.forbidden_unless(request, "storage:volume:create")) is not None:
         return denied
     ctx = request.zenith
     if request.method == "POST":
         form = _create_form(request, request.POST)
         if form.is_valid():
-            result = call_service(request, form, lambda: services.create_volume(ctx, **form.service_kwargs()))
+            result = dashboard.call_service(
+                request, form, lambda: services.create_volume(ctx, **form.service_kwargs())
+            )
             if result is not None:
                 volume, created = result
                 if created:
@@ -128,7 +123,7 @@ def volume_create(request):
     names = ("name", "description", "source", "image", "snapshot", "source_volume", "size", "volume_type")
     initial = {k: request.GET[k] for k in names if k in request.GET}
     form = _create_form(request, initial=initial)
-    if _is_htmx(request) and request.GET.get("fragment") == "fields":
+    if dashboard.is_htmx(request) and request.GET.get("fragment") == "fields":
         return render(request, "storage/_volume_create_fields.html", {"form": form})  # the source changed
     return render(request, "storage/volume_create.html", _create_page(form))
 
@@ -157,16 +152,16 @@ def _detail_context(request, volume: Volume) -> dict:
 def volume_detail(request, pk):
     """Overview, attachments, snapshots and action log. While the volume is transitional its summary
     polls ``?fragment=summary``, which answers the summary and, out of band, the rest."""
-    if (denied := forbidden_unless(request, "storage:volume:show")) is not None:
+    if (denied := dashboard.forbidden_unless(request, "storage:volume:show")) is not None:
         return denied
     volume = queries.find_volume(request.zenith, pk)
-    fragment = _is_htmx(request) and request.GET.get("fragment") == "summary"
+    fragment = dashboard.is_htmx(request) and request.GET.get("fragment") == "summary"
     if volume is None:
         if fragment:
             response = HttpResponse("")
             response["HX-Redirect"] = reverse("storage:volumes")  # deleted while the page was open
             return response
-        return _not_found(request)
+        return dashboard.not_found(request)
     context = _detail_context(request, volume)
     if fragment:
         return render(request, "storage/_volume_summary_fragment.html", {**context, "oob": True})
@@ -176,15 +171,13 @@ def volume_detail(request, pk):
 def _volume_form_page(request, pk, *, policy, form_class, title, submit, act, initial=None):
     """A volume action that takes input (extend, snapshot, reset-state): the form (GET) and the action
     (POST); a refusal is shown on the form, with what was typed."""
-    if (denied := forbidden_unless(request, policy)) is not None:
-        return denied
     ctx = request.zenith
-    volume = queries.find_volume(ctx, pk)
-    if volume is None:
-        return _not_found(request)
+    volume, refused = dashboard.permitted_object(request, policy, lambda ctx: queries.find_volume(ctx, pk))
+    if refused is not None:
+        return refused
     form = form_class(request.POST or None, initial=initial(volume) if initial else None)
     if request.method == "POST" and form.is_valid():
-        done = call_service(request, form, lambda: act(ctx, volume, form.cleaned_data))
+        done = dashboard.call_service(request, form, lambda: act(ctx, volume, form.cleaned_data))
         if done is not None:
             return _back(request, volume)
     status = 400 if request.method == "POST" else 200
@@ -263,20 +256,20 @@ def volume_clone(request, pk):
     """Clone: the create form with this volume as the source."""
     volume = queries.find_volume(request.zenith, pk)
     if volume is None:
-        return _not_found(request)
+        return dashboard.not_found(request)
     return redirect(reverse("storage:volume-create") + f"?source=volume&source_volume={volume.pk}")
 
 
 @login_required
 @require_POST
 def volume_delete(request, pk):
-    if (denied := forbidden_unless(request, "storage:volume:delete")) is not None:
-        return denied
     ctx = request.zenith
-    volume = queries.find_volume(ctx, pk)
-    if volume is None:
-        return _not_found(request)
-    call_service(
+    volume, refused = dashboard.permitted_object(
+        request, "storage:volume:delete", lambda ctx: queries.find_volume(ctx, pk)
+    )
+    if refused is not None:
+        return refused
+    dashboard.call_service(
         request, None, lambda: services.delete_volume(ctx, volume), f"Deleting volume {volume.name}."
     )
     return _back(request, None)  # not its own page: it is going away
@@ -285,13 +278,13 @@ def volume_delete(request, pk):
 @login_required
 @require_POST
 def volume_force_detach(request, pk):
-    if (denied := forbidden_unless(request, "storage:volume:force_detach")) is not None:
-        return denied
     ctx = request.zenith
-    volume = queries.find_volume(ctx, pk)
-    if volume is None:
-        return _not_found(request)
-    call_service(
+    volume, refused = dashboard.permitted_object(
+        request, "storage:volume:force_detach", lambda ctx: queries.find_volume(ctx, pk)
+    )
+    if refused is not None:
+        return refused
+    dashboard.call_service(
         request,
         None,
         lambda: services.force_detach(ctx, volume),
@@ -306,42 +299,37 @@ def volume_force_detach(request, pk):
 @login_required
 @require_GET
 def snapshots(request):
-    if (denied := forbidden_unless(request, "storage:snapshot:list")) is not None:
-        return denied
-    ctx = request.zenith
-    table = paginated(request, SnapshotTable(queries.project_snapshots(ctx), ctx=ctx))
-    return render(request, "storage/snapshots.html", {"table": table})
+    return dashboard.table_page(
+        request,
+        policy="storage:snapshot:list",
+        table=lambda ctx: SnapshotTable(queries.project_snapshots(ctx), ctx=ctx),
+        template="storage/snapshots.html",
+    )
 
 
 @login_required
 @require_GET
 def snapshot_row(request, pk):
-    if (denied := forbidden_unless(request, "storage:snapshot:list")) is not None:
-        return denied
     ctx = request.zenith
-    snapshot = queries.find_snapshot(ctx, pk)
-    if snapshot is None:
-        if (
-            ctx.project is not None
-            and Snapshot.objects.filter(pk=pk, project=ctx.project, status=Snapshot.DELETED).exists()
-        ):
-            return HttpResponse("")
-        return _not_found(request)
-    table = SnapshotTable([snapshot], ctx=ctx)
-    table.request = request
-    return render(request, "storage/_row.html", {"table": table})
+    return dashboard.row_page(
+        request,
+        policy="storage:snapshot:list",
+        find=lambda: queries.find_snapshot(ctx, pk),
+        gone=lambda: dashboard.was_deleted(ctx, Snapshot, pk, status=Snapshot.DELETED),
+        table=lambda rows: SnapshotTable(rows, ctx=ctx),
+    )
 
 
 @login_required
 @require_POST
 def snapshot_delete(request, pk):
-    if (denied := forbidden_unless(request, "storage:snapshot:delete")) is not None:
-        return denied
     ctx = request.zenith
-    snapshot = queries.find_snapshot(ctx, pk)
-    if snapshot is None:
-        return _not_found(request)
-    call_service(
+    snapshot, refused = dashboard.permitted_object(
+        request, "storage:snapshot:delete", lambda ctx: queries.find_snapshot(ctx, pk)
+    )
+    if refused is not None:
+        return refused
+    dashboard.call_service(
         request, None, lambda: services.delete_snapshot(ctx, snapshot), f"Deleting snapshot {snapshot.name}."
     )
     return redirect("storage:snapshots")
@@ -353,7 +341,7 @@ def snapshot_new_volume(request, pk):
     """Create a volume from this snapshot: the create form with it as the source."""
     snapshot = queries.find_snapshot(request.zenith, pk)
     if snapshot is None:
-        return _not_found(request)
+        return dashboard.not_found(request)
     return redirect(reverse("storage:volume-create") + f"?source=snapshot&snapshot={snapshot.pk}")
 
 
@@ -364,19 +352,21 @@ def snapshot_new_volume(request, pk):
 @require_GET
 def admin_volumes(request):
     """Every project's volumes, with their project and storage host (cloud admins)."""
-    if (denied := forbidden_unless(request, "storage:volume:force_detach")) is not None:
-        return denied
     ctx = request.zenith
-    table = paginated(request, AdminVolumeTable(queries.all_volumes(ctx), ctx=ctx))
-    queries.name_row_instances(ctx, [row.record for row in table.page.object_list])
-    return render(request, "storage/admin_volumes.html", {"table": table})
+    return dashboard.table_page(
+        request,
+        policy="storage:volume:force_detach",
+        table=lambda ctx: AdminVolumeTable(queries.all_volumes(ctx), ctx=ctx),
+        template="storage/admin_volumes.html",
+        on_page=lambda records: queries.name_row_instances(ctx, records),
+    )
 
 
 @login_required
 def admin_volume_types(request):
     """Every volume type (with how many volumes use it), with a form to define a new one."""
     ctx = request.zenith
-    return admin_list_page(
+    return dashboard.admin_list_page(
         request,
         action="storage:volume_type:create",
         form_class=VolumeTypeForm,
@@ -393,7 +383,7 @@ def admin_volume_types(request):
 @login_required
 @require_POST
 def admin_volume_type_delete(request, pk):
-    return admin_delete(
+    return dashboard.admin_delete(
         request,
         action="storage:volume_type:delete",
         queryset=VolumeType.objects,
@@ -408,7 +398,9 @@ def admin_volume_type_delete(request, pk):
 @require_GET
 def admin_backends(request):
     """Each storage host's backends (libvirt pools): capacity claimed and used, who reaches them."""
-    if (denied := forbidden_unless(request, "storage:pool:list")) is not None:
-        return denied
-    table = paginated(request, PoolTable(queries.pools_with_use(request.zenith)))
-    return render(request, "storage/admin_backends.html", {"table": table})
+    return dashboard.table_page(
+        request,
+        policy="storage:pool:list",
+        table=lambda ctx: PoolTable(queries.pools_with_use(ctx)),
+        template="storage/admin_backends.html",
+    )

@@ -20,6 +20,7 @@ changes beside the state, what the truth is after a failure) and registers it at
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -109,6 +110,28 @@ def clean_idempotency_key(value: str | None) -> str:
     if len(key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidInput(f"Idempotency-Key is limited to {MAX_IDEMPOTENCY_KEY} characters.")
     return key
+
+
+def create_with_operation(
+    ctx: Context, model: type, kind: str, *, task: str, kwargs, audit_extra: dict | None = None, **fields
+):
+    """A new resource row of ``model`` recorded with the Operation that builds it and its ``create``
+    action record, inside the caller's transaction (which holds the quota lock: the Operation first, so
+    the row is inserted with it, the fewer writes under that lock). ``kwargs(resource_id)`` are the
+    conductor task's; ``fields`` the row's own (``project``, ``user`` and ``operation`` are set here)."""
+    resource_id = uuid.uuid4()
+    op = dispatch.enqueue(
+        ctx,
+        kind=f"{kind}.create",
+        task=task,
+        kwargs=kwargs(resource_id),
+        queue=queues.CONDUCTOR,
+        resource_type=kind,
+        resource_id=resource_id,
+    )
+    obj = model.objects.create(id=resource_id, project=ctx.project, user=ctx.user, operation=op, **fields)
+    audit.record(ctx, kind, obj.pk, "create", operation_id=op.pk, **(audit_extra or {}))
+    return obj
 
 
 class Lifecycle:

@@ -166,3 +166,39 @@ class HostCredential(models.Model):
 
     def __str__(self) -> str:
         return f"credential of {self.host_name}"
+
+
+class AsyncResource(models.Model):
+    """What every resource with async actions (an instance, a volume, a snapshot, later a network's
+    port) has: a UUID, a name, the operation running on it and the fault of the last that failed,
+    created/updated. Its app adds its project and user (their reverse names are its own), the state
+    fields its lifecycle names (``state_field``, ``busy_field``) and the rest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    fault = models.JSONField(null=True, blank=True, help_text="{code, message, details} of the last failure")
+    operation = models.ForeignKey(
+        "workers.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def live_list_index(name: str, **deleted) -> models.Index:
+    """The project's list, newest first, without the deleted rows kept for history (``deleted``: the
+    state field and its deleted value)."""
+    return models.Index(fields=["project", "-created"], condition=~models.Q(**deleted), name=name)
+
+
+def unique_idempotency_key(name: str) -> models.UniqueConstraint:
+    """One resource per project and idempotency key (an empty key is no key)."""
+    return models.UniqueConstraint(
+        fields=["project", "idempotency_key"], condition=~models.Q(idempotency_key=""), name=name
+    )

@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from identity import audit, policy
-from identity.api.base import ScopedViewSet
+from identity.api.base import CallerInContext, ScopedViewSet, allowed_once
 from identity.api.serializers import ResourceActionSerializer
 from identity.api.strict import StrictCharField, StrictSerializer, refuse_body
 from identity.errors import InvalidInput
@@ -104,12 +104,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         return obj.host.name
 
     def _shows_host(self) -> bool:
-        """Decided once per response, not per row (the policy check is the same for every row)."""
-        root = self.parent if self.parent is not None else self
-        if not hasattr(root, "_zenith_shows_host"):
-            ctx = self.context.get("ctx")
-            root._zenith_shows_host = ctx is not None and ctx.can("compute:instance:show_host")
-        return root._zenith_shows_host
+        return allowed_once(self, "compute:instance:show_host")
 
 
 class InstanceCreateSerializer(StrictSerializer):
@@ -157,7 +152,9 @@ def instance_queryset(qs):
     return qs.for_rows()
 
 
-class InstanceViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class InstanceViewSet(
+    CallerInContext, TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
+):
     """Instances of the current project. Create and every action answer 202 with the operation that
     carries them out; an action the state does not allow answers 409 naming the state."""
 
@@ -170,11 +167,6 @@ class InstanceViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.Retriev
 
     def scope_queryset(self, queryset):
         return instance_queryset(queryset)
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        context["ctx"] = self.ctx
-        return context
 
     @extend_schema(
         request=InstanceCreateSerializer,

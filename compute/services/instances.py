@@ -9,7 +9,6 @@ conductor's side is in ``conductor`` and power sync in ``power``. Nothing here t
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -23,8 +22,8 @@ from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
 from identity.names import clean_name
 from identity.validators import clean_string_map
-from workers import dispatch, queues, tasknames
-from workers.lifecycle import clean_idempotency_key
+from workers import dispatch, tasknames
+from workers.lifecycle import clean_idempotency_key, create_with_operation
 from workers.models import Host
 
 from .. import scheduler
@@ -153,23 +152,13 @@ def create_instance(
             quotas.enforce(
                 ctx.project, {"instances": 1, "cores": flavor_obj.vcpus, "ram": flavor_obj.ram_mb}, ctx.user
             )
-            # The Operation first, so the Instance is inserted with it: the fewer writes under the
-            # project's quota lock, the sooner the next create of this project may count.
-            instance_id = uuid.uuid4()
-            op = dispatch.enqueue(
+            instance = create_with_operation(
                 ctx,
-                kind="instance.create",
+                Instance,
+                "instance",
                 task=tasknames.BUILD_INSTANCE,
-                kwargs={"instance_id": str(instance_id)},
-                queue=queues.CONDUCTOR,
-                resource_type="instance",
-                resource_id=instance_id,
-            )
-            instance = Instance.objects.create(
-                id=instance_id,
+                kwargs=lambda instance_id: {"instance_id": str(instance_id)},
                 name=name,
-                project=ctx.project,
-                user=ctx.user,
                 flavor=flavor_obj,
                 image=image_obj,
                 vcpus=flavor_obj.vcpus,
@@ -183,9 +172,7 @@ def create_instance(
                 vm_state=I.BUILDING,
                 task_state=I.SCHEDULING,
                 idempotency_key=key,
-                operation=op,
             )
-            audit.record(ctx, "instance", instance.pk, "create", operation_id=op.pk)
     except IntegrityError:
         # The same Idempotency-Key raced us and won: answer with its instance.
         existing = _replay(ctx, key, name, flavor_obj, image_obj) if key else None

@@ -16,6 +16,26 @@ def context_of(request) -> Context:
     return ctx
 
 
+class CallerInContext:
+    """A viewset whose serializers see the caller's Context as ``context["ctx"]`` (for ``allowed_once``)."""
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["ctx"] = self.ctx
+        return context
+
+
+def allowed_once(serializer, action: str) -> bool:
+    """Whether the caller (``context["ctx"]``) may ``action``, decided once per response on the root
+    serializer, not per row (the policy check is the same for every row)."""
+    root = serializer.parent if serializer.parent is not None else serializer
+    memo = root.__dict__.setdefault("_zenith_allowed", {})
+    if action not in memo:
+        ctx = serializer.context.get("ctx")
+        memo[action] = ctx is not None and ctx.can(action)
+    return memo[action]
+
+
 class ServiceWrites:
     """A viewset's writes go to its app's services: it names them (``create_service =
     staticmethod(services.create_flavor)``; the service takes the Context first, then the validated

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from identity.api.base import allowed_once
 from identity.api.strict import StrictCharField, StrictIntegerField, StrictSerializer
 from workers.api.serializers import OperationSummarySerializer
 
@@ -83,11 +84,7 @@ class VolumeSerializer(serializers.ModelSerializer):
         return {"host": obj.pool.host.name, "backend": obj.pool.name, "simulated": obj.pool.simulated}
 
     def _shows_host(self) -> bool:
-        root = self.parent if self.parent is not None else self
-        if not hasattr(root, "_zenith_shows_host"):
-            ctx = self.context.get("ctx")
-            root._zenith_shows_host = ctx is not None and ctx.can("storage:volume:show_host")
-        return root._zenith_shows_host
+        return allowed_once(self, "storage:volume:show_host")
 
 
 class VolumeCreateSerializer(StrictSerializer):

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from identity import audit, policy
-from identity.api.base import ScopedViewSet
+from identity.api.base import CallerInContext, ScopedViewSet
 from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
 
 from .. import services
@@ -50,7 +50,9 @@ class VolumeTypeViewSet(
         services.delete_volume_type(self.ctx, instance)
 
 
-class VolumeViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class VolumeViewSet(
+    CallerInContext, TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
+):
     """Volumes of the current project."""
 
     model = Volume
@@ -62,11 +64,6 @@ class VolumeViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveM
 
     def scope_queryset(self, queryset):
         return volume_rows(queryset)
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        context["ctx"] = self.ctx
-        return context
 
     def _key(self) -> str | None:
         return self.request.headers.get("Idempotency-Key")
@@ -143,7 +140,9 @@ class VolumeViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveM
         )
 
 
-class SnapshotViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class SnapshotViewSet(
+    CallerInContext, TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
+):
     """Snapshots of the current project's volumes."""
 
     model = Snapshot
@@ -155,11 +154,6 @@ class SnapshotViewSet(TransitionEndpoints, mixins.ListModelMixin, mixins.Retriev
 
     def scope_queryset(self, queryset):
         return queryset.select_related("operation").defer("operation__payload", "operation__result")
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        context["ctx"] = self.ctx
-        return context
 
     @extend_schema(
         request=serializers.SnapshotCreateSerializer,

@@ -9,7 +9,6 @@ storage host (``storage.<host>``) or the instance's compute host (``compute.<hos
 from __future__ import annotations
 
 import contextlib
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -21,8 +20,8 @@ from identity import audit, policy, quotas
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound
 from identity.names import clean_name
-from workers import dispatch, queues, tasknames
-from workers.lifecycle import clean_idempotency_key
+from workers import dispatch, tasknames
+from workers.lifecycle import clean_idempotency_key, create_with_operation
 from workers.messages import VolumeAttachment, VolumeConnection
 from workers.models import Host
 
@@ -138,17 +137,22 @@ def place_volume(backend: str, size: int) -> StoragePool:
     raise Conflict(f"No valid storage backend was found: {reason}.", code="no_valid_backend")
 
 
-def _enqueue_create(ctx: Context, kind: str, resource_id):
-    """The Operation of a new volume's or snapshot's ``create`` transition (the row is recorded with
-    it, in the same transaction): the conductor's generic step sends it to the storage host."""
-    return dispatch.enqueue(
+def _create(ctx: Context, model: type, kind: str, key: str, **fields):
+    """A new volume or snapshot with the Operation of its ``create`` transition (in the caller's
+    transaction): the conductor's generic step sends it to the storage host."""
+    return create_with_operation(
         ctx,
-        kind=f"{kind}.create",
+        model,
+        kind,
         task=tasknames.RUN_TRANSITION,
-        kwargs={"resource_type": kind, "resource_id": str(resource_id), "transition": "create", "params": {}},
-        queue=queues.CONDUCTOR,
-        resource_type=kind,
-        resource_id=resource_id,
+        kwargs=lambda resource_id: {
+            "resource_type": kind,
+            "resource_id": str(resource_id),
+            "transition": "create",
+            "params": {},
+        },
+        audit_extra={"idempotency_key": key},
+        **fields,
     )
 
 
@@ -219,23 +223,20 @@ def create_volume(
                     f"The pool holding the source has no {size} GiB free for the new volume.",
                     code="no_valid_backend",
                 )
-            volume_id = uuid.uuid4()
-            op = _enqueue_create(ctx, "volume", volume_id)
-            volume = Volume.objects.create(
-                id=volume_id,
+            volume = _create(
+                ctx,
+                Volume,
+                "volume",
+                key,
                 name=name,
                 description=description,
-                project=ctx.project,
-                user=ctx.user,
                 size=size,
                 volume_type=vtype,
                 status=V.CREATING,
                 pool=pool,
-                operation=op,
                 idempotency_key=key,
                 **fields,
             )
-            audit.record(ctx, "volume", volume.pk, "create", operation_id=op.pk, idempotency_key=key)
     except IntegrityError:
         existing = _replay(ctx, key, name, size) if key else None
         if existing is None:
@@ -495,20 +496,17 @@ def create_snapshot(
             raise Conflict(
                 f"Cannot snapshot volume {row.name} while it is {row.display_status}.", code="invalid_state"
             )
-        snapshot_id = uuid.uuid4()
-        op = _enqueue_create(ctx, "snapshot", snapshot_id)
-        snapshot = Snapshot.objects.create(
-            id=snapshot_id,
+        snapshot = _create(
+            ctx,
+            Snapshot,
+            "snapshot",
+            key,
             name=name,
             description=description,
-            project=ctx.project,
-            user=ctx.user,
             volume=row,
             size=row.size,
             status=Snapshot.CREATING,
-            operation=op,
         )
-        audit.record(ctx, "snapshot", snapshot.pk, "create", operation_id=op.pk, idempotency_key=key)
     return snapshot
 
 
