@@ -13,6 +13,7 @@ register_defaults(
         "storage:volume:create": MEMBER,
         "storage:volume:delete": MEMBER,
         "storage:volume:extend": MEMBER,
+        "storage:volume:upload": MEMBER,
         "storage:volume:attach": MEMBER,
         "storage:volume:detach": MEMBER,
         "storage:volume:create_from_image": MEMBER,

@@ -28,7 +28,7 @@ from workers.models import Host
 
 from ..models import GIB, Attachment, Snapshot, StoragePool, Volume, VolumeType
 from . import hooks
-from .lifecycle import SNAPSHOT, VOLUME, live_attachment, release_pool
+from .lifecycle import SNAPSHOT, VOLUME, _operation_params, live_attachment, release_pool
 
 V = Volume
 
@@ -286,6 +286,27 @@ def extend_volume(ctx: Context, volume: Volume, new_size: Any, idempotency_key: 
                 f"The pool holding volume {row.name} has no {delta} GiB free.", code="no_valid_backend"
             )
         return VOLUME.begin(ctx, row, name, idempotency_key=key, params={"new_size": new_size})
+
+
+def upload_to_image(
+    ctx: Context, volume: Volume, *, name: Any, disk_format: Any = None, idempotency_key: str | None = None
+) -> tuple[Volume, Any]:
+    """Cinder's os-volume_upload_image: a new queued image (compute's, through the hook) receives
+    the volume's bytes from its storage host; active with its checksum when the host answered,
+    killed with the reason otherwise. The volume is ``uploading`` meanwhile, available after.
+    Returns the volume and the new image's id."""
+    key = clean_idempotency_key(idempotency_key)
+    with transaction.atomic():
+        row = Volume.objects.select_for_update().filter(pk=volume.pk).exclude(status=V.DELETED).first()
+        if row is None:
+            raise NotFound("No such volume.")
+        if key and audit.earlier_with_key("volume", row.pk, key) is not None:
+            image_id = _operation_params(row.operation_id).get("image_id")
+            return VOLUME.begin(ctx, row, "upload", idempotency_key=key), image_id
+        VOLUME.check(ctx, row, VOLUME.transitions["upload"])
+        image_id = hooks.image_upload().create(ctx, name=name, disk_format=disk_format, volume_name=row.name)
+        row = VOLUME.begin(ctx, row, "upload", idempotency_key=key, params={"image_id": str(image_id)})
+    return row, image_id
 
 
 def _next_device(instance_id) -> str:
@@ -620,4 +641,5 @@ __all__ = [
     "register_quota_counters",
     "release_pool",
     "reset_state",
+    "upload_to_image",
 ]
