@@ -234,6 +234,25 @@ def test_boot_from_a_new_volume_and_from_an_existing_one(world, storage_plane):
     assert client.delete(f"{VOLUMES}{volume_id}/").status_code == 202
 
 
+def test_upload_to_image_on_a_simulated_host_says_not_supported(world, storage_plane):
+    """libvirt's test driver keeps no bytes: the agent answers NotSupported, the volume is available
+    again with that reason and the queued image is killed (nothing faked)."""
+    client = world
+    volume_id = client.post(VOLUMES, {"name": "to-image", "size": 1}, format="json").json()["id"]
+    volume_status(client, volume_id, "available", storage_plane)
+    response = client.post(f"{VOLUMES}{volume_id}/upload-to-image/", {"name": "from-volume"}, format="json")
+    assert response.status_code == 202, response.content
+    image_id = response.json()["image_id"]
+    wait_for(
+        lambda: Image.objects.get(pk=image_id).status == "killed",
+        lambda: f"image killed: {Image.objects.get(pk=image_id).status}\n{storage_plane.logs()}",
+        WAIT,
+    )
+    volume = Volume.objects.get(pk=volume_id)
+    assert volume.display_status == "available"
+    assert "upload" in volume.fault["message"].lower() or "support" in volume.fault["message"].lower()
+
+
 def test_a_killed_storage_agent_leaves_no_volume_transitional(world, storage_plane):
     """SIGKILL the agent with a create and an attach in flight: at their deadline (the sweeper) the
     new volume is in error with the reason and the attaching one available again; the restarted
