@@ -279,6 +279,9 @@ class Instance(AsyncResource):
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     attempted_hosts = models.JSONField(default=list, blank=True, help_text="hosts a spawn was tried on")
     launched_at = models.DateTimeField(null=True, blank=True)
+    # Its root disk is a volume (storage's Attachment at /dev/vda): only such an instance costs the
+    # conductor a lookup of its root volume on the launch path.
+    boots_from_volume = models.BooleanField(default=False)
     terminated_at = models.DateTimeField(null=True, blank=True)
     power_synced_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,6 +1,7 @@
 """The scheduler: which host gets an instance (DESIGN.md section 3, step 3).
 
-Filters (host up and enabled, availability zone, image properties, enough vCPUs, RAM and disk under
+Filters (host up and enabled, availability zone, image properties, the root volume's pool reaching
+the host (boot from volume), enough vCPUs, RAM and disk under
 the allocation ratios) and the weigher (spread: most free RAM first; pack: least first) are one SQL
 query over the compute nodes (``ComputeNode`` joined to its ``workers.Host``). The claim is a
 conditional UPDATE of the node that adds the instance's sizes to ``*_used`` only
@@ -42,6 +43,8 @@ class Request:
     availability_zone: str = ""
     hypervisor_type: str = ""  # from the image's ``hypervisor_type`` property ("" = any)
     exclude: tuple[str, ...] = ()  # host names already tried (rescheduling)
+    # Boot from volume: the compute hosts its root volume's pool reaches (None: any host).
+    reaches: tuple[str, ...] | None = None
 
     @classmethod
     def for_instance(cls, instance, exclude=()) -> Request:
@@ -134,6 +137,8 @@ def candidates(request: Request, limit: int = CANDIDATES, now=None, weigh: str |
         qs = qs.filter(hypervisor_type__iexact=request.hypervisor_type)
     if request.exclude:
         qs = qs.exclude(host__name__in=request.exclude)
+    if request.reaches is not None:
+        qs = qs.filter(host__name__in=request.reaches)
     order = "-free_memory_mb" if (weigh or weigher()) == SPREAD else "free_memory_mb"
     nodes = qs.select_related("host").order_by(order, "host__name").only("host__id", "host__name")
     return [node.host for node in nodes[:limit]]
@@ -192,6 +197,9 @@ def explain(request: Request, now=None) -> list[HostVerdict]:
             reasons.append("already tried for this instance")
         if not host.is_up(now):
             reasons.append("host is down (no heartbeat)")
+        if request.reaches is not None and host.name not in request.reaches:
+            reached = ", ".join(request.reaches) or "no compute host"
+            reasons.append(f"cannot reach the root volume's storage pool (it reaches {reached})")
         if not host.enabled:
             reasons.append(f"host is disabled ({host.disabled_reason})")
         if request.availability_zone and host.availability_zone != request.availability_zone:

@@ -143,7 +143,8 @@ class Volume(AsyncResource):
     DETACHING = "detaching"
     EXTENDING = "extending"
     DELETING = "deleting"
-    BUSY = [(s, s) for s in (RESERVED, ATTACHING, DETACHING, EXTENDING, DELETING)]
+    UPLOADING = "uploading"
+    BUSY = [(s, s) for s in (RESERVED, ATTACHING, DETACHING, EXTENDING, DELETING, UPLOADING)]
     # sources
     BLANK = "blank"
     IMAGE = "image"

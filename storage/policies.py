@@ -14,6 +14,7 @@ register_defaults(
         "storage:volume:delete": MEMBER,
         "storage:volume:update": MEMBER,
         "storage:volume:extend": MEMBER,
+        "storage:volume:upload": MEMBER,
         "storage:volume:attach": MEMBER,
         "storage:volume:detach": MEMBER,
         "storage:volume:create_from_image": MEMBER,

@@ -387,9 +387,43 @@ class ImageDataView(APIView):
         return image_file_response(image, data)
 
 
+class VolumeUploadView(APIView):
+    """A volume's bytes from its storage host (a volume uploaded to an image): no user credentials,
+    the signed, expiring token naming the queued image is the credential; once only."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="v1_compute_image_volume_upload",
+        auth=[],
+        request={OCTET_STREAM: OpenApiTypes.BINARY},
+        responses={
+            204: OpenApiResponse(description="stored"),
+            403: OpenApiResponse(description="the token was tampered with or has expired"),
+            409: OpenApiResponse(description="the image is no longer queued"),
+        },
+    )
+    def put(self, request, token: str):
+        """Receive a volume's bytes for the queued image the signed URL names (storage hosts)."""
+        from ..services import volume_images
+
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0) or None
+        except ValueError:
+            length = None
+        volume_images.receive_volume_upload(token, _body_chunks(request), expected_size=length)
+        return Response(status=204)
+
+
 _file_view = ImageViewSet.as_view({"get": "download", "put": "upload"}, detail=True, basename="image")
 
 urlpatterns = [
     re_path(rf"^images/(?P<pk>{IMAGE_ID})/file$", _file_view, name="image-file"),
     re_path(r"^image-data/(?P<token>[A-Za-z0-9_:=-]{1,1000})$", ImageDataView.as_view(), name="image-data"),
+    re_path(
+        r"^image-upload/(?P<token>[A-Za-z0-9_:=-]{1,1000})$",
+        VolumeUploadView.as_view(),
+        name="image-volume-upload",
+    ),
 ]

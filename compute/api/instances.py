@@ -107,10 +107,32 @@ class InstanceSerializer(serializers.ModelSerializer):
         return allowed_once(self, "compute:instance:show_host")
 
 
+class BootFromVolumeSerializer(StrictSerializer):
+    """Nova's block_device_mapping_v2 entry with boot_index 0 and destination_type volume."""
+
+    size = serializers.IntegerField(
+        required=False, min_value=1, help_text="GiB of the new volume (default: what the image needs)"
+    )
+    volume_type = StrictCharField(required=False, help_text="volume type id or name (default type)")
+    delete_on_termination = serializers.BooleanField(
+        required=False, default=False, help_text="delete the volume with the instance"
+    )
+
+
 class InstanceCreateSerializer(StrictSerializer):
+    """Boot sources (one of): ``image`` (a copy-on-write disk on the compute host); ``image`` with
+    ``boot_from_volume`` (source_type image: a new volume is created from the image on a storage
+    host first, the instance waits in BUILD meanwhile); ``boot_volume`` (source_type volume: an
+    existing bootable, available volume; ``boot_from_volume`` may then carry only
+    ``delete_on_termination``). The volume is the instance's /dev/vda, in-use once it is ACTIVE."""
+
     name = StrictCharField(max_length=255)
     flavor = StrictCharField(help_text="flavor id or name")
-    image = StrictCharField(help_text="image id or name")
+    image = StrictCharField(required=False, help_text="image id or name")
+    boot_volume = StrictCharField(required=False, help_text="id or name of a bootable volume to boot from")
+    boot_from_volume = BootFromVolumeSerializer(
+        required=False, help_text="boot from a volume: a new one made from image, or boot_volume's options"
+    )
     key_name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=255)
     user_data = StrictCharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
     metadata = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)

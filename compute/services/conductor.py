@@ -4,6 +4,7 @@ error with a fault naming every attempt), and finish a delete (release the claim
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from celery import current_app
@@ -49,6 +50,15 @@ def schedule_and_spawn(operation_id: str, instance_id: str) -> None:
     """Conductor: schedule the instance (claim a host), then hand the spawn to that host's agent,
     whose answer comes back to ``settle_step("create")`` of the instance lifecycle."""
     work = schedule_instance(operation_id, instance_id)
+    if work == VOLUME_WAIT:
+        # Its root volume is still being created on a storage host: look again shortly.
+        current_app.send_task(
+            tasknames.BUILD_INSTANCE,
+            kwargs={"operation_id": operation_id, "instance_id": instance_id},
+            queue=queues.CONDUCTOR,
+            countdown=VOLUME_POLL_SECONDS,
+        )
+        return
     if work == DEFERRED:
         # Every host silent: heartbeats queued behind this message (a conductor or broker outage).
         current_app.send_task(
@@ -63,7 +73,12 @@ def schedule_and_spawn(operation_id: str, instance_id: str) -> None:
     dispatch.send_to_host(
         tasknames.AGENT_SPAWN_INSTANCE,
         work["host"],
-        kwargs={"operation_id": operation_id, "instance": work["instance"], "image": work["image"]},
+        kwargs={
+            "operation_id": operation_id,
+            "instance": work["instance"],
+            "image": work["image"],
+            **({"root_volume": work["root_volume"]} if work.get("root_volume") else {}),
+        },
         **host_callbacks(
             operation_id, host=work["host"], resource_type="instance", resource_id=instance_id, step="create"
         ),
@@ -94,6 +109,8 @@ def _release_claim(instance_id) -> None:
 
 
 DEFERRED = "deferred"
+VOLUME_WAIT = "volume_wait"
+VOLUME_POLL_SECONDS = 0.5  # how often a build waiting for its root volume's create looks again
 
 
 def _compute_hosts():
@@ -131,6 +148,12 @@ def schedule_instance(operation_id, instance_id) -> dict | str | None:
     if instance.task_state != I.SCHEDULING:
         return None
     request = scheduler.Request.for_instance(instance, exclude=instance.attempted_hosts)
+    root = storage_services.boot_volume_of(instance_id) if instance.boots_from_volume else None
+    if root is not None:
+        reaches = _root_volume_ready(operation_id, instance_id, root)
+        if reaches is None or reaches == VOLUME_WAIT:
+            return reaches
+        request = dataclasses.replace(request, reaches=reaches)
     try:
         # The claim and the placement commit together: a conductor killed between the two would
         # otherwise leave a claim on a host that no instance row accounts for (found by tests/faults).
@@ -174,10 +197,46 @@ def schedule_instance(operation_id, instance_id) -> dict | str | None:
     return work
 
 
+def _root_volume_ready(operation_id, instance_id, root) -> tuple[str, ...] | str | None:
+    """A launch step of a boot from volume: the compute hosts its root volume's pool reaches (None:
+    any) once it is available and held for the instance; VOLUME_WAIT while it is being created; None
+    (the instance is now ERROR, the volume deleted if so marked) when its create failed."""
+    volume = root.volume
+    if volume.status == volume.CREATING:
+        ledger.report_progress(operation_id, 3, f"creating its root volume {volume.name}")
+        return VOLUME_WAIT
+    if volume.status == volume.AVAILABLE and storage_services.hold_boot_volume(volume.pk):
+        reaches = tuple(volume.pool.reaches) if volume.pool is not None else ()
+        return None if "*" in reaches else reaches  # type: ignore[return-value]
+    error = (volume.fault or {}).get("message") or f"it is {volume.display_status}"
+    _error_instance(
+        operation_id,
+        instance_id,
+        make_fault(
+            "volume_failed",
+            f"Its root volume {volume.name} could not be used: {error}",
+            {"volume": str(volume.pk), "status": volume.display_status},
+        ),
+    )
+    # Detached, and deleted when it was made for this instance to go with it.
+    storage_services.instance_deleted(system_context(), instance_id)
+    return None
+
+
 def _spawn_work(instance: Instance, host_name: str) -> dict:
     """The kwargs of a host's spawn task for ``instance`` (raises InvalidInput when its image is gone)."""
-    image_spec = _boot_spec(instance.image, instance.project_id)
+    root = storage_services.boot_volume_of(instance.pk) if instance.boots_from_volume else None
+    if root is not None and not root.volume.connection:
+        raise InvalidInput(f"Its root volume {root.volume.name} has no connection from its storage host.")
+    if instance.image_id is None:
+        image_spec: dict = {"name": "", "size": 0, "disk_format": "raw", "cmdline": ""}
+    elif root is not None and not (instance.image.properties or {}).get("kernel_id"):
+        # Booting from the volume: the host fetches nothing of the image.
+        image_spec = {"name": instance.image.name, "size": 0, "disk_format": "raw", "cmdline": ""}
+    else:
+        image_spec = _boot_spec(instance.image, instance.project_id)
     return {
+        "root_volume": root.volume.connection if root is not None else None,
         "host": host_name,
         "instance": {
             "id": str(instance.pk),
@@ -231,6 +290,8 @@ def spawn_finished(operation_id, instance_id, result: dict) -> str:
             message = f"active on {result.get('host', '')}"
             if attempts:  # the action log keeps what the cleared fault said
                 message += f" after spawning failed on {_attempts_text(attempts)}"
+            if instance.boots_from_volume:
+                storage_services.boot_volume_attached(instance_id, result.get("host") or instance.host.name)
             ledger.succeed(operation_id, result=result, message=message)
             audit.finish(operation_id, ResourceAction.SUCCESS, message)
         return "active"

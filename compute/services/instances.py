@@ -22,6 +22,8 @@ from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
 from identity.names import clean_name
 from identity.validators import clean_string_map
+from storage import services as storage
+from storage.models import Volume
 from workers import dispatch, tasknames
 from workers.lifecycle import clean_idempotency_key, create_with_operation
 from workers.models import Host
@@ -107,7 +109,9 @@ def create_instance(
     *,
     name: str,
     flavor: Any,
-    image: Any,
+    image: Any = None,
+    boot_volume: Any = None,
+    boot_from_volume: Any = None,
     key_name: str | None = None,
     user_data: str | None = None,
     metadata: dict | None = None,
@@ -121,6 +125,12 @@ def create_instance(
 
     Returns ``(instance, created)``; ``created`` is False when ``idempotency_key`` names an instance
     this project already launched with the same request (a retried POST).
+
+    Boot from a volume (Nova's block_device_mapping_v2 with destination_type volume, boot_index 0):
+    ``boot_volume`` names an existing bootable, available volume (source_type volume; no ``image``),
+    or ``image`` with ``boot_from_volume={"size": GiB, "delete_on_termination": bool,
+    "volume_type": ...}`` (source_type image) has a new volume made from the image first (counted in
+    the ``volumes``/``gigabytes`` quotas); the instance waits in BUILD while it is created.
     """
     policy.enforce(ctx, "compute:instance:create")
     name = _clean_name(name)
@@ -128,8 +138,18 @@ def create_instance(
     flavor_obj: Flavor = Flavor.objects.resolve(ctx, flavor, "flavor")
     if flavor_obj.disabled:
         raise InvalidInput(f"Flavor {flavor_obj.name} is disabled: choose another.")
-    image_obj: Image = Image.objects.resolve(ctx, image, "image")
-    check_image_bootable(image_obj, flavor_obj)
+    boot = _clean_boot(ctx, image, boot_volume, boot_from_volume)
+    image_obj: Image | None = None
+    if boot["volume"] is not None:
+        source_image = boot["volume"].source_image_id
+        image_obj = Image.objects.filter(pk=source_image).first() if source_image else None
+    else:
+        image_obj = Image.objects.resolve(ctx, image, "image")
+        if boot["new"] is None:
+            check_image_bootable(image_obj, flavor_obj)
+        elif image_obj.status != Image.ACTIVE:
+            raise InvalidInput(f"Image {image_obj.name} is {image_obj.status}, not active: it cannot boot.")
+    root_gb = 0 if boot["volume"] is not None or boot["new"] is not None else None
     key_data = ""
     if key_name:
         pair = KeyPair.objects.visible_to(ctx).filter(name=key_name).first()
@@ -163,7 +183,9 @@ def create_instance(
                 image=image_obj,
                 vcpus=flavor_obj.vcpus,
                 memory_mb=flavor_obj.ram_mb,
-                disk_gb=max(flavor_obj.disk_gb, image_obj.min_disk) + flavor_obj.ephemeral_gb,
+                # From a volume the root disk is in the storage pool: the host gives only ephemeral.
+                disk_gb=(root_gb if root_gb is not None else max(flavor_obj.disk_gb, image_obj.min_disk))
+                + flavor_obj.ephemeral_gb,
                 key_name=key_name or "",
                 key_data=key_data,
                 user_data=user_data,
@@ -172,7 +194,9 @@ def create_instance(
                 vm_state=I.BUILDING,
                 task_state=I.SCHEDULING,
                 idempotency_key=key,
+                boots_from_volume=root_gb is not None,
             )
+            _reserve_root_volume(ctx, instance, image_obj, boot)
     except IntegrityError:
         # The same Idempotency-Key raced us and won: answer with its instance.
         existing = _replay(ctx, key, name, flavor_obj, image_obj) if key else None
@@ -182,13 +206,75 @@ def create_instance(
     return instance, True
 
 
-def _replay(ctx: Context, key: str, name: str, flavor: Flavor, image: Image) -> Instance | None:
+def _clean_boot(ctx: Context, image: Any, boot_volume: Any, boot_from_volume: Any) -> dict:
+    """``{"volume": Volume | None, "new": {size, delete_on_termination, volume_type} | None,
+    "delete_on_termination": bool}`` from the launch's block-device source."""
+    spec = boot_from_volume
+    if spec is not None and not isinstance(spec, dict):
+        raise InvalidInput("boot_from_volume is an object: {size, delete_on_termination, volume_type}.")
+    spec = dict(spec or {})
+    unknown = set(spec) - {"size", "delete_on_termination", "volume_type"}
+    if unknown:
+        raise InvalidInput(f"boot_from_volume has no field {sorted(unknown)[0]!r}.")
+    delete = spec.get("delete_on_termination", False)
+    if not isinstance(delete, bool):
+        raise InvalidInput("delete_on_termination must be true or false.")
+    if boot_volume not in (None, ""):
+        if image not in (None, ""):
+            raise InvalidInput("Give either image or boot_volume, not both.")
+        if "size" in spec or "volume_type" in spec:
+            raise InvalidInput(
+                "An existing boot_volume has its size and type: give only delete_on_termination."
+            )
+        volume = Volume.objects.resolve(ctx, boot_volume, "volume")
+        if not volume.bootable:
+            raise InvalidInput(f"Volume {volume.name} is not bootable.")
+        return {"volume": volume, "new": None, "delete_on_termination": delete}
+    if image in (None, ""):
+        raise InvalidInput("Give an image, or a boot_volume to boot from.")
+    if boot_from_volume is None:
+        return {"volume": None, "new": None, "delete_on_termination": False}
+    size = spec.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise InvalidInput("boot_from_volume.size is a whole number of GiB.")
+    return {
+        "volume": None,
+        "new": {"size": size, "volume_type": spec.get("volume_type")},
+        "delete_on_termination": delete,
+    }
+
+
+def _reserve_root_volume(ctx: Context, instance: Instance, image: Image | None, boot: dict) -> None:
+    """In the launch's transaction: the new root volume's create (its quota and pool claimed) and
+    the root disk's attachment, so that both roll back with the instance."""
+    volume = boot["volume"]
+    if boot["new"] is not None:
+        volume, _created = storage.create_volume(
+            ctx,
+            name=f"{instance.name}-root"[:255],
+            size=boot["new"]["size"],
+            volume_type=boot["new"]["volume_type"],
+            image=str(image.pk),
+            description=f"root disk of instance {instance.pk}",
+        )
+    if volume is None:
+        return
+    storage.reserve_boot_volume(
+        ctx, volume, instance_id=instance.pk, delete_on_termination=boot["delete_on_termination"]
+    )
+
+
+def _replay(ctx: Context, key: str, name: str, flavor: Flavor, image: Image | None) -> Instance | None:
     instance = (
         Instance.objects.filter(project=ctx.project, idempotency_key=key).select_related("operation").first()
     )
     if instance is None:
         return None
-    if (instance.name, instance.flavor_id, instance.image_id) != (name, flavor.pk, image.pk):
+    if (instance.name, instance.flavor_id, instance.image_id) != (
+        name,
+        flavor.pk,
+        image.pk if image else None,
+    ):
         raise Conflict(
             f"Idempotency-Key {key!r} was already used for a different request (instance {instance.pk})."
         )

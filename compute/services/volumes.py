@@ -88,7 +88,16 @@ def _image_spec(image_id, project_id) -> dict:
 
 
 def register_storage_hooks() -> None:
+    from . import volume_images
+
     storage.register_images(_resolve_image, _image_spec)
+    storage.register_image_upload(
+        storage.ImageUpload(
+            create=volume_images.create_volume_image,
+            url=volume_images.volume_upload_url,
+            finish=volume_images.finish_volume_image,
+        )
+    )
 
 
 __all__ = [

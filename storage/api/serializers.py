@@ -97,6 +97,11 @@ class VolumeCreateSerializer(StrictSerializer):
     source_volume = StrictCharField(required=False, allow_null=True, help_text="volume id or name to clone")
 
 
+class UploadToImageSerializer(StrictSerializer):
+    name = StrictCharField(max_length=255, help_text="the new image's name")
+    disk_format = serializers.ChoiceField(choices=["raw", "qcow2"], required=False, help_text="default raw")
+
+
 class ExtendSerializer(StrictSerializer):
     new_size = StrictIntegerField(help_text="GiB, larger than the volume's size")
 

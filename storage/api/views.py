@@ -102,6 +102,24 @@ class VolumeViewSet(
         )
         return accepted(self, volume)
 
+    @extend_schema(
+        request=serializers.UploadToImageSerializer,
+        responses={202: serializers.VolumeSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    @action(detail=True, methods=["post"], url_path="upload-to-image")
+    def upload_to_image(self, request, pk=None):
+        """Cinder's os-volume_upload_image: a new queued image receives this available volume's
+        bytes from its storage host (volume ``uploading`` meanwhile); the answer names the image."""
+        body = serializers.UploadToImageSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        volume, image_id = services.upload_to_image(
+            self.ctx, self.get_object(), idempotency_key=self._key(), **body.validated_data
+        )
+        response = accepted(self, volume)
+        response.data["image_id"] = str(image_id)
+        return response
+
     @extend_schema(request=None, responses={200: serializers.VolumeSerializer})
     @action(detail=True, methods=["post"], url_path="force-detach")
     def force_detach(self, request, pk=None):

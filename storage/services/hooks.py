@@ -31,6 +31,31 @@ def register_images(resolve: Callable[[Any, Any], ImageSource], spec: Callable[[
     _image_resolver, _image_spec = resolve, spec
 
 
+@dataclass(frozen=True)
+class ImageUpload:
+    """How a volume becomes a new image: ``create(ctx, name=, disk_format=, volume_name=)`` the
+    queued image's id; ``url(image_id, host_name)`` the signed PUT URL for that host;
+    ``finish(image_id, ok=, checksum=, error=)`` the image's end once the host answered."""
+
+    create: Callable[..., Any]
+    url: Callable[[Any, str], str]
+    finish: Callable[..., None]
+
+
+_image_upload: ImageUpload | None = None
+
+
+def register_image_upload(upload: ImageUpload) -> None:
+    global _image_upload
+    _image_upload = upload
+
+
+def image_upload() -> ImageUpload:
+    if _image_upload is None:
+        raise InvalidInput("Volumes cannot be uploaded to images: no image service is installed.")
+    return _image_upload
+
+
 def resolve_image(ctx, ref) -> ImageSource:
     if _image_resolver is None:
         raise InvalidInput("Volumes cannot be created from images: no image service is installed.")
@@ -43,4 +68,12 @@ def image_spec(image_id, project_id) -> dict:
     return _image_spec(image_id, project_id)
 
 
-__all__ = ["ImageSource", "image_spec", "register_images", "resolve_image"]
+__all__ = [
+    "ImageSource",
+    "ImageUpload",
+    "image_spec",
+    "image_upload",
+    "register_image_upload",
+    "register_images",
+    "resolve_image",
+]

@@ -112,6 +112,18 @@ VOLUME_TRANSITIONS = (
         endpoint="",  # DELETE instances/{id}/volume-attachments/{volume_id}/
     ),
     Transition(
+        "upload",
+        frozenset({V.AVAILABLE}),
+        V.UPLOADING,
+        V.AVAILABLE,
+        "Upload to image",
+        icon="cloud-upload",
+        message="Uploading volume {name} to a new image.",
+        host_task=tasknames.AGENT_UPLOAD_VOLUME,
+        role=STORAGE,
+        endpoint="",  # POST volumes/{id}/upload-to-image/ takes the image's name and format
+    ),
+    Transition(
         "delete",
         frozenset({V.AVAILABLE, V.ERROR, V.ERROR_DELETING, V.ERROR_EXTENDING}),
         V.DELETING,
@@ -253,12 +265,16 @@ class VolumeLifecycle(lifecycle.Lifecycle):
             source = self._source(volume)
         elif name in ("extend", "extend_attached"):
             size = int(params.get("new_size") or volume.size)
+        upload_url = ""
+        if name == "upload":
+            upload_url = hooks.image_upload().url(params.get("image_id"), pool.host.name)
         request = VolumeRequest(
             backend=pool.name,
             name=volume.backend_name,
             size_gb=size,
             source=source,
             operation_id=str(operation_id),
+            upload_url=upload_url,
         )
         return HostWork(
             host=pool.host.name,
@@ -372,6 +388,10 @@ class VolumeLifecycle(lifecycle.Lifecycle):
             new_size = int(_operation_params(obj.operation_id).get("new_size") or obj.size)
             obj.size = max(obj.size, new_size)
             return ["size"]
+        if name == "upload":
+            answer = _volume_result(result)
+            image_id = _operation_params(obj.operation_id).get("image_id")
+            hooks.image_upload().finish(image_id, ok=answer.ok, checksum=answer.checksum, error=answer.error)
         if name == "attach":
             device = AttachmentResult.from_dict(result).target_dev if set(result) <= _ATTACH_KEYS else ""
             update = {"attached_at": now}
@@ -392,6 +412,9 @@ class VolumeLifecycle(lifecycle.Lifecycle):
             release_pool(obj.pool_id, new_size - obj.size)
         elif name == "attach":
             Attachment.objects.live().filter(volume_id=obj.pk).update(detached_at=timezone.now())
+        elif name == "upload":  # the volume is as it was; the image goes, with the host's reason
+            image_id = _operation_params(obj.operation_id).get("image_id")
+            hooks.image_upload().finish(image_id, ok=False, error=error)
         return []
 
     def settle_delete(self, operation_id, resource_id, result: dict) -> None:
@@ -435,6 +458,11 @@ class VolumeLifecycle(lifecycle.Lifecycle):
             return V.ERROR_EXTENDING
         if busy == V.DELETING:
             return V.ERROR_DELETING
+        if busy == V.UPLOADING:
+            hooks.image_upload().finish(
+                _operation_params(operation.pk).get("image_id"), ok=False, error="the upload timed out"
+            )
+            return V.AVAILABLE
         return None
 
 

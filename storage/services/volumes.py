@@ -27,7 +27,7 @@ from workers.models import Host
 
 from ..models import GIB, Attachment, Snapshot, StoragePool, Volume, VolumeType
 from . import hooks
-from .lifecycle import SNAPSHOT, VOLUME, live_attachment, release_pool
+from .lifecycle import SNAPSHOT, VOLUME, _operation_params, live_attachment, release_pool
 
 V = Volume
 
@@ -289,6 +289,27 @@ def extend_volume(ctx: Context, volume: Volume, new_size: Any, idempotency_key: 
         return VOLUME.begin(ctx, row, name, idempotency_key=key, params={"new_size": new_size})
 
 
+def upload_to_image(
+    ctx: Context, volume: Volume, *, name: Any, disk_format: Any = None, idempotency_key: str | None = None
+) -> tuple[Volume, Any]:
+    """Cinder's os-volume_upload_image: a new queued image (compute's, through the hook) receives
+    the volume's bytes from its storage host; active with its checksum when the host answered,
+    killed with the reason otherwise. The volume is ``uploading`` meanwhile, available after.
+    Returns the volume and the new image's id."""
+    key = clean_idempotency_key(idempotency_key)
+    with transaction.atomic():
+        row = Volume.objects.select_for_update().filter(pk=volume.pk).exclude(status=V.DELETED).first()
+        if row is None:
+            raise NotFound("No such volume.")
+        if key and audit.earlier_with_key("volume", row.pk, key) is not None:
+            image_id = _operation_params(row.operation_id).get("image_id")
+            return VOLUME.begin(ctx, row, "upload", idempotency_key=key), image_id
+        VOLUME.check(ctx, row, VOLUME.transitions["upload"])
+        image_id = hooks.image_upload().create(ctx, name=name, disk_format=disk_format, volume_name=row.name)
+        row = VOLUME.begin(ctx, row, "upload", idempotency_key=key, params={"image_id": str(image_id)})
+    return row, image_id
+
+
 def _next_device(instance_id) -> str:
     used = set(Attachment.objects.live().filter(instance_id=instance_id).values_list("device", flat=True))
     for letter in DEVICE_LETTERS:
@@ -455,7 +476,7 @@ def instance_deleted(ctx: Context, instance_id) -> list[Volume]:
         with transaction.atomic():
             row = Volume.objects.select_for_update().get(pk=attachment.volume_id)
             Attachment.objects.filter(pk=attachment.pk).update(detached_at=timezone.now())
-            if row.status == V.IN_USE or row.busy in (V.ATTACHING, V.DETACHING):
+            if row.status == V.IN_USE or row.busy in (V.RESERVED, V.ATTACHING, V.DETACHING):
                 row.status, row.busy = V.AVAILABLE, ""
                 row.save(update_fields=["status", "busy", "updated"])
             audit.record(
@@ -466,6 +487,88 @@ def instance_deleted(ctx: Context, instance_id) -> list[Volume]:
             with contextlib.suppress(Conflict, NotFound):
                 deleted.append(VOLUME.begin(ctx, row, "delete"))
     return deleted
+
+
+# --- boot from volume (compute calls these) ---------------------------------------------------------
+
+ROOT_DEVICE = "/dev/vda"
+
+
+def reserve_boot_volume(
+    ctx: Context, volume: Volume, *, instance_id, delete_on_termination: bool
+) -> Attachment:
+    """The root disk of a launching instance: its attachment as ``/dev/vda`` is recorded now (with no
+    host yet: the database's one-live-attachment constraint keeps every other attach away) and an
+    existing volume is ``reserved`` until the instance is ACTIVE. A new volume (``creating``) is
+    reserved the same way; its create carries on."""
+    if not isinstance(delete_on_termination, bool):
+        raise InvalidInput("delete_on_termination must be true or false.")
+    row = Volume.objects.select_for_update().filter(pk=volume.pk).exclude(status=V.DELETED).first()
+    if row is None:
+        raise NotFound("No such volume.")
+    if not row.bootable:
+        raise InvalidInput(f"Volume {row.name} is not bootable: boot from a volume made from an image.")
+    if row.status != V.CREATING:
+        if row.status != V.AVAILABLE or row.busy:
+            raise Conflict(
+                f"Volume {row.name} is {row.display_status}: instances boot only from available volumes.",
+                code="invalid_state",
+            )
+        live = live_attachment(row.pk)
+        if live is not None:
+            raise Conflict(
+                f"Volume {row.name} is already attached to instance {live.instance_id}.", code="in_use"
+            )
+        row.busy = V.RESERVED
+        row.save(update_fields=["busy", "updated"])
+    try:
+        with transaction.atomic():
+            attachment = Attachment.objects.create(
+                volume=row,
+                instance_id=instance_id,
+                host=None,
+                device=ROOT_DEVICE,
+                delete_on_termination=delete_on_termination,
+            )
+    except IntegrityError:
+        raise Conflict(f"Volume {row.name} is being attached elsewhere: try again.", code="in_use") from None
+    audit.record(ctx, "volume", row.pk, "reserve", project=row.project, message=f"root disk of {instance_id}")
+    return attachment
+
+
+def boot_volume_of(instance_id) -> Attachment | None:
+    """The live root-disk attachment of an instance that boots from a volume (one query), with its
+    volume and pool (and the pool's host)."""
+    return (
+        Attachment.objects.live()
+        .select_related("volume__pool__host")
+        .filter(instance_id=instance_id, device=ROOT_DEVICE)
+        .first()
+    )
+
+
+def hold_boot_volume(volume_id) -> bool:
+    """The boot volume's create finished: keep it reserved for its instance (False when it is not
+    available, e.g. someone reset it)."""
+    return bool(
+        Volume.objects.filter(pk=volume_id, status=V.AVAILABLE, busy__in=("", V.RESERVED)).update(
+            busy=V.RESERVED, updated=timezone.now()
+        )
+    )
+
+
+def boot_volume_attached(instance_id, host_name: str) -> None:
+    """The instance is ACTIVE on ``host_name``: its root volume is attached there, in-use."""
+    host = Host.objects.filter(name=host_name).first()
+    now = timezone.now()
+    with transaction.atomic():
+        attachment = boot_volume_of(instance_id)
+        if attachment is None:
+            return
+        Attachment.objects.filter(pk=attachment.pk).update(host=host, attached_at=now)
+        Volume.objects.filter(pk=attachment.volume_id).exclude(status=V.DELETED).update(
+            status=V.IN_USE, busy="", fault=None, updated=now
+        )
 
 
 # --- snapshots ------------------------------------------------------------------------------------
@@ -538,8 +641,13 @@ def update_volume(ctx: Context, volume: Volume, *, name: Any = None, description
 
 
 __all__ = [
+    "ROOT_DEVICE",
     "attach_volume",
     "attachments_of",
+    "boot_volume_attached",
+    "boot_volume_of",
+    "hold_boot_volume",
+    "reserve_boot_volume",
     "claim_pool",
     "count_usage",
     "create_snapshot",
@@ -555,4 +663,5 @@ __all__ = [
     "release_pool",
     "reset_state",
     "update_volume",
+    "upload_to_image",
 ]

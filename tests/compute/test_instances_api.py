@@ -262,3 +262,61 @@ def test_detail_query_count(setup, clients, cloud, django_assert_num_queries):
 def test_action_log_rows(setup, clients, cloud):
     instance = in_state(launch(cloud), "active")
     assert ResourceAction.objects.filter(resource_type="instance", resource_id=instance.pk).count() == 1
+
+
+class TestBootFromVolume:
+    @pytest.fixture
+    def storage_world(self, setup):
+        from storage.models import VolumeType
+        from tests.storage.conftest import make_storage_host
+
+        VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
+        make_host("h1")
+        make_storage_host("h1")
+
+    def test_launch_from_a_new_volume_is_202_and_its_root_volume_is_shown(self, storage_world, clients):
+        from storage.models import Volume
+
+        payload = body(boot_from_volume={"size": 1, "delete_on_termination": True})
+        response = clients["member"].post(URL, payload, format="json")
+        assert response.status_code == 202, response.content
+        data = clients["member"].get(f"{URL}{response.json()['id']}/").json()
+        assert [v["device"] for v in data["volumes"]] == ["/dev/vda"]
+        assert Volume.objects.get(pk=data["volumes"][0]["id"]).status == "creating"
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"boot_from_volume": {"size": 0}},
+            {"boot_from_volume": {"size": "big"}},
+            {"boot_from_volume": {"nope": 1}},
+            {"boot_from_volume": "yes"},
+            {"boot_volume": "no-such-volume", "image": None},
+        ],
+    )
+    def test_bad_shapes_are_400(self, storage_world, clients, payload):
+        response = clients["member"].post(URL, {**body(), **payload}, format="json")
+        assert response.status_code == 400, response.content
+        assert not Instance.objects.exists()
+
+    def test_list_query_count_is_fixed_with_volume_booted_instances(
+        self, storage_world, clients, cloud, django_assert_num_queries
+    ):
+        quotas.set_limits(
+            cloud.project, {"instances": -1, "cores": -1, "ram": -1, "volumes": -1, "gigabytes": -1}
+        )
+        host = Instance._meta.get_field("host").related_model.objects.get(name="h1")
+        spec = {"boot_from_volume": {"size": 1}}
+        in_state(launch(cloud, name="first", **spec), "active", host=host)
+
+        def grow():
+            for n in range(MANY):
+                in_state(launch(cloud, name=f"vm{n}", **spec), "active", host=host)
+
+        assert_fixed_queries(
+            django_assert_num_queries,
+            lambda: clients["member"].get(URL),
+            API_LIST_QUERIES,
+            grow=grow,
+            rows=api_rows,
+        )

@@ -178,6 +178,81 @@ def test_deleting_an_instance_detaches_and_deletes_on_termination(world, storage
     assert settings.ZENITH_PORTAL_URL
 
 
+def _active(client, plane: Plane, instance_id: str) -> dict:
+    def active():
+        data = client.get(f"{INSTANCES}{instance_id}/").json()
+        return data if data["status"] == "ACTIVE" and not data["task_state"] else None
+
+    return wait_for(
+        active,
+        lambda: f"instance ACTIVE: {client.get(f'{INSTANCES}{instance_id}/').json()}\n{plane.logs()}",
+        WAIT,
+    )
+
+
+def test_boot_from_a_new_volume_and_from_an_existing_one(world, storage_plane):
+    """A launch from a new volume made from the image waits for it, spawns with the volume as vda
+    and leaves it in-use; its delete deletes the volume (delete_on_termination). A launch from an
+    existing bootable volume leaves it available again after the delete."""
+    client = world
+    body = {
+        "name": "bfv-1",
+        "flavor": "m1.tiny",
+        "image": "tiny",
+        "boot_from_volume": {"size": 1, "delete_on_termination": True},
+    }
+    response = client.post(INSTANCES, body, format="json")
+    assert response.status_code == 202, response.content
+    instance_id = response.json()["id"]
+    detail = _active(client, storage_plane, instance_id)
+    assert [v["device"] for v in detail["volumes"]] == ["/dev/vda"], detail
+    root = Volume.objects.get(pk=detail["volumes"][0]["id"])
+    assert (root.display_status, root.source, root.bootable) == ("in-use", "image", True)
+    assert client.delete(f"{INSTANCES}{instance_id}/").status_code == 202
+    wait_for(
+        lambda: Volume.objects.get(pk=root.pk).status == "deleted",
+        lambda: f"root volume deleted\n{storage_plane.logs()}",
+        WAIT,
+    )
+
+    made = client.post(VOLUMES, {"name": "bootable", "image": "tiny"}, format="json")
+    assert made.status_code == 202, made.content
+    volume_id = made.json()["id"]
+    volume_status(client, volume_id, "available", storage_plane)
+    response = client.post(
+        INSTANCES, {"name": "bfv-2", "flavor": "m1.tiny", "boot_volume": volume_id}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    instance_id = response.json()["id"]
+    assert client.get(f"{VOLUMES}{volume_id}/").json()["status"] in ("reserved", "in-use")
+    _active(client, storage_plane, instance_id)
+    volume_status(client, volume_id, "in-use", storage_plane)
+    refused = client.delete(f"{VOLUMES}{volume_id}/")
+    assert refused.status_code == 409, refused.content
+    assert client.delete(f"{INSTANCES}{instance_id}/").status_code == 202
+    volume_status(client, volume_id, "available", storage_plane)
+    assert client.delete(f"{VOLUMES}{volume_id}/").status_code == 202
+
+
+def test_upload_to_image_on_a_simulated_host_says_not_supported(world, storage_plane):
+    """libvirt's test driver keeps no bytes: the agent answers NotSupported, the volume is available
+    again with that reason and the queued image is killed (nothing faked)."""
+    client = world
+    volume_id = client.post(VOLUMES, {"name": "to-image", "size": 1}, format="json").json()["id"]
+    volume_status(client, volume_id, "available", storage_plane)
+    response = client.post(f"{VOLUMES}{volume_id}/upload-to-image/", {"name": "from-volume"}, format="json")
+    assert response.status_code == 202, response.content
+    image_id = response.json()["image_id"]
+    wait_for(
+        lambda: Image.objects.get(pk=image_id).status == "killed",
+        lambda: f"image killed: {Image.objects.get(pk=image_id).status}\n{storage_plane.logs()}",
+        WAIT,
+    )
+    volume = Volume.objects.get(pk=volume_id)
+    assert volume.display_status == "available"
+    assert "upload" in volume.fault["message"].lower() or "support" in volume.fault["message"].lower()
+
+
 def test_a_killed_storage_agent_leaves_no_volume_transitional(world, storage_plane):
     """SIGKILL the agent with a create and an attach in flight: at their deadline (the sweeper) the
     new volume is in error with the reason and the attaching one available again; the restarted

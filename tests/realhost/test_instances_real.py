@@ -176,3 +176,45 @@ def test_two_real_guests_through_the_api(client, real_plane, launched):
         assert f"zenith-{instance_id}" not in names
         assert disks[instance_id] not in volumes
     assert ComputeNode.objects.get(host__name=REAL).memory_mb_used == 0
+
+
+def test_a_real_guest_boots_from_a_volume_through_the_api(client, real_plane, launched, cloud):
+    """Boot from a new volume made from the guest's image on real-1's storage pool: the guest boots
+    with it as vda (its console says so); deleting the instance deletes the volume
+    (delete_on_termination) and leaves nothing in the pool."""
+    from storage.models import Volume, VolumeType
+
+    VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
+    quotas.set_limits(cloud.project, {"volumes": -1, "gigabytes": -1})
+    # The simulated host's pool would be as good a place for the volume: keep it out of this one.
+    Host.objects.filter(name=SIM).update(enabled=False)
+    try:
+        body = {
+            "name": "real-bfv",
+            "flavor": "m1.tiny",
+            "image": "zenith-guest",
+            "boot_from_volume": {"size": 1, "delete_on_termination": True},
+        }
+        response = client.post(API, body, format="json")
+        assert response.status_code == 202, response.content
+        instance_id = response.json()["id"]
+        launched.append(instance_id)
+        data = wait_status(client, instance_id, "ACTIVE", real_plane, timeout=240)
+        assert Instance.objects.get(pk=instance_id).host.name == REAL
+        assert [v["device"] for v in data["volumes"]] == ["/dev/vda"]
+        volume = Volume.objects.get(pk=data["volumes"][0]["id"])
+        assert volume.display_status == "in-use" and volume.pool.host.name == REAL
+        wait_marker(client, instance_id, 1)
+        assert "ZENITH DISK vda 1073741824" in console(client, instance_id)
+        response = client.delete(f"{API}{instance_id}/")
+        assert response.status_code == 202, response.content
+        wait_for(
+            lambda: Volume.objects.get(pk=volume.pk).status == "deleted",
+            lambda: (
+                f"root volume deleted: {Volume.objects.get(pk=volume.pk).display_status}\n{real_plane.logs()}"
+            ),
+            BOOT,
+        )
+        assert not Path(volume.connection["path"] if volume.connection else "/nonexistent").exists()
+    finally:
+        Host.objects.filter(name=SIM).update(enabled=True)

@@ -32,6 +32,7 @@ EXPECTED = {
     "extend_attached": ({"in-use"}, "extending", "in-use"),
     "attach": ({"available"}, "attaching", "in-use"),
     "detach": ({"in-use"}, "detaching", "available"),
+    "upload": ({"available"}, "uploading", "available"),
     "delete": ({"available", "error", "error_deleting", "error_extending"}, "deleting", "deleted"),
 }
 STATUSES = ["creating", "available", "in-use", "error", "error_deleting", "error_extending"]

@@ -148,3 +148,18 @@ def test_console_log_on_the_test_driver_says_there_is_no_guest(agent):
     result = tasks.console_log("zenith-x", "x", 10)
     assert result["ok"] and result["supported"] is False
     assert "simulated host" in result["message"] and result["output"] == ""
+
+
+def test_spawn_from_a_root_volume_uses_its_connection_and_fetches_nothing(agent, sent):
+    from workers.messages import VolumeConnection
+
+    vm = instance()
+    root = VolumeConnection(type="file", path="/var/lib/zenith/volumes/volume-root.qcow2", format="qcow2")
+    image = spec("http://127.0.0.1:9/never-fetched")
+    result = tasks.spawn_instance("op", vm, {**image, "size": 0}, root_volume=root.as_dict())
+    assert result["ok"], result
+    xml = agent.domain_xml(vm["domain"])
+    assert "/var/lib/zenith/volumes/volume-root.qcow2" in xml and "vda" in xml
+    assert f"{vm['domain']}-disk" not in agent.ensure_pool().listVolumes()
+    bad = tasks.spawn_instance("op", instance(), image, root_volume={"type": "file"})
+    assert not bad["ok"] and "MessageError" in bad["error"]

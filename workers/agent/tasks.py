@@ -17,7 +17,7 @@ from pathlib import Path
 from celery import shared_task
 
 from .. import tasknames
-from ..messages import AttachmentResult, MessageError, VolumeAttachment
+from ..messages import AttachmentResult, MessageError, VolumeAttachment, VolumeConnection
 from . import heartbeat, images, runtime
 from .drivers.base import DiskSpec, DomainNotFound, DomainSpec, DriverError
 from .progress import Progress
@@ -57,19 +57,23 @@ def report_host() -> dict:
 
 
 @shared_task(name=tasknames.AGENT_SPAWN_INSTANCE, acks_late=True)
-def spawn_instance(operation_id: str, instance: dict, image: dict) -> dict:
-    """Fetch the image (cached), create the copy-on-write root disk, define and start the domain."""
+def spawn_instance(operation_id: str, instance: dict, image: dict, root_volume: dict | None = None) -> dict:
+    """Fetch the image (cached), create the copy-on-write root disk, define and start the domain.
+
+    With ``root_volume`` (a ``VolumeConnection``: boot from volume) the root disk is that volume as
+    its storage host hands it over (file, block or network), nothing is cloned into this host's pool."""
     with runtime.acting_on(str(instance.get("id") or "")):
-        return _spawn(operation_id, instance, image)
+        return _spawn(operation_id, instance, image, root_volume)
 
 
-def _spawn(operation_id: str, instance: dict, image: dict) -> dict:
+def _spawn(operation_id: str, instance: dict, image: dict, root_volume: dict | None) -> dict:
     host = host_name()
     progress = Progress(operation_id)
     domain = instance["domain"]
     disk_name = f"{domain}-disk"
     drv = runtime.driver()
     try:
+        root = VolumeConnection.from_dict(root_volume) if root_volume else None
         mib = max(1, image["size"] // MiB)
 
         def on_bytes(done: int, total: int) -> None:
@@ -78,21 +82,34 @@ def _spawn(operation_id: str, instance: dict, image: dict) -> dict:
                 f"fetching image {image['name']}: {done // MiB}/{mib} MiB",
             )
 
-        progress(12, f"fetching image {image['name']}")
-        base = _fetch(image, on_bytes)
         boot: dict = {}
         if image.get("kernel"):
             boot["kernel"] = _fetch(image["kernel"])
             if image.get("ramdisk"):
                 boot["ramdisk"] = _fetch(image["ramdisk"])
             boot["cmdline"] = image.get("cmdline") or "console=ttyS0"
-        progress(82, "creating the root disk")
-        disk = drv.create_disk_from_image(
-            disk_name,
-            base,
-            instance["disk_gb"],
-            backing_format="qcow2" if image["disk_format"] == "qcow2" else "raw",
-        )
+        if root is not None:
+            disk = DiskSpec(
+                path=root.path,
+                format=root.format,
+                target_dev="vda",
+                type=root.type,
+                protocol=root.protocol,
+                hosts=tuple(root.hosts),
+                secret_uuid=root.secret_uuid,
+            )
+        else:
+            progress(12, f"fetching image {image['name']}")
+            base = _fetch(image, on_bytes)
+            progress(82, "creating the root disk")
+            disk = DiskSpec(
+                path=drv.create_disk_from_image(
+                    disk_name,
+                    base,
+                    instance["disk_gb"],
+                    backing_format="qcow2" if image["disk_format"] == "qcow2" else "raw",
+                )
+            )
         console = runtime.console_log_path(instance["id"])
         Path(console).parent.mkdir(parents=True, exist_ok=True)
         progress(90, "starting the domain")
@@ -102,16 +119,17 @@ def _spawn(operation_id: str, instance: dict, image: dict) -> dict:
                 uuid=instance["id"],
                 vcpus=instance["vcpus"],
                 memory_mb=instance["memory_mb"],
-                disks=[DiskSpec(path=disk)],
+                disks=[disk],
                 console_log=console,
                 **boot,
             )
         )
-    except (DriverError, images.ImageFetchError, OSError, KeyError) as exc:
+    except (DriverError, images.ImageFetchError, OSError, KeyError, MessageError) as exc:
         log.warning("spawn of %s on %s failed: %s", domain, host, exc)
         with contextlib.suppress(Exception):  # leave nothing half-made for the next host to trip on
             drv.destroy_and_undefine(domain)
-            drv.delete_volume(disk_name)
+            if not root_volume:  # a root volume is the storage host's, kept for the next host
+                drv.delete_volume(disk_name)
         return {"ok": False, "host": host, "error": f"{type(exc).__name__}: {exc}"}
     return {
         "ok": True,
