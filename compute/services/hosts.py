@@ -25,9 +25,12 @@ MAX_DISABLED_REASON = 255
 
 
 def host_rows(queryset):
-    """Hosts with their compute node (one query), sortable by its capacity (API and dashboard)."""
-    return queryset.select_related("compute").annotate(
-        vcpus=F("compute__vcpus"), memory_mb=F("compute__memory_mb"), disk_gb=F("compute__disk_gb")
+    """Hosts with their compute node (one query), sortable by its capacity (API and dashboard); a host
+    without the compute role (a storage host only) has none and is not a compute host."""
+    return (
+        queryset.filter(compute__isnull=False)
+        .select_related("compute")
+        .annotate(vcpus=F("compute__vcpus"), memory_mb=F("compute__memory_mb"), disk_gb=F("compute__disk_gb"))
     )
 
 

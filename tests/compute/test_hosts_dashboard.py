@@ -98,3 +98,18 @@ def test_admin_hosts_page_queries(cloud, admin_browser, django_assert_num_querie
         grow=grow,
         rows=page_rows(b'data-name="'),
     )
+
+
+def test_a_storage_only_host_is_no_hypervisor(cloud, admin_browser):
+    """A host carrying only the storage role has no compute node: it is not listed as a hypervisor
+    (page and API), rather than breaking the page (found by tests/fuzz once storage hosts existed)."""
+    make_host("sim-1")
+    Host.objects.create(name="store-1", roles=["storage"])
+    page = admin_browser.get(PAGE)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-name="sim-1"' in html and 'data-name="store-1"' not in html
+    listed = admin_browser.get("/api/v1/compute/hosts/")
+    assert listed.status_code == 200
+    body = listed.json()
+    assert [h["name"] for h in body.get("results", body)] == ["sim-1"]
