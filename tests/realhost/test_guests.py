@@ -21,7 +21,7 @@ import pytest
 
 from tests.realhost.conftest import MARKER, POWEROFF, record_timing, wait_for, wait_for_console
 from workers.agent.drivers import DiskSpec, DomainNotFound
-from workers.agent.drivers import domain_xml as dx
+from workers.agent.drivers.libvirt import xml as dx
 
 pytestmark = pytest.mark.realhost
 
