@@ -167,7 +167,15 @@ def authenticate_answer(task: str, args: Sequence, kwargs: Mapping, auth: Any) -
         raise HostAuthError(f"an answer for an unknown operation {operation_id!r}")
     if not op.host:
         raise HostAuthError(f"an answer for operation {operation_id}, which was sent to no host")
-    authenticate(task, args, kwargs, auth, host=op.host, fresh=False)
+    host = op.host
+    claimed = hostauth.claimed_host(auth)
+    if claimed != host and op.resource_type and op.resource_id is not None:
+        from . import lifecycle  # the resource kinds are registered at app start
+
+        kind = lifecycle.registered().get(op.resource_type)
+        if kind is not None and claimed in kind.earlier_hosts(op.resource_id):
+            host = claimed  # a host the work was sent to before: its late answer is authentic
+    authenticate(task, args, kwargs, auth, host=host, fresh=False)
     resource_type = kwargs.get("resource_type") or ""
     resource_id = kwargs.get("resource_id") or ""
     if (resource_type or resource_id) and (

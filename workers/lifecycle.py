@@ -225,6 +225,12 @@ class Lifecycle:
         """Conductor: a host answered a step that is no declared transition (e.g. a spawn)."""
         raise InvalidInput(f"{self.kind} has no step {step!r}")
 
+    def earlier_hosts(self, resource_id) -> list[str]:
+        """Hosts this resource's work was sent to before its operation's current host (a spawn tried
+        on one host, then rescheduled): their late, signed answers still count (the conductor cleans
+        up after them: e.g. deletes the domain a down host made once it came back)."""
+        return []
+
     def timed_out_state(self, obj, operation: Operation) -> str | None:
         """The stable state a row takes when its operation missed its deadline (None: keep it)."""
         return None

@@ -150,6 +150,13 @@ class InstanceLifecycle(lifecycle.Lifecycle):
     deleting = I.DELETING
     policy_prefix = "compute:instance"
 
+    def earlier_hosts(self, resource_id) -> list[str]:
+        """The hosts a spawn of the instance was tried on (a late answer from one, e.g. a host that
+        went down and came back, is settled: its domain is deleted)."""
+        return list(
+            Instance.objects.filter(pk=resource_id).values_list("attempted_hosts", flat=True).first() or []
+        )
+
     def describe(self, obj) -> str:
         return f"{obj.vm_state} (status {obj.status})"
 
