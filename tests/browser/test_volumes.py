@@ -15,15 +15,13 @@ from playwright.sync_api import expect
 from compute import services
 from compute.models import Image, Instance
 from storage.models import StoragePool, Volume, VolumeType
-from tests.integration.conftest import PLANE_KEY, Plane, clear_broker, shut_down
+from tests.integration.conftest import storage_plane_for
 from tests.integration.test_async_plane import wait_for
-from workers import processes
 
 from .test_instances import confirm_next_dialog
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-SIM_URI = processes.simulated_host_uri()
 HOST = "store-a"
 IMAGE_BYTES = b"QFI\xfb" + b"\0" * 4092 + b"zenith browser image" * 2000
 DEADLINE_MS = 30_000
@@ -31,21 +29,8 @@ DEADLINE_MS = 30_000
 
 @pytest.fixture(scope="module")
 def storage_plane(request, django_db_setup, django_db_blocker, live_server, tmp_path_factory):
-    """A conductor and one agent with both roles (libvirt test driver), started once for the module."""
-    clear_broker()
-    workers = Plane(tmp_path_factory.mktemp("worker-logs"))
-    workers.env.update(
-        ZENITH_PORTAL_URL=live_server.url,
-        ZENITH_HEARTBEAT_INTERVAL="1",
-        ZENITH_POWER_SYNC="0",
-        ZENITH_AGENT_ROLES="compute,storage",
-    )
-    request.node.stash[PLANE_KEY] = workers
-    try:
-        workers.start(workers.launch_conductor(), workers.launch_agent(HOST, SIM_URI))
+    with storage_plane_for(request, django_db_blocker, live_server, tmp_path_factory, HOST) as workers:
         yield workers
-    finally:
-        shut_down(workers, django_db_blocker)
 
 
 @pytest.fixture(autouse=True)

@@ -257,3 +257,26 @@ def pytest_runtest_makereport(item, call):
         if workers is not None:
             report.sections.append(("worker logs", workers.logs()))
     return report
+
+
+@contextlib.contextmanager
+def storage_plane_for(request, django_db_blocker, live_server, tmp_path_factory, host: str):
+    """A conductor and one agent carrying the compute and storage roles on libvirt's test driver,
+    for a module of volume tests (API or browser). Heartbeats every 3 s, not every second: the flush
+    between tests (TRUNCATE) deadlocked once on PostgreSQL with a heartbeat's UPDATE."""
+    from workers import processes
+
+    clear_broker()
+    workers = Plane(tmp_path_factory.mktemp("worker-logs"))
+    workers.env.update(
+        ZENITH_PORTAL_URL=live_server.url,
+        ZENITH_HEARTBEAT_INTERVAL="3",
+        ZENITH_POWER_SYNC="0",
+        ZENITH_AGENT_ROLES="compute,storage",
+    )
+    request.node.stash[PLANE_KEY] = workers
+    try:
+        workers.start(workers.launch_conductor(), workers.launch_agent(host, processes.simulated_host_uri()))
+        yield workers
+    finally:
+        shut_down(workers, django_db_blocker)

@@ -16,7 +16,7 @@ from tests.conftest import token_client
 from workers import processes
 from workers.models import Host, Operation
 
-from .conftest import PLANE_KEY, Plane, clear_broker, shut_down
+from .conftest import Plane, storage_plane_for
 from .test_async_plane import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -31,23 +31,8 @@ WAIT = 30.0
 
 @pytest.fixture(scope="module")
 def storage_plane(request, django_db_setup, django_db_blocker, live_server, tmp_path_factory):
-    clear_broker()
-    workers = Plane(tmp_path_factory.mktemp("worker-logs"))
-    workers.env.update(
-        ZENITH_PORTAL_URL=live_server.url,
-        # Not every second: the flush between tests (TRUNCATE) deadlocked once on PostgreSQL with a
-        # heartbeat's UPDATE; each test waits for the next report of the pool anyway.
-        ZENITH_HEARTBEAT_INTERVAL="3",
-        ZENITH_POWER_SYNC="0",
-        ZENITH_AGENT_ROLES="compute,storage",
-    )
-    request.node.stash[PLANE_KEY] = workers
-    try:
-        launched = [workers.launch_conductor(), workers.launch_agent(HOST, SIM_URI)]
-        workers.start(*launched)
+    with storage_plane_for(request, django_db_blocker, live_server, tmp_path_factory, HOST) as workers:
         yield workers
-    finally:
-        shut_down(workers, django_db_blocker)
 
 
 @pytest.fixture
