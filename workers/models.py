@@ -88,6 +88,16 @@ class HostQuerySet(ScopedQuerySet):
         now = now or timezone.now()
         return self.exclude(last_heartbeat__gte=now - settings.ZENITH_HOST_DOWN_AFTER)
 
+    def enabled_for(self, host_field: str = "host_id") -> models.Exists:
+        """``EXISTS`` (correlated on the outer row's ``host_field``): that row's host is enabled.
+
+        For conditional claims (``UPDATE ... WHERE fits AND host enabled``): a filter across the
+        relation (``host__enabled=True``) makes Django write ``WHERE id IN (SELECT ...)``, whose
+        stale read PostgreSQL does not re-check after waiting for a racing UPDATE's row lock, so two
+        claims for the last room could both win. With EXISTS the UPDATE stays a plain one.
+        """
+        return models.Exists(self.model.objects.filter(pk=models.OuterRef(host_field), enabled=True))
+
     def with_role(self, role: str):
         """Hosts whose agent carries ``role`` (compute, storage, network)."""
         # The JSON list as text holds the quoted name: portable to SQLite, which has no JSON containment.

@@ -100,7 +100,7 @@ def claim_pool(pool_id, size: int) -> bool:
     """Add ``size`` GiB to a pool's claims if they still fit (one conditional UPDATE: two creates
     racing for the pool's last GiB never both win)."""
     return bool(
-        StoragePool.objects.filter(_fits(size), pk=pool_id, host__enabled=True).update(
+        StoragePool.objects.filter(_fits(size), Host.objects.enabled_for("host_id"), pk=pool_id).update(
             allocated_gb=F("allocated_gb") + size
         )
     )

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from compute import scheduler
@@ -158,3 +159,15 @@ def test_concurrent_schedulers_never_overfill_a_host(cloud):
     assert results.count(None) == 15
     host = node("only")
     assert host.memory_mb_used == 5 * 512 and host.vcpus_used == 5
+
+
+@pytest.mark.django_db
+def test_the_claim_is_a_plain_conditional_update():
+    """The fit is checked on the updated row, not in an ``id IN (SELECT ...)`` subquery: PostgreSQL
+    re-checks only the updated row after waiting for a racing claim, so a subquery's stale read let
+    two claims win the last room (the race above once gave 7 of 20 on PostgreSQL)."""
+    host = make_host("only")
+    with CaptureQueriesContext(connection) as queries:
+        assert scheduler.claim(host.pk, TINY)
+    (sql,) = [q["sql"].upper() for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert " IN (SELECT" not in sql and "EXISTS" in sql, sql

@@ -10,11 +10,13 @@ import uuid
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from identity import quotas
 from identity.errors import Conflict, QuotaExceeded
 from storage import services
 from storage.models import Attachment, StoragePool, Volume
+from storage.services.volumes import claim_pool
 from workers.models import Operation
 
 from .conftest import available
@@ -101,6 +103,15 @@ def test_concurrent_creates_never_overfill_a_pool(cloud, vtype):
     outcomes = race(threads, create)
     assert outcomes.count("created") == 5, outcomes
     assert StoragePool.objects.get(pk=pool.pk).allocated_gb == 5
+
+
+def test_the_pool_claim_is_a_plain_conditional_update(cloud, pool):
+    """As the scheduler's claim (tests/compute/test_scheduler.py): the fit on the updated row, the
+    enabled host as EXISTS, never an ``id IN (SELECT ...)`` that PostgreSQL would not re-check."""
+    with CaptureQueriesContext(connection) as queries:
+        assert claim_pool(pool.pk, 1)
+    (sql,) = [q["sql"].upper() for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert " IN (SELECT" not in sql and "EXISTS" in sql, sql
 
 
 def test_the_database_refuses_a_second_live_attachment(cloud, pool):
