@@ -69,8 +69,15 @@ class Message:
                 values[name] = tuple(sub.from_dict(v) for v in value)
         for f in dataclasses.fields(cls):
             if isinstance(values.get(f.name), list):  # JSON has no tuples; frozen fields want them
-                values[f.name] = tuple(values[f.name])
+                values[f.name] = _tuples(values[f.name])
         return cls(**values)
+
+
+def _tuples(value):
+    """JSON lists as tuples, nested ones too (``(("10.0.0.2", "10.0.0.9"),)``); messages stay."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(v) for v in value)
+    return value
 
 
 # --- storage: what a storage host stores and how a compute host reaches it ------------------------
@@ -183,3 +190,125 @@ class StorageReport(Message):
     nested: ClassVar[dict[str, type[Message]]] = {"backends": StorageBackendReport}
 
     backends: tuple[StorageBackendReport, ...] = ()
+
+
+# --- networking: what a network host applies and what a compute host plugs -----------------------
+#
+# The conductor sends a ``NetworkSpec`` to ``network.<host>`` (ensure or delete the project
+# network's libvirt network: its bridge, VLAN tag and the DHCP host entries that pin each port's MAC
+# to its fixed IP), a ``FloatingIpRequest`` to the same queue (NAT rules), and ``NicSpec`` /
+# ``PortFilter`` to ``compute.<host>`` (plug a NIC into a domain, apply a port's security group rules
+# as a libvirt nwfilter). Remote-group rules reach the host already expanded into the members'
+# addresses: hosts never see a group. Every answer is a ``NetworkResult``.
+
+
+@dataclass(frozen=True)
+class SubnetSpec(Message):
+    """One subnet of a network, as dnsmasq (libvirt's <ip>/<dhcp>) needs it."""
+
+    cidr: str  # "10.0.0.0/24" or "fd00::/64"
+    ip_version: int = 4
+    gateway: str = ""  # the bridge's address on the host; "" for none
+    dhcp: bool = True
+    # [start, end] pairs, inclusive, each inside cidr
+    allocation_pools: tuple[tuple[str, str], ...] = ()
+    dns_servers: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()  # (destination cidr, nexthop)
+
+
+@dataclass(frozen=True)
+class DhcpHost(Message):
+    """A port's DHCP reservation: this MAC always gets this address (and name)."""
+
+    mac: str
+    ip: str
+    hostname: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkSpec(Message):
+    """Conductor -> ``network.<host>``: ensure (idempotently define, start and bring up to date) or
+    delete one network. ``ensure`` replaces the DHCP host entries with exactly ``dhcp_hosts``."""
+
+    nested: ClassVar[dict[str, type[Message]]] = {"subnets": SubnetSpec, "dhcp_hosts": DhcpHost}
+
+    network_id: str  # the Zenith network's UUID
+    name: str  # the libvirt network's name: "zenith-net-<first 8 of the uuid>"
+    bridge: str  # "znb<vlan>" or "znb-<first 8>"; at most 15 characters (IFNAMSIZ)
+    vlan: int | None = None  # 802.1q tag where the kernel has it; None for a flat network
+    external: bool = False  # floating IPs are NATed from this network's bridge
+    mtu: int = 1500
+    subnets: tuple[SubnetSpec, ...] = ()
+    dhcp_hosts: tuple[DhcpHost, ...] = ()
+    operation_id: str = ""
+
+
+@dataclass(frozen=True)
+class FilterRule(Message):
+    """One security group rule, remote groups already expanded to CIDRs."""
+
+    direction: str  # "ingress" or "egress"
+    ethertype: str = "IPv4"  # or "IPv6"
+    protocol: str = "any"  # "tcp", "udp", "icmp" or "any"
+    port_min: int | None = None  # tcp/udp; for icmp: the type
+    port_max: int | None = None  # tcp/udp; for icmp: the code
+    remote_cidr: str = ""  # "" means any address
+
+
+@dataclass(frozen=True)
+class PortFilter(Message):
+    """Conductor -> ``compute.<host>``: the nwfilter of one port (replaced whole each time). Traffic a
+    rule does not allow is dropped; established connections' answers always pass."""
+
+    nested: ClassVar[dict[str, type[Message]]] = {"rules": FilterRule}
+
+    port_id: str
+    name: str  # the nwfilter's name: "zenith-port-<first 8 of the port uuid>"
+    mac: str
+    ips: tuple[str, ...] = ()  # the port's fixed IPs (anti-spoofing)
+    rules: tuple[FilterRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class NicSpec(Message):
+    """A NIC of a domain: in the spawn message (one per port) and to plug/unplug on a running one."""
+
+    nested: ClassVar[dict[str, type[Message]]] = {"filter": PortFilter}
+
+    port_id: str
+    mac: str
+    network: str  # the libvirt network's name (NetworkSpec.name)
+    bridge: str
+    model: str = "virtio"
+    filter: PortFilter | None = None
+    domain: str = ""  # plug/unplug: "zenith-<instance uuid>"
+
+
+@dataclass(frozen=True)
+class FloatingIpRequest(Message):
+    """Conductor -> ``network.<host>`` of the external network: NAT ``floating_ip`` to ``fixed_ip``
+    (associate) or remove those rules (disassociate; removing absent rules is ok)."""
+
+    floating_ip: str
+    fixed_ip: str
+    external_bridge: str  # where the floating address lives
+    internal_bridge: str  # the port's network's bridge
+    associate: bool = True
+    operation_id: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkResult(Message):
+    """Any network host's answer (``{"ok": ...}`` like every host answer)."""
+
+    ok: bool
+    error: str = ""
+    message: str = ""
+    # True where the host records what it would apply instead of applying it (libvirt's test driver
+    # has no nwfilter, no dnsmasq, no NAT): the admin view says so; nothing is called applied.
+    simulated: bool = False
+    # What the host now has, for the admin view: e.g. ["network zenith-net-1a2b3c4d (bridge znb101,
+    # 10.0.0.0/24, 3 DHCP hosts)", "iptables -t nat -A ..."].
+    applied: tuple[str, ...] = ()
+    existed: bool = True  # delete: whether there was anything to remove
+    target_dev: str = ""  # plug: the tap device
