@@ -1,5 +1,6 @@
 """Shared fixtures: a cloud with an admin, a project with a member and a reader, and another project."""
 
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -11,6 +12,33 @@ from identity.context import build_context
 from identity.models import Project, User
 from tests import enrollment
 from tests.factories import PASSWORD, ProjectFactory, UserFactory, grant
+
+
+def _flush_retrying_on_lock_conflicts() -> None:
+    """Transactional tests flush every table while a module's live agents keep heartbeating: on
+    PostgreSQL the flush's TRUNCATE and a heartbeat's UPDATE can deadlock (the server aborts one of
+    them), on SQLite the flush can meet "database is locked". The agent's side retries its next
+    heartbeat; the flush is retried here, a few times, after a short pause."""
+    from django.db import OperationalError
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    original = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(5):
+            try:
+                return original(self, sql_list)
+            except OperationalError as exc:
+                conflict = any(s in str(exc) for s in ("deadlock detected", "database is locked"))
+                if attempt == 4 or not conflict:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return None
+
+    BaseDatabaseOperations.execute_sql_flush = execute_sql_flush
+
+
+_flush_retrying_on_lock_conflicts()
 
 
 @pytest.fixture(autouse=True, scope="session")

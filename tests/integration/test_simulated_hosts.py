@@ -139,6 +139,8 @@ def test_a_host_signing_with_another_hosts_key_is_refused_while_that_host_regist
     from workers import hostauth
 
     a, b = processes.simulated_host_names(2, "forge-")
+    for name in (a, b):  # a var dir reused from an earlier run still holds the forged file; a new
+        hostauth.key_path(settings.VAR_DIR, name).unlink(missing_ok=True)  # host would adopt it
     agent = sim_plane.launch_simulated_agent(2, "forge-")  # enrolls both first, each with its own key
     try:
         key_of_a = hostauth.read_key_file(hostauth.key_path(settings.VAR_DIR, a))
