@@ -267,6 +267,9 @@ class Instance(AsyncResource):
     key_data = models.TextField(blank=True, default="", help_text="the key pair's public key at launch")
     user_data = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
+    description = models.CharField(max_length=255, blank=True, default="")
+    # Nova's server tags (2.26): labels to find instances by (``tags__has_item``), nothing more.
+    tags = models.JSONField(default=list, blank=True)
     availability_zone = models.CharField(max_length=64, blank=True, default="")
     host = models.ForeignKey(
         "workers.Host", null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"

@@ -43,6 +43,7 @@ register_defaults(
         "compute:instance:console": MEMBER,
         "compute:instance:actions": READER,
         "compute:instance:metadata": MEMBER,
+        "compute:instance:update": MEMBER,
         "compute:instance:show_host": ADMIN,
         "compute:instance:drift": ADMIN,
     }

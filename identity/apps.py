@@ -7,4 +7,4 @@ class IdentityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import policies, quotas  # noqa: F401  (registers default rules and usage counters)
+        from . import lookups, policies, quotas  # noqa: F401  (registers rules, counters, has_item)

@@ -59,3 +59,20 @@ def clean_string_map(
         if not isinstance(entry, str) or len(entry) > max_value:
             raise InvalidInput(f"{item} {key!r} must have a string value of at most {max_value} characters.")
     return dict(value)
+
+
+def clean_tags(value: Any, *, what: str, max_items: int, max_length: int, forbidden: str = "/") -> list[str]:
+    """A list of tags (an image's, an instance's): strings of 1-``max_length`` characters without
+    any of ``forbidden``, duplicates dropped in order, at most ``max_items``."""
+    if not isinstance(value, list | tuple):
+        raise InvalidInput("Tags must be a list of strings.")
+    tags: list[str] = []
+    for tag in value:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= max_length or any(c in tag for c in forbidden):
+            without = " or ".join(repr(c) for c in forbidden)
+            raise InvalidInput(f"A tag must be 1-{max_length} characters without {without}.")
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > max_items:
+        raise InvalidInput(f"{what} has at most {max_items} tags.")
+    return tags

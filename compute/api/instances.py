@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
@@ -21,6 +22,7 @@ from workers.lifecycle import message_shown, shows_hosts
 
 from .. import services
 from ..models import Flavor, Instance
+from .filters import InstanceFilterSet
 
 
 class FlavorSummarySerializer(serializers.ModelSerializer):
@@ -58,6 +60,8 @@ class InstanceSerializer(serializers.ModelSerializer):
             "addresses",
             "key_name",
             "metadata",
+            "description",
+            "tags",
             "availability_zone",
             "locked",
             "created",
@@ -136,9 +140,19 @@ class InstanceCreateSerializer(StrictSerializer):
     key_name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=255)
     user_data = StrictCharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
     metadata = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
+    description = StrictCharField(required=False, allow_blank=True, max_length=255)
+    tags = serializers.ListField(child=StrictCharField(), required=False, help_text="labels (at most 50)")
     availability_zone = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=64)
     networks = serializers.JSONField(required=False, help_text="network ids (needs networking)")
     security_groups = serializers.JSONField(required=False, help_text="security group names")
+
+
+class InstanceUpdateSerializer(StrictSerializer):
+    """What a PATCH changes: the name, the description, the tags (all of them). Nothing on the host."""
+
+    name = StrictCharField(required=False, max_length=255)
+    description = StrictCharField(required=False, allow_blank=True, max_length=255)
+    tags = serializers.ListField(child=StrictCharField(), required=False)
 
 
 class RebootSerializer(StrictSerializer):
@@ -185,10 +199,25 @@ class InstanceViewSet(
     serializer_class = InstanceSerializer
     lifecycle = services.INSTANCE
     ordering_fields = ["name", "created", "vm_state", "launched_at"]
-    filterset_fields = {"name": ["exact", "icontains"], "vm_state": ["exact"], "task_state": ["exact"]}
+    filterset_class = InstanceFilterSet
 
     def scope_queryset(self, queryset):
         return instance_queryset(queryset)
+
+    @extend_schema(request=InstanceUpdateSerializer, responses=InstanceSerializer)
+    def partial_update(self, request, pk=None):
+        """Rename, describe or re-tag an instance (200 with it); a locked one refuses (409)."""
+        body = InstanceUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        changes = dict(body.validated_data)
+        instance = self.get_object()
+        with transaction.atomic():
+            tags = changes.pop("tags", None)
+            if changes:
+                services.update_instance(self.ctx, instance, **changes)
+            if tags is not None:
+                services.set_instance_tags(self.ctx, instance, tags)
+        return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(
         request=InstanceCreateSerializer,

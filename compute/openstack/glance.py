@@ -106,12 +106,13 @@ def render_image(image: Image) -> dict:
 
 def list_images(request, ctx: Context):
     """``GET /v2/images``: filters ``name``, ``status``, ``visibility``, ``owner``, ``id=in:a,b``,
-    ``disk_format``; ``limit`` and ``marker`` pages (ordered newest first)."""
+    ``disk_format``, ``tag`` (repeatable: all of them); ``limit`` and ``marker`` pages (ordered
+    newest first)."""
     policy.enforce(ctx, "compute:image:list")
     params = request.GET
     rows = _by_member_status(ctx, params.get("member_status", "accepted"))
-    if params.get("tag"):
-        raise InvalidInput("Listing images by tag is not supported by this cloud.")
+    for tag in params.getlist("tag"):  # repeated: images with every one of them
+        rows = rows.filter(tags__has_item=tag)
     for param, field in (
         ("name", "name"),
         ("status", "status"),

@@ -39,7 +39,7 @@ from identity.models import Project
 from identity.names import clean_name
 from identity.validators import clean_bool as _clean_bool
 from identity.validators import clean_int as _clean_int
-from identity.validators import clean_string_map
+from identity.validators import clean_string_map, clean_tags
 
 from ..models import Image, ImageMember
 
@@ -461,17 +461,7 @@ MAX_TAG = 255
 
 
 def _clean_tags(value: Any) -> list[str]:
-    if not isinstance(value, list | tuple):
-        raise InvalidInput("Tags must be a list of strings.")
-    tags: list[str] = []
-    for tag in value:
-        if not isinstance(tag, str) or not 1 <= len(tag) <= MAX_TAG or "/" in tag:
-            raise InvalidInput(f"A tag must be 1-{MAX_TAG} characters without '/'.")
-        if tag not in tags:
-            tags.append(tag)
-    if len(tags) > MAX_TAGS:
-        raise InvalidInput(f"An image has at most {MAX_TAGS} tags.")
-    return tags
+    return clean_tags(value, what="An image", max_items=MAX_TAGS, max_length=MAX_TAG)
 
 
 @transaction.atomic

@@ -21,7 +21,7 @@ from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
 from identity.names import clean_name
-from identity.validators import clean_string_map
+from identity.validators import clean_string_map, clean_tags
 from storage import services as storage
 from storage.models import Volume
 from workers import dispatch, tasknames
@@ -41,6 +41,9 @@ MAX_NAME = 255
 MAX_USER_DATA = 64 * 1024
 MAX_METADATA_ITEMS = 128
 MAX_METADATA_LENGTH = 255
+MAX_DESCRIPTION = 255
+MAX_TAGS = 50  # Nova's limits for server tags
+MAX_TAG = 60
 CONSOLE_TIMEOUT = 10.0  # seconds a host has to answer a console-log request
 MAX_CONSOLE_LINES = 10_000
 
@@ -81,6 +84,20 @@ def _clean_metadata(value: Any) -> dict[str, str]:
     )
 
 
+def _clean_description(value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput("A description must be text.")
+    if len(value) > MAX_DESCRIPTION or any(ord(c) < 32 and c not in "\t\n" for c in value):
+        raise InvalidInput(f"A description is at most {MAX_DESCRIPTION} printable characters.")
+    return value
+
+
+def _clean_tags(value: Any) -> list[str]:
+    return clean_tags(value, what="An instance", max_items=MAX_TAGS, max_length=MAX_TAG, forbidden="/,")
+
+
 def _clean_user_data(value: Any) -> str:
     if value in (None, ""):
         return ""
@@ -115,6 +132,8 @@ def create_instance(
     key_name: str | None = None,
     user_data: str | None = None,
     metadata: dict | None = None,
+    description: str | None = None,
+    tags: Any = None,
     availability_zone: str | None = None,
     networks: Any = None,
     security_groups: Any = None,
@@ -158,6 +177,8 @@ def create_instance(
         key_data = pair.public_key
     user_data = _clean_user_data(user_data)
     metadata = _clean_metadata(metadata)
+    description = _clean_description(description)
+    tags = _clean_tags(tags) if tags is not None else []
     zone = (availability_zone or "").strip()
     if zone and not Host.objects.filter(availability_zone=zone).exists():
         raise InvalidInput(f"No availability zone {zone!r}.")
@@ -190,6 +211,8 @@ def create_instance(
                 key_data=key_data,
                 user_data=user_data,
                 metadata=metadata,
+                description=description,
+                tags=tags,
                 availability_zone=zone,
                 vm_state=I.BUILDING,
                 task_state=I.SCHEDULING,
@@ -339,9 +362,7 @@ def set_instance_metadata(
     drop the keys in ``remove`` (NotFound for one it does not have). A locked instance refuses,
     except to admins, as its lifecycle actions do."""
     policy.enforce(ctx, "compute:instance:metadata")
-    instance = Instance.objects.select_for_update().get(pk=instance.pk)
-    if instance.locked and not ctx.is_admin:
-        raise Conflict(f"Instance {instance.name} is locked: unlock it first.", code="locked")
+    instance = _locked_for_change(ctx, instance)
     changes = _clean_metadata(metadata)
     merged = dict(changes) if replace else {**(instance.metadata or {}), **changes}
     for key in remove:
@@ -354,6 +375,66 @@ def set_instance_metadata(
         instance.metadata = merged
         instance.save(update_fields=["metadata", "updated"])
         audit.record(ctx, "instance", instance.pk, "set_metadata", project=instance.project)
+    return instance
+
+
+def _locked_for_change(ctx: Context, instance: Instance) -> Instance:
+    """The instance's row, locked for a change of what it is called or tagged with; a locked
+    instance refuses, except to admins, as its lifecycle actions do."""
+    instance = Instance.objects.select_for_update().get(pk=instance.pk)
+    if instance.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {instance.name} is locked: unlock it first.", code="locked")
+    return instance
+
+
+_UNSET: Any = object()
+
+
+@transaction.atomic
+def update_instance(
+    ctx: Context, instance: Instance, *, name: Any = _UNSET, description: Any = _UNSET
+) -> Instance:
+    """Rename an instance or change its description (the guest is not told: nothing on a host)."""
+    policy.enforce(ctx, "compute:instance:update")
+    changes = {}
+    if name is not _UNSET:
+        changes["name"] = _clean_name(name)
+    if description is not _UNSET:
+        changes["description"] = _clean_description(description)
+    instance = _locked_for_change(ctx, instance)
+    changes = {k: v for k, v in changes.items() if getattr(instance, k) != v}
+    if changes:
+        for field_name, value in changes.items():
+            setattr(instance, field_name, value)
+        instance.save(update_fields=[*changes, "updated"])
+        audit.record(ctx, "instance", instance.pk, "update", project=instance.project)
+    return instance
+
+
+@transaction.atomic
+def set_instance_tags(
+    ctx: Context,
+    instance: Instance,
+    tags: Any = None,
+    *,
+    add: tuple[str, ...] = (),
+    remove: tuple[str, ...] = (),
+) -> Instance:
+    """Replace an instance's tags with ``tags`` (None: keep them), then add ``add`` and remove
+    ``remove`` (NotFound for a tag it does not have)."""
+    policy.enforce(ctx, "compute:instance:update")
+    instance = _locked_for_change(ctx, instance)
+    current = list(instance.tags or [])
+    new = _clean_tags(tags) if tags is not None else current
+    new = _clean_tags([*new, *add])
+    for tag in remove:
+        if tag not in new:
+            raise NotFound(f"Instance {instance.name} has no tag {tag}.")
+        new.remove(tag)
+    if new != current:
+        instance.tags = new
+        instance.save(update_fields=["tags", "updated"])
+        audit.record(ctx, "instance", instance.pk, "set_tags", project=instance.project)
     return instance
 
 

@@ -175,6 +175,30 @@ class TestActions:
         assert (instance.task_state, instance.locked) == ("", False)
         assert clients["other"].get(URL).json()["count"] == 0
 
+    def test_patch_renames_describes_and_retags(self, setup, clients, cloud):
+        created = clients["member"].post(URL, body(description="web", tags=["a"]), format="json").json()
+        assert (created["description"], created["tags"]) == ("web", ["a"])
+        path = f"{URL}{created['id']}/"
+        changed = clients["member"].patch(path, {"name": "web-2", "tags": ["b", "c"]}, format="json")
+        assert changed.status_code == 200, changed.content
+        assert (changed.json()["name"], changed.json()["tags"]) == ("web-2", ["b", "c"])
+        assert [i["name"] for i in clients["member"].get(f"{URL}?tag=b,c").json()["results"]] == ["web-2"]
+        assert clients["member"].get(f"{URL}?tag=a").json()["count"] == 0
+        for bad in (
+            {"tags": ["x/y"]},
+            {"name": ""},
+            {"flavor": "m1.tiny"},
+            {"tags": "a"},
+            {"description": 5},
+        ):
+            response = clients["member"].patch(path, bad, format="json")
+            assert response.status_code == 400, (bad, response.content)
+        assert clients["reader"].patch(path, {"name": "x"}, format="json").status_code == 403
+        assert clients["other"].patch(path, {"name": "x"}, format="json").status_code == 404
+        instance = Instance.objects.get(pk=created["id"])
+        assert (instance.name, instance.description, instance.tags) == ("web-2", "web", ["b", "c"])
+        assert "update" in [a.action for a in ResourceAction.objects.filter(resource_id=str(instance.pk))]
+
     def test_action_log(self, setup, clients, cloud):
         instance = in_state(launch(cloud), "active")
         clients["member"].post(f"{URL}{instance.pk}/stop/")

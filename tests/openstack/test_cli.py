@@ -98,6 +98,10 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
         "none",  # compute 2.37: no network (the CLI sends "auto" without --nic)
         "--property",
         "role=web",
+        "--tag",  # compute 2.52: tags on create
+        "web",
+        "--description",  # 2.19
+        "front end",
         "--wait",
         "vm-1",
     )
@@ -115,7 +119,16 @@ def test_the_cli_lifecycle(member_cli, admin_cli, os_cloud, image_file):
     shown = cli.json("server", "show", "vm-1")
     assert (shown["id"], shown["status"], shown["key_name"]) == (server["id"], "ACTIVE", "mykey")
     # Compute 2.47 and later embed the flavor; 2.9 and 2.26 add locked and tags.
-    assert (shown["flavor"]["original_name"], shown["locked"], shown["tags"]) == ("m1.tiny", False, [])
+    assert (shown["flavor"]["original_name"], shown["locked"], shown["tags"]) == ("m1.tiny", False, ["web"])
+    assert shown["description"] == "front end"
+
+    # Tags and the description: set/unset (PUT /servers/{id}/tags/{tag}, DELETE ..., PUT /servers/{id}).
+    cli.run("server", "set", "--tag", "blue", "--description", "the web tier", "vm-1")
+    cli.run("server", "unset", "--tag", "web", "vm-1")
+    instance = Instance.objects.get(pk=server["id"])
+    assert (instance.tags, instance.description) == (["blue"], "the web tier")
+    assert [s["Name"] for s in cli.json("server", "list", "--tags", "blue")] == ["vm-1"]
+    assert cli.json("server", "list", "--not-tags", "blue") == []
 
     # Server metadata: set merges, unset removes (POST and DELETE /servers/{id}/metadata).
     cli.run("server", "set", "--property", "tier=front", "vm-1")
@@ -183,11 +196,6 @@ NOT_YET = [
     ),
     (("security", "group", "create", "sg-1"), NETWORK, "networking has not landed"),
     (("floating", "ip", "create", "public"), NETWORK, "networking has not landed"),
-    (
-        ("server", "create", "--flavor", "m1.tiny", "--image", "zenith-demo", "--tag", "web", "vm-x"),
-        "Server tags are not supported by this cloud",
-        "Zenith keeps no server tags (use --property): a create with tags (compute 2.52) is refused",
-    ),
 ]
 
 

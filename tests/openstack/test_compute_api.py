@@ -160,7 +160,7 @@ def test_status_filters_refuse_unknown_statuses_from_238(client, cloud, member):
     assert len(client.get(f"{NOVA}/servers?status=active", headers=at(member, "2.38")).json()["servers"]) == 1
 
 
-def test_networks_auto_and_none_from_237_and_no_description(client, cloud, member):
+def test_networks_auto_and_none_from_237_description_from_219_tags_from_252(client, cloud, member):
     make_flavor("m1.tiny")
     from tests.compute.instance_helpers import make_image
 
@@ -173,12 +173,37 @@ def test_networks_auto_and_none_from_237_and_no_description(client, cloud, membe
     described = {
         "server": {"name": "d", "imageRef": str(image.pk), "flavorRef": "m1.tiny", "description": "x"}
     }
-    refused = post(client, f"{NOVA}/servers", described, **at(member, "2.19"))
-    assert refused.status_code == 400 and "description" in refused.json()["badRequest"]["message"]
+    refused = post(client, f"{NOVA}/servers", described, **at(member, "2.18"))
+    assert refused.status_code == 400 and "2.19" in refused.json()["badRequest"]["message"]
+    made = post(client, f"{NOVA}/servers", described, **at(member, "2.19"))
+    assert made.status_code == 202, made.content
+    shown = client.get(f"{NOVA}/servers/{made.json()['server']['id']}", headers=at(member, "2.19")).json()
+    assert shown["server"]["description"] == "x"
     tagged = {"server": {"name": "t", "imageRef": str(image.pk), "flavorRef": "m1.tiny", "tags": ["web"]}}
-    refused = post(client, f"{NOVA}/servers", tagged, **at(member, "2.52"))
-    assert refused.status_code == 400 and "tags" in refused.json()["badRequest"]["message"]
-    assert Instance.objects.count() == 2
+    refused = post(client, f"{NOVA}/servers", tagged, **at(member, "2.51"))
+    assert refused.status_code == 400 and "2.52" in refused.json()["badRequest"]["message"]
+    made = post(client, f"{NOVA}/servers", tagged, **at(member, "2.52"))
+    assert made.status_code == 202, made.content
+    assert Instance.objects.get(pk=made.json()["server"]["id"]).tags == ["web"]
+    bad = {"server": {"name": "b", "imageRef": str(image.pk), "flavorRef": "m1.tiny", "tags": ["a,b"]}}
+    refused = post(client, f"{NOVA}/servers", bad, **at(member, "2.52"))
+    assert refused.status_code == 400 and "tag" in refused.json()["badRequest"]["message"]
+    assert Instance.objects.count() == 4
+
+
+def test_server_update_renames_and_describes(client, cloud, member):
+    instance = launch(cloud, name="old")
+    path = f"{NOVA}/servers/{instance.pk}"
+    renamed = put(client, path, {"server": {"name": "new", "description": "db"}}, **at(member, "2.19"))
+    assert renamed.status_code == 200, renamed.content
+    assert (renamed.json()["server"]["name"], renamed.json()["server"]["description"]) == ("new", "db")
+    before_219 = put(client, path, {"server": {"description": "x"}}, **member)
+    assert before_219.status_code == 400 and "description" in before_219.json()["badRequest"]["message"]
+    for body in ({"server": {"name": ""}}, {"server": {"name": 5}}, {"server": {"flavor": "x"}}, ["x"]):
+        response = put(client, path, body, **at(member, "2.19"))
+        assert response.status_code == 400 and "badRequest" in response.json(), body
+    instance.refresh_from_db()
+    assert (instance.name, instance.description) == ("new", "db")
 
 
 # --- server metadata and tags -----------------------------------------------------------------------
@@ -224,14 +249,54 @@ def test_server_metadata(client, cloud, member, admin):
     assert locked.status_code == 409 and "locked" in locked.json()["conflictingRequest"]["message"]
 
 
-def test_server_tags_are_empty_and_refused(client, cloud, member):
+def test_server_tags(client, cloud, member, admin):
     instance = launch(cloud, name="tagged")
+    other = launch(cloud, name="plain")
     path = f"{NOVA}/servers/{instance.pk}/tags"
+    v = at(member, "2.26")
     assert client.get(path, headers=member).status_code == 404  # before 2.26 there is no such API
-    assert client.get(path, headers=at(member, "2.26")).json() == {"tags": []}
-    assert client.get(f"{path}/t1", headers=at(member, "2.26")).status_code == 404
-    refused = client.put(f"{path}/t1", headers=at(member, "2.26"))
-    assert refused.status_code == 400 and "metadata" in refused.json()["badRequest"]["message"]
+    assert client.get(path, headers=v).json() == {"tags": []}
+    assert client.get(f"{path}/t1", headers=v).status_code == 404
+    added = client.put(f"{path}/t1", headers=v)
+    assert added.status_code == 201 and added["Location"].endswith(f"/servers/{instance.pk}/tags/t1")
+    assert client.put(f"{path}/t1", headers=v).status_code == 204  # already there
+    assert client.get(f"{path}/t1", headers=v).status_code == 204
+    replaced = put(client, path, {"tags": ["a", "b", "a"]}, **v)
+    assert replaced.status_code == 200 and replaced.json() == {"tags": ["a", "b"]}
+    assert client.delete(f"{path}/a", headers=v).status_code == 204
+    assert client.delete(f"{path}/a", headers=v).status_code == 404
+    put(client, f"{NOVA}/servers/{other.pk}/tags", {"tags": ["a", "c"]}, **v)
+
+    def listed(query):
+        response = client.get(f"{NOVA}/servers?{query}", headers=v)
+        assert response.status_code == 200, response.content
+        return sorted(s["name"] for s in response.json()["servers"])
+
+    assert listed("tags=b") == ["tagged"]
+    assert listed("tags=a,c") == ["plain"]
+    assert listed("tags-any=b,c") == ["plain", "tagged"]
+    assert listed("not-tags=a,c") == ["tagged"]
+    assert listed("not-tags-any=b") == ["plain"]
+    assert client.get(f"{NOVA}/servers?tags=b", headers=member).status_code == 400  # needs 2.26
+    assert client.get(f"{NOVA}/servers/{instance.pk}", headers=v).json()["server"]["tags"] == ["b"]
+
+    for body in (
+        {"tags": "a"},
+        {"tags": ["x/y"]},
+        {"tags": ["x" * 61]},
+        {"tags": [f"t{i}" for i in range(51)]},
+        {},
+    ):
+        response = put(client, path, body, **v)
+        assert response.status_code == 400 and "badRequest" in response.json(), body
+    assert client.put(f"{path}/a,b", headers=v).status_code == 400
+    assert client.get(path, headers=at(admin, "2.26")).status_code == 404  # another project's
+    assert client.delete(path, headers=v).status_code == 204
+    instance.refresh_from_db()
+    assert instance.tags == []
+    Instance.objects.filter(pk=instance.pk).update(locked=True, locked_by="owner")
+    locked = client.put(f"{path}/z", headers=v)
+    assert locked.status_code == 409
 
 
 # --- flavors ----------------------------------------------------------------------------------------

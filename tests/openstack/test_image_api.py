@@ -69,7 +69,17 @@ def test_tags(client, cloud, member, other):
     glance_error(client.put(f"{path}/tags/c", headers=other), 404)  # another project's image
     glance_error(post(client, f"{GLANCE}/images", {"name": "t", "tags": "x"}, **member), 400)
     assert not Image.objects.filter(name="t").exists()
-    glance_error(client.get(f"{GLANCE}/images?tag=z", headers=member), 400)
+    post(client, f"{GLANCE}/images", {"name": "two", "disk_format": "qcow2", "tags": ["x", "y"]}, **member)
+    post(client, f"{GLANCE}/images", {"name": "one", "disk_format": "qcow2", "tags": ["x"]}, **member)
+
+    def named(query):
+        return sorted(
+            i["name"] for i in client.get(f"{GLANCE}/images?{query}", headers=member).json()["images"]
+        )
+
+    assert named("tag=x") == ["one", "two"]
+    assert named("tag=x&tag=y") == ["two"]
+    assert named("tag=z") == []
 
 
 def test_members_with_consent(client, cloud, member, other):

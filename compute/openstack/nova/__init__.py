@@ -9,8 +9,9 @@ to that maximum that touch what is served here, each rendered at and after its v
 
 - 2.2 key pairs have a ``type``; 2.10 admins list another user's (``user_id``); 2.35 pages of them.
 - 2.3 admins see more ``OS-EXT-SRV-ATTR:*`` fields; 2.9 ``locked``; 2.16 ``host_status`` (admins);
-  2.19 ``description``; 2.26 ``tags`` (always empty: Zenith keeps no server tags, so writing them,
-  also on create from 2.52, is Nova's 400); 2.47 the server's flavor embedded (without its id).
+  2.19 ``description`` (and ``PUT /servers/{id}`` changing it); 2.26 ``tags``, their endpoints
+  and the ``tags``/``tags-any``/``not-tags``/``not-tags-any`` list filters; 2.52 tags on create;
+  2.47 the server's flavor embedded (without its id).
 - 2.28 a hypervisor's ``cpu_info`` is an object; 2.33 pages of hypervisors; 2.53 hypervisor and
   service ids are UUIDs (Zenith's always are), ``servers`` only with ``with_servers``.
 - 2.36 quota sets and limits drop the network proxies' fields; 2.39 limits drop ``maxImageMeta``.
@@ -46,21 +47,26 @@ from .hypervisors import list_hypervisors, list_hypervisors_detail, show_hypervi
 from .keypairs import create_keypair, delete_keypair, list_keypairs, show_keypair
 from .quotas import delete_quota_set, limits, quota_defaults, quota_set, quota_set_detail, update_quota_set
 from .servers import (
+    add_server_tag,
     create_server,
     delete_server,
     delete_server_metadata_item,
+    delete_server_tag,
+    delete_server_tags,
     instance_actions,
     list_servers,
     list_servers_detail,
     merge_server_metadata,
-    refuse_server_tags,
     replace_server_metadata,
+    replace_server_tags,
     server_action,
     server_metadata,
     server_metadata_item,
+    server_tag,
     server_tags,
     set_server_metadata_item,
     show_server,
+    update_server,
 )
 from .volumes import attach_volume, detach_volume, list_volume_attachments, show_volume_attachment
 
@@ -72,7 +78,7 @@ urlpatterns = [
     re_path(r"^$", endpoint(NOVA, auth=False, get=version)),
     re_path(r"^servers$", endpoint(NOVA, get=list_servers, post=create_server)),
     re_path(r"^servers/detail$", endpoint(NOVA, get=list_servers_detail)),
-    re_path(rf"^servers/{SERVER}$", endpoint(NOVA, get=show_server, delete=delete_server)),
+    re_path(rf"^servers/{SERVER}$", endpoint(NOVA, get=show_server, put=update_server, delete=delete_server)),
     re_path(rf"^servers/{SERVER}/action$", endpoint(NOVA, post=server_action)),
     re_path(
         rf"^servers/{SERVER}/os-volume_attachments$",
@@ -95,11 +101,11 @@ urlpatterns = [
     ),
     re_path(
         rf"^servers/{SERVER}/tags$",
-        endpoint(NOVA, get=server_tags, put=refuse_server_tags, delete=refuse_server_tags),
+        endpoint(NOVA, get=server_tags, put=replace_server_tags, delete=delete_server_tags),
     ),
     re_path(
         rf"^servers/{SERVER}/tags/{ID.format('tag')}$",
-        endpoint(NOVA, get=server_tags, put=refuse_server_tags, delete=refuse_server_tags),
+        endpoint(NOVA, get=server_tag, put=add_server_tag, delete=delete_server_tag),
     ),
     re_path(r"^flavors$", endpoint(NOVA, get=list_flavors, post=create_flavor)),
     re_path(r"^flavors/detail$", endpoint(NOVA, get=list_flavors_detail)),

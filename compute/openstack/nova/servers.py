@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import operator
 import re
+from functools import reduce
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import HttpRequest, JsonResponse
 
 from identity import audit, policy
@@ -155,9 +157,9 @@ def render_server(request: HttpRequest, instance: Instance, show_host: bool) -> 
     if at_least(request, "2.9"):
         body["locked"] = instance.locked
     if at_least(request, "2.19"):
-        body["description"] = None
+        body["description"] = instance.description or None
     if at_least(request, "2.26"):
-        body["tags"] = []
+        body["tags"] = list(instance.tags or [])
     return body
 
 
@@ -204,6 +206,7 @@ def _servers(request: HttpRequest, ctx: Context):
     for param, field in (("image", "image_id"), ("flavor", "flavor_id")):
         if params.get(param):
             rows = rows.filter(**{field: params[param]}) if is_uuid(params[param]) else rows.none()
+    rows = _by_tags(request, rows)
     if params.get("changes-since"):
         from django.utils.dateparse import parse_datetime
 
@@ -212,6 +215,30 @@ def _servers(request: HttpRequest, ctx: Context):
             raise InvalidInput(f"changes-since must be an ISO 8601 time, not {params['changes-since']!r}.")
         rows = rows.filter(updated__gte=since)
     return rows.order_by("-created", "-id")
+
+
+def _by_tags(request: HttpRequest, rows):
+    """Nova's tag filters (2.26), each a comma-separated list: ``tags`` (has all), ``tags-any``
+    (has one), ``not-tags`` (lacks one of them), ``not-tags-any`` (has none)."""
+    wanted = {p: [t for t in request.GET[p].split(",") if t] for p in TAG_FILTERS if request.GET.get(p)}
+    if wanted and not at_least(request, "2.26"):
+        raise InvalidInput("Filtering servers by tag needs compute microversion 2.26 or later.")
+
+    def each(tags):
+        return [Q(tags__has_item=t) for t in tags]
+
+    if wanted.get("tags"):
+        rows = rows.filter(*each(wanted["tags"]))
+    if wanted.get("tags-any"):
+        rows = rows.filter(reduce(operator.or_, each(wanted["tags-any"])))
+    if wanted.get("not-tags"):
+        rows = rows.exclude(reduce(operator.and_, each(wanted["not-tags"])))
+    if wanted.get("not-tags-any"):
+        rows = rows.exclude(reduce(operator.or_, each(wanted["not-tags-any"])))
+    return rows
+
+
+TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 
 
 def list_servers(request, ctx: Context):
@@ -279,10 +306,10 @@ def create_server(request, ctx: Context):
     server = json_body(request, "server")
     for key in ("name", "key_name", "availability_zone", "imageRef", "flavorRef"):
         text_field(server, key)
-    if server.get("description") is not None:
-        raise InvalidInput("Server descriptions are not kept by this cloud: use metadata (--property).")
-    if server.get("tags"):
-        raise InvalidInput("Server tags are not supported by this cloud: use server metadata (--property).")
+    if "description" in server and not at_least(request, "2.19"):
+        raise InvalidInput("A server description needs compute microversion 2.19 or later.")
+    if "tags" in server and not at_least(request, "2.52"):
+        raise InvalidInput("Tagging a server at create needs compute microversion 2.52 or later.")
     for count in ("min_count", "max_count"):
         if server.get(count) not in (None, 1, "1"):
             raise InvalidInput(f"{count} must be 1: Zenith launches one server per request.")
@@ -300,6 +327,8 @@ def create_server(request, ctx: Context):
         key_name=server.get("key_name"),
         user_data=_user_data(server.get("user_data")),
         metadata=server.get("metadata"),
+        description=server.get("description"),
+        tags=server.get("tags"),
         availability_zone=server.get("availability_zone"),
         networks=networks,
         security_groups=groups,
@@ -316,6 +345,19 @@ def create_server(request, ctx: Context):
     response = JsonResponse(body, status=202)
     response["Location"] = f"{base_url(request)}/servers/{instance.pk}"
     return response
+
+
+def update_server(request, ctx: Context, server_id: str):
+    """``PUT /servers/{id}`` (``server set --name/--description``): 200 with the server."""
+    server = json_body(request, "server")
+    allowed = {"name", "description"} if at_least(request, "2.19") else {"name"}
+    unknown = sorted(set(server) - allowed)
+    if unknown:
+        raise InvalidInput(
+            f"A server update takes only {', '.join(sorted(allowed))}, not {', '.join(unknown)}."
+        )
+    services.update_instance(ctx, _instance(ctx, server_id), **server)
+    return show_server(request, ctx, server_id)
 
 
 def delete_server(request, ctx: Context, server_id: str):
@@ -425,20 +467,55 @@ def _tags_served(request: HttpRequest) -> None:
         raise NotFound("Server tags need compute microversion 2.26 or later.")
 
 
-def server_tags(request, ctx: Context, server_id: str, tag: str | None = None):
-    """``GET /servers/{id}/tags`` (2.26): Zenith keeps no server tags, so the list is empty."""
+def server_tags(request, ctx: Context, server_id: str):
+    """``GET /servers/{id}/tags`` (2.26)."""
     _tags_served(request)
-    _instance(ctx, server_id)
-    if tag is not None:
+    policy.enforce(ctx, "compute:instance:show")
+    return JsonResponse({"tags": list(_instance(ctx, server_id).tags)})
+
+
+def replace_server_tags(request, ctx: Context, server_id: str):
+    """``PUT /servers/{id}/tags`` with ``{"tags": [...]}``: they become all of the server's tags."""
+    _tags_served(request)
+    body = json_body(request)
+    if not isinstance(body, dict) or set(body) != {"tags"}:
+        raise InvalidInput('The request body must be {"tags": [...]}.')
+    instance = services.set_instance_tags(ctx, _instance(ctx, server_id), body["tags"])
+    return JsonResponse({"tags": list(instance.tags)})
+
+
+def delete_server_tags(request, ctx: Context, server_id: str):
+    """``DELETE /servers/{id}/tags``: every tag removed, 204."""
+    _tags_served(request)
+    services.set_instance_tags(ctx, _instance(ctx, server_id), [])
+    return empty(204)
+
+
+def server_tag(request, ctx: Context, server_id: str, tag: str):
+    """``GET /servers/{id}/tags/{tag}``: 204 when the server has it, else 404."""
+    _tags_served(request)
+    policy.enforce(ctx, "compute:instance:show")
+    if tag not in _instance(ctx, server_id).tags:
         raise NotFound(f"Server {server_id} has no tag {tag}.")
-    return JsonResponse({"tags": []})
+    return empty(204)
 
 
-def refuse_server_tags(request, ctx: Context, server_id: str, tag: str | None = None):
-    """Writes of server tags: refused with Nova's 400 (Zenith keeps no tags; metadata serves)."""
+def add_server_tag(request, ctx: Context, server_id: str, tag: str):
+    """``PUT /servers/{id}/tags/{tag}``: 201 with its Location, 204 when it was there already."""
     _tags_served(request)
-    _instance(ctx, server_id)
-    raise InvalidInput("Server tags are not supported by this cloud: use server metadata (--property).")
+    instance = _instance(ctx, server_id)
+    had = tag in instance.tags
+    services.set_instance_tags(ctx, instance, add=(tag,))
+    response = empty(204 if had else 201)
+    response["Location"] = f"{base_url(request)}/servers/{instance.pk}/tags/{tag}"
+    return response
+
+
+def delete_server_tag(request, ctx: Context, server_id: str, tag: str):
+    """``DELETE /servers/{id}/tags/{tag}``: 204, or 404 for a tag the server does not have."""
+    _tags_served(request)
+    services.set_instance_tags(ctx, _instance(ctx, server_id), remove=(tag,))
+    return empty(204)
 
 
 def instance_actions(request, ctx: Context, server_id: str):
