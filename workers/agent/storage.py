@@ -21,7 +21,8 @@ answer). The conductor sends, by name (``workers.tasknames``)::
 - ``snapshot_volume(request)``: ``name`` is the snapshot's volume, ``source.name`` the volume: a full
   copy, a volume of its own in the same pool.
 - ``upload_volume(request)``: the bytes of volume ``name`` PUT to ``request.upload_url`` (format:
-  the answer's ``connection.format``); answers ``size_bytes`` sent and their sha256 ``checksum``.
+  the answer's ``connection.format``), streamed with a Content-Length (the volume's stored size);
+  answers ``size_bytes`` sent and their sha256 ``checksum``.
 
 A hypervisor error is an answer (``ok: False`` with libvirt's message), not an exception. On libvirt's
 test driver (a simulated host) pools and volumes live in memory with no bytes: an image source is
@@ -233,8 +234,12 @@ def snapshot_volume(request: dict) -> dict:
     return _run(request, _snapshot)
 
 
-def put_stream(url: str, chunks, timeout: float = 60.0) -> tuple[int, str]:
-    """PUT ``chunks`` to ``url`` (chunked transfer encoding); (bytes sent, sha256 hex)."""
+def put_stream(url: str, chunks, length: int, timeout: float = 60.0) -> tuple[int, str]:
+    """PUT ``chunks`` to ``url`` as a body of ``length`` bytes, streamed (never held in memory);
+    (bytes sent, sha256 hex). The body has a Content-Length, not chunked transfer encoding: every
+    WSGI server can read it (Django's runserver and test server cannot read a chunked body). Chunks
+    adding up to more or fewer bytes than ``length`` are an OSError, the request cut short, so the
+    receiver sees a body shorter than announced and refuses it."""
     parts = urlparse(url)
     conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = conn_class(parts.hostname, parts.port, timeout=timeout)
@@ -244,19 +249,18 @@ def put_stream(url: str, chunks, timeout: float = 60.0) -> tuple[int, str]:
     def body():
         nonlocal sent
         for chunk in chunks:
+            if sent + len(chunk) > length:
+                raise OSError(f"the volume has more than the {length} bytes announced for its upload")
             digest.update(chunk)
             sent += len(chunk)
             yield chunk
+        if sent != length:
+            raise OSError(f"the volume's stream ended after {sent} of the {length} bytes announced")
 
     try:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(
-            "PUT",
-            path,
-            body=body(),
-            headers={"Content-Type": "application/octet-stream"},
-            encode_chunked=True,
-        )
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        conn.request("PUT", path, body=body(), headers=headers)
         response = conn.getresponse()
         text = response.read(2000).decode("utf-8", "replace")
         if response.status >= 300:
@@ -274,17 +278,21 @@ def _upload(req: VolumeRequest, backend: BackendSpec) -> dict:
     if info is None:
         return VolumeResult(ok=False, error=f"no volume {req.name} in backend {backend.name}").as_dict()
     progress = Progress(req.operation_id) if req.operation_id else None
-    allocation = max(info["allocation_bytes"], 1)
+    length = drv.volume_stored_size(backend, req.name)
+    total = max(length, 1)
 
     def counted(chunks):
         done = 0
         for chunk in chunks:
             done += len(chunk)
             if progress is not None:
-                progress(min(95, 5 + int(90 * done / allocation)), f"uploading: {done // MiB} MiB sent")
+                progress(
+                    min(95, 5 + int(90 * done / total)),
+                    f"uploading: {done // MiB}/{length // MiB} MiB sent",
+                )
             yield chunk
 
-    sent, checksum = put_stream(req.upload_url, counted(drv.volume_read(backend, req.name)))
+    sent, checksum = put_stream(req.upload_url, counted(drv.volume_read(backend, req.name)), length)
     result = _result(backend, req.name, info, checksum=checksum, message=f"{req.name}: {sent} bytes uploaded")
     return {**result, "size_bytes": sent}
 

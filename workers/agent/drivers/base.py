@@ -243,6 +243,11 @@ class ComputeDriver(ABC):
         """A volume's bytes as stored, in chunks (upload to an image)."""
         raise NotSupported(f"{type(self).__name__} has no storage backends")
 
+    def volume_stored_size(self, backend: BackendSpec, name: str) -> int:
+        """How many bytes ``volume_read`` yields: the volume as stored (a file's length, a block
+        device's or an rbd image's size), not its virtual capacity nor its allocation."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
     def listen_events(self, callback: LifecycleCallback) -> int:
         """Call ``callback`` on every lifecycle event of the host's domains; a listener id."""
         raise NotSupported(f"{type(self).__name__} reports no lifecycle events")
