@@ -9,57 +9,28 @@ from __future__ import annotations
 import hashlib
 import os
 
-import libvirt
 import pytest
 
 from compute.models import Image
 from storage import services
 from storage.models import Volume, VolumeType
 from tests.storage.conftest import available, make_storage_host, settle
+from tests.workers.real_libvirt import real_dir_backends
 from workers.agent import runtime, storage
 from workers.messages import VolumeRequest, VolumeResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-URI = "qemu:///system"
 BYTES = os.urandom(256 * 1024) + b"zenith volume upload" * 5000
-
-
-def _system_libvirt() -> libvirt.virConnect:
-    try:
-        return libvirt.open(URI)
-    except libvirt.libvirtError as exc:
-        if os.environ.get("ZENITH_REQUIRE_REALHOST") == "1":
-            pytest.fail(f"{URI} is required but cannot be reached: {exc}")
-        pytest.skip(f"{URI} cannot be reached here: {exc}")
 
 
 @pytest.fixture
 def real_backend(monkeypatch, tmp_path):
-    """The agent's runtime on qemu:///system with one ``local`` dir backend under tmp_path; every pool
-    made there is undefined afterwards."""
-    conn = _system_libvirt()
+    """The agent's runtime on qemu:///system with one ``local`` dir backend under tmp_path."""
     # The flush of a transactional test empties the seeded default type.
     VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
-    monkeypatch.setenv(runtime.HOST_ENV, "upload-host")
-    monkeypatch.setenv(runtime.URI_ENV, URI)
-    monkeypatch.setenv(runtime.VAR_ENV, str(tmp_path))
-    monkeypatch.setenv(runtime.POOL_ENV, str(tmp_path / "pool"))
-    monkeypatch.setenv(
-        runtime.BACKENDS_ENV, f'[{{"name": "local", "type": "dir", "path": "{tmp_path}/vols"}}]'
-    )
-    monkeypatch.setattr(runtime, "_driver", None)
-    yield runtime.driver(), runtime.storage_backends()[0]
-    runtime.driver().close()
-    monkeypatch.setattr(runtime, "_driver", None)
-    for pool in conn.listAllStoragePools(0):
-        if f"<path>{tmp_path}" in pool.XMLDesc(0):
-            for vol in pool.listAllVolumes(0) if pool.isActive() else []:
-                vol.delete(0)
-            if pool.isActive():
-                pool.destroy()
-            pool.undefine()
-    conn.close()
+    with real_dir_backends(monkeypatch, tmp_path, "upload-host", [{"name": "local"}]) as drv:
+        yield drv, runtime.storage_backends()[0]
 
 
 @pytest.fixture

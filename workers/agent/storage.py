@@ -9,7 +9,9 @@ answer). The conductor sends, by name (``workers.tasknames``)::
 
 - ``create_volume(request)``: ``request.source.kind`` "blank" (``size_gb``), "image" (``source.image``:
   the signed image spec a spawn gets: url, checksum, size, disk_format; the image is fetched,
-  cached, and fully copied into the volume, progress in bytes), "snapshot" or "volume"
+  cached, converted from qcow2 to raw with qemu-img when the backend holds raw volumes (logical,
+  rbd, a raw dir pool; a qcow2 dir pool keeps it as it is), and fully copied into the volume,
+  progress in bytes), "snapshot" or "volume"
   (``source.name``: that volume of the same backend, fully copied). Answers with ``size_bytes``,
   ``allocation_bytes`` and ``connection``. A volume that already exists (a redelivered request)
   answers ok with ``existed: True``; one whose copy a killed agent left unfinished is made again.
@@ -51,7 +53,7 @@ from ..messages import (
     VolumeResult,
     VolumeSource,
 )
-from . import images, runtime
+from . import convert, images, runtime
 from .drivers.base import BackendSpec, DriverError, VolumeInUse
 from .progress import Progress, fetch
 from .runtime import host_name
@@ -106,7 +108,14 @@ def _run(request: dict, work) -> dict:
         return work(req, _backend(req.backend))
     except (MessageError, RequestError, runtime.BackendConfigError) as exc:
         return VolumeResult(ok=False, error=str(exc)).as_dict()
-    except (DriverError, images.ImageFetchError, OSError, KeyError, ValueError) as exc:
+    except (
+        DriverError,
+        images.ImageFetchError,
+        convert.ConversionError,
+        OSError,
+        KeyError,
+        ValueError,
+    ) as exc:
         log.warning("storage task on %s failed: %s", host_name(), exc)
         return _failure(exc)
 
@@ -156,17 +165,40 @@ def _from_image(req: VolumeRequest, backend: BackendSpec, size: int) -> tuple[di
     progress = Progress(req.operation_id) if req.operation_id else None
     total = max(int(image.get("size") or 0), 1)
     mib = max(1, total // MiB)
+    drv = runtime.driver()
+    fmt = "qcow2" if image.get("disk_format") == "qcow2" else "raw"
+    converting = backend.needs_conversion(fmt) and not drv.simulated
+    copy_from = 65 if converting else 50  # the conversion takes 50-65 % of the bar
 
     def fetched(done: int, _total: int) -> None:
         if progress is not None:
             progress(5 + int(45 * done / total), f"fetching image: {done // MiB}/{mib} MiB")
 
-    def copied(done: int) -> None:
+    def converted(percent: float) -> None:
         if progress is not None:
-            progress(50 + int(45 * done / total), f"copying image: {done // MiB}/{mib} MiB copied")
+            progress(50 + int(15 * percent / 100), f"converting image from {fmt} to raw: {percent:.0f}%")
 
     path = fetch(image, fetched)
-    fmt = "qcow2" if image.get("disk_format") == "qcow2" else "raw"
+    if not converting:
+        return _copied(req, backend, path, fmt, size, total, 50, progress)
+    raw = runtime.host_dir() / "volumes-converting" / f"{backend.name}--{req.name}.raw"
+    try:
+        raw_size = convert.to_raw(path, fmt, raw, size, converted)
+        info, message = _copied(req, backend, str(raw), "raw", size, max(raw_size, 1), copy_from, progress)
+    finally:
+        raw.unlink(missing_ok=True)
+    return info, f"{message} (converted from {fmt} to raw)"
+
+
+def _copied(req, backend, path: str, fmt: str, size: int, total: int, start: int, progress):
+    """Volume ``req.name`` holding a copy of the file ``path``; progress from ``start`` to 95 %."""
+    mib = max(1, total // MiB)
+
+    def copied(done: int) -> None:
+        if progress is not None:
+            share = (95 - start) * done / total
+            progress(start + int(share), f"copying image: {done // MiB}/{mib} MiB copied")
+
     info = runtime.driver().volume_create_from_file(backend, req.name, path, fmt, size, progress=copied)
     if info.get("copied"):
         return info, f"{req.name} created from image: {info['bytes_copied']} bytes copied"
