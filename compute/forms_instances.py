@@ -5,11 +5,21 @@ import uuid
 from django import forms
 
 from identity.forms import key_value_lines
+from storage.forms import size_field
+
+# What the instance boots from: an image (a disk on its host), an existing bootable volume, or a new
+# volume made from an image (Nova's block_device_mapping_v2 source_type volume / image).
+IMAGE, VOLUME, IMAGE_TO_VOLUME = "image", "volume", "image_to_volume"
+BOOT_SOURCES = [
+    (IMAGE, "Image"),
+    (VOLUME, "Existing volume"),
+    (IMAGE_TO_VOLUME, "Image to a new volume"),
+]
 
 # Which wizard step each field is on (a re-rendered form opens the first step with an error).
 STEPS = [
     ("details", "Details", ("name",)),
-    ("source", "Source", ("image",)),
+    ("source", "Source", ("source", "image", "boot_volume", "volume_size", "delete_on_termination")),
     ("flavor", "Flavor", ("flavor",)),
     ("keypair", "Key pair", ("key_name",)),
     ("configuration", "Configuration", ("user_data", "metadata")),
@@ -22,7 +32,13 @@ class LaunchForm(forms.Form):
     name = forms.CharField(
         max_length=255, label="Instance name", error_messages={"required": "Give the instance a name."}
     )
-    image = forms.CharField(error_messages={"required": "Choose an image to boot from (step Source)."})
+    source = forms.ChoiceField(choices=BOOT_SOURCES, initial=IMAGE, required=False, label="Boot from")
+    image = forms.CharField(required=False)
+    boot_volume = forms.CharField(required=False, label="Volume")
+    volume_size = size_field("Volume size (GiB)", "Empty: the image's size (at least 1 GiB).")
+    delete_on_termination = forms.BooleanField(
+        required=False, label="Delete the volume when the instance is deleted"
+    )
     flavor = forms.CharField(error_messages={"required": "Choose a flavor (step Flavor)."})
     key_name = forms.CharField(required=False, max_length=255, label="Key pair")
     user_data = forms.CharField(
@@ -48,6 +64,43 @@ class LaunchForm(forms.Form):
 
     def clean_metadata(self) -> dict[str, str]:
         return key_value_lines(self.cleaned_data["metadata"], "Metadata line")
+
+    def clean(self):
+        data = super().clean()
+        source = data.get("source") or IMAGE
+        data["source"] = source
+        if source in (IMAGE, IMAGE_TO_VOLUME) and not data.get("image"):
+            self.add_error("image", "Choose an image to boot from (step Source).")
+        if source == VOLUME:
+            if not data.get("boot_volume"):
+                self.add_error("boot_volume", "Choose a volume to boot from (step Source).")
+            if data.get("volume_size") is not None:
+                self.add_error("volume_size", "An existing volume keeps its size: leave the size empty.")
+        if source == IMAGE and data.get("volume_size") is not None:
+            self.add_error(
+                "volume_size", "A size is for a new volume: choose Image to a new volume, or leave it empty."
+            )
+        return data
+
+    def boot_kwargs(self) -> dict:
+        """The boot source's arguments of ``compute.services.create_instance``."""
+        data = self.cleaned_data
+        if data["source"] == VOLUME:
+            return {
+                "image": None,
+                "boot_volume": data["boot_volume"],
+                "boot_from_volume": {"delete_on_termination": data["delete_on_termination"]},
+            }
+        if data["source"] == IMAGE_TO_VOLUME:
+            spec = {"delete_on_termination": data["delete_on_termination"]}
+            if data["volume_size"] is not None:
+                spec["size"] = data["volume_size"]
+            return {"image": data["image"], "boot_from_volume": spec}
+        return {"image": data["image"]}
+
+    def chosen_source(self) -> str:
+        value = self.data.get("source") if self.is_bound else None
+        return value if value in dict(BOOT_SOURCES) else IMAGE
 
     def first_step_with_errors(self) -> str | None:
         for step, _label, fields in STEPS:

@@ -33,10 +33,11 @@ from identity.dashboard import (
 from identity.models import KeyPair
 
 from . import services
-from .forms_instances import STEPS, ExplainForm, InstanceFilterForm, LaunchForm
+from .forms_instances import BOOT_SOURCES, STEPS, ExplainForm, InstanceFilterForm, LaunchForm
 from .models import Flavor, Image, Instance
 from .tables_instances import ACTIONS, STATUS_FILTER, AdminInstanceTable, InstanceTable
 from .tables_instances import instance_buttons as buttons_for
+from .views_volumes import bootable_volumes
 
 ROW_RELATED = ("flavor", "image", "operation", "host")
 ACTION_LOG_ROWS = 50
@@ -139,6 +140,7 @@ def _launch_context(request, form: LaunchForm) -> dict:
         Image.objects.visible_to(ctx).filter(status=Image.ACTIVE).exclude(disk_format__in=["aki", "ari"])
     )
     keypairs = list(KeyPair.objects.visible_to(ctx).order_by("name"))
+    volumes = list(bootable_volumes(ctx))
     quota = {row["resource"]: row for row in quotas.summary(ctx.project, ctx.user)} if ctx.project else {}
     fitting = services.hosts_fitting(flavors)
     flavor_choices = []
@@ -163,11 +165,15 @@ def _launch_context(request, form: LaunchForm) -> dict:
         "flavors": flavor_choices,
         "images": image_choices,
         "keypairs": keypairs,
+        "volumes": volumes,
+        "boot_sources": BOOT_SOURCES,
         "quota": [quota[r] for r in ("instances", "cores", "ram") if r in quota],
         "chosen": {
             "image": data.get("image", images[0].pk if len(images) == 1 else ""),
             "flavor": data.get("flavor", ""),
             "key_name": data.get("key_name", keypairs[0].name if len(keypairs) == 1 else ""),
+            "source": form.chosen_source(),
+            "boot_volume": data.get("boot_volume", ""),
         },
     }
 
@@ -188,11 +194,11 @@ def launch(request):
                 ctx,
                 name=data["name"],
                 flavor=data["flavor"],
-                image=data["image"],
                 key_name=data["key_name"] or None,
                 user_data=data["user_data"] or None,
                 metadata=data["metadata"],
                 idempotency_key=data["idempotency_key"] or None,
+                **form.boot_kwargs(),
             ),
         )
         if result is not None:

@@ -34,6 +34,11 @@ def attachable_volumes(ctx):
     return Volume.objects.visible_to(ctx).filter(status=Volume.AVAILABLE, busy="").order_by("name")
 
 
+def bootable_volumes(ctx):
+    """The project's volumes an instance can boot from now (bootable, available, no action running)."""
+    return attachable_volumes(ctx).filter(bootable=True).only("pk", "name", "size", "source")
+
+
 class AttachForm(forms.Form):
     """Attach a volume to one of the project's instances."""
 

@@ -53,6 +53,13 @@ class ShownFields:
         return self.form.non_field_errors()
 
 
+def size_field(label: str, help_text: str) -> forms.IntegerField:
+    """An optional volume size in whole GiB, within what the services accept."""
+    return forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_SIZE_GB, label=label, help_text=help_text
+    )
+
+
 class VolumeCreateForm(IdempotentForm):
     """A new volume: blank (size and type), or from an image, a snapshot or another volume."""
 
@@ -66,12 +73,8 @@ class VolumeCreateForm(IdempotentForm):
     source_volume = forms.ChoiceField(
         required=False, choices=(), label="Volume to clone", help_text="For the clone source."
     )
-    size = forms.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=MAX_SIZE_GB,
-        label="Size (GiB)",
-        help_text="Required for a blank volume; from a source, empty means the source's size.",
+    size = size_field(
+        "Size (GiB)", "Required for a blank volume; from a source, empty means the source's size."
     )
     volume_type = forms.ChoiceField(
         required=False,
@@ -136,6 +139,26 @@ class ExtendForm(forms.Form):
 class SnapshotForm(IdempotentForm):
     name = forms.CharField(max_length=255, error_messages={"required": "Give the snapshot a name."})
     description = forms.CharField(required=False, max_length=1024, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class UploadToImageForm(IdempotentForm):
+    """A new image of the volume's bytes (Cinder's os-volume_upload_image)."""
+
+    image_name = forms.CharField(
+        max_length=255, label="Image name", error_messages={"required": "Give the image a name."}
+    )
+    disk_format = forms.ChoiceField(
+        choices=[("raw", "raw"), ("qcow2", "qcow2")],
+        initial="raw",
+        label="Disk format",
+        help_text="The format the volume's bytes are stored in on its backend.",
+    )
+
+    @staticmethod
+    def service_kwargs(data: dict) -> dict:
+        """The arguments of ``services.upload_to_image`` this form's cleaned answers mean."""
+        key = data["idempotency_key"] or None
+        return {"name": data["image_name"], "disk_format": data["disk_format"], "idempotency_key": key}
 
 
 class ResetStateForm(forms.Form):

@@ -54,9 +54,9 @@ VOLUME_URLS = {
     "clone": ("storage:volume-clone", True),
     "force_detach": ("storage:volume-force-detach", False),
     "reset_state": ("storage:volume-reset-state", True),
+    "upload": ("storage:volume-upload", True),
 }
 FOREIGN_ACTIONS = {"delete", "force_detach", "reset_state"}
-NO_DASHBOARD_FORM = {"upload"}
 SNAPSHOT_URLS = {
     "delete": ("storage:snapshot-delete", False),
     "new_volume": ("storage:snapshot-new-volume", True),
@@ -99,8 +99,7 @@ def volume_buttons(ctx, volume: Volume, admin: bool = False) -> list[dict]:
         if getattr(volume, "live_attachments", None):
             extra.append(FORCE_DETACH)
         extra.append(RESET_STATE)
-    # Upload to image is the API's (POST volumes/{id}/upload-to-image/) until the dashboard has its form.
-    buttons = [b for b in buttons_for(ctx, VOLUME, volume, extra) if b["action"] not in NO_DASHBOARD_FORM]
+    buttons = buttons_for(ctx, VOLUME, volume, extra)
     if ctx.project is None or volume.project_id != ctx.project.pk:
         # Another project's volume (an admin's panel): attach, snapshot and clone happen in its own
         # project, so only the admin's repairs and delete are offered.

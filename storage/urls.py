@@ -12,6 +12,7 @@ urlpatterns = [
     path("volumes/<uuid:pk>/clone/", views.volume_clone, name="volume-clone"),
     path("volumes/<uuid:pk>/delete/", views.volume_delete, name="volume-delete"),
     path("volumes/<uuid:pk>/force-detach/", views.volume_force_detach, name="volume-force-detach"),
+    path("volumes/<uuid:pk>/upload/", views.volume_upload, name="volume-upload"),
     path("volumes/<uuid:pk>/reset-state/", views.volume_reset_state, name="volume-reset-state"),
     path("snapshots/", views.snapshots, name="snapshots"),
     path("snapshots/<uuid:pk>/row/", views.snapshot_row, name="snapshot-row"),

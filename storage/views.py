@@ -19,7 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 from identity import audit, dashboard
 
 from . import queries, services
-from .forms import ExtendForm, ResetStateForm, SnapshotForm, VolumeCreateForm, VolumeTypeForm
+from .forms import (
+    ExtendForm,
+    ResetStateForm,
+    SnapshotForm,
+    UploadToImageForm,
+    VolumeCreateForm,
+    VolumeTypeForm,
+)
 from .models import Snapshot, Volume, VolumeType
 from .tables import (
     AdminVolumeTable,
@@ -228,6 +235,28 @@ def volume_snapshot(request, pk):
         submit="Create snapshot",
         act=act,
         initial=lambda v: {"name": f"{v.name}-snap"},
+    )
+
+
+@login_required
+def volume_upload(request, pk):
+    """Upload to image: a new image (of this project) receives the volume's bytes from its host."""
+
+    def act(ctx, volume, data):
+        services.upload_to_image(ctx, volume, **UploadToImageForm.service_kwargs(data))
+        messages.success(request, f"Uploading volume {volume.name} to image {data['image_name']}.")
+        return True
+
+    title = "Upload volume {name} to an image"
+    return _volume_form_page(
+        request,
+        pk,
+        policy="storage:volume:upload",
+        form_class=UploadToImageForm,
+        title=title,
+        submit="Upload to image",
+        act=act,
+        initial=lambda v: {"image_name": v.name},
     )
 
 

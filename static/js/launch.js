@@ -1,5 +1,6 @@
-// The launch wizard: step buttons, flavors too small for the chosen image, the quota this launch
-// takes, the summary card, and one submission per click. The server checks all of it again.
+// The launch wizard: step buttons, the boot source's fields (image, volume, image to a new volume),
+// flavors too small for the chosen image, the quota this launch takes, the summary card, and one
+// submission per click. The server checks all of it again.
 (() => {
   const form = document.getElementById("launch-form");
   if (!form) return;
@@ -12,8 +13,18 @@
     });
   });
 
+  const source = () => (checked("source") || { value: "image" }).value;
+
+  function showSource() {
+    // A section lists the sources it is for; the hidden ones keep their input for a change back.
+    form.querySelectorAll("[data-source-for]").forEach((section) => {
+      section.hidden = !section.dataset.sourceFor.split(" ").includes(source());
+    });
+  }
+
   function markTooSmall() {
-    const image = checked("image");
+    // Booting from a volume, the flavor's root disk is not used: no flavor is too small for it.
+    const image = source() === "image" ? checked("image") : null;
     form.querySelectorAll('input[name="flavor"]').forEach((radio) => {
       const row = radio.closest("tr");
       const why = row.querySelector(".too-small-reason");
@@ -47,14 +58,20 @@
   function summarise() {
     const set = (key, value) => { const el = form.querySelector(`[data-summary="${key}"]`); if (el) el.textContent = value || "—"; };
     set("name", form.elements.name.value.trim());
-    const image = checked("image"), flavor = checked("flavor");
-    set("image", image && image.dataset.name);
+    const image = checked("image"), flavor = checked("flavor"), volume = checked("boot_volume");
+    const size = form.elements.volume_size.value.trim();
+    const boots = {
+      image: image && `image ${image.dataset.name}`,
+      volume: volume && `volume ${volume.dataset.name}`,
+      image_to_volume: image && `a new ${size ? `${size} GiB ` : ""}volume from ${image.dataset.name}`,
+    }[source()];
+    set("source", boots);
     set("flavor", flavor && `${flavor.dataset.name} (${flavor.dataset.vcpus} vCPU, ${flavor.dataset.ram} MB)`);
     const key = form.elements.key_name;
     set("key_name", key.value ? key.value : "none");
   }
 
-  function update() { markTooSmall(); showQuota(); summarise(); }
+  function update() { showSource(); markTooSmall(); showQuota(); summarise(); }
   form.addEventListener("change", update);
   form.addEventListener("input", summarise);
   form.addEventListener("submit", () => {

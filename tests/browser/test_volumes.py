@@ -170,3 +170,87 @@ def test_snapshots_and_admin_panels(world, login, cloud, readme_screenshot):
     readme_screenshot(page, "admin-storage-backends")
     # Nothing overflows the 1280 px viewport.
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+
+
+def test_launch_from_volumes_and_upload_to_image(world, login, cloud):
+    """The launch wizard's Source step: an existing bootable volume, then an image to a new volume
+    (a bad size first: the error on the Source step, the choice kept); both instances ACTIVE with
+    their root volume in-use. Then a volume's Upload to image form: the upload starts, and on this
+    simulated host (no bytes to stream) the volume comes back available with the host's reason."""
+    from storage import services as storage
+
+    member = cloud.ctx(cloud.member)
+    boot, _ = storage.create_volume(member, name="boot-disk", size=1, image="tiny")
+    wait_for(lambda: Volume.objects.get(pk=boot.pk).status == Volume.AVAILABLE, "boot-disk to be available")
+    page = login("alice")
+    page.goto("/dashboard/compute/instances/launch/")
+    page.get_by_label("Instance name").fill("from-vol")
+    page.get_by_role("button", name="Next: Source").click()
+    images, volumes = page.locator("#launch-images"), page.locator("#launch-volumes")
+    expect(images).to_be_visible()
+    expect(volumes).to_be_hidden()
+    page.get_by_label("Existing volume").check()
+    expect(images).to_be_hidden()
+    expect(page.get_by_label("Volume size (GiB)")).to_be_hidden()
+    volumes.get_by_label("boot-disk").check()
+    page.get_by_label("Delete the volume when the instance is deleted").check()
+    expect(page.locator('[data-summary="source"]')).to_have_text("volume boot-disk")
+    page.get_by_role("button", name="Next: Flavor").click()
+    page.locator('tr[data-flavor="m1.tiny"]').get_by_label("m1.tiny").check()
+    page.get_by_role("button", name="Launch instance").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/compute/instances/$"))
+    expect(page.locator(".alert-success")).to_contain_text("Launching instance from-vol.")
+    row = page.locator('tr[data-name="from-vol"]')
+    expect(row.locator(".instance-status")).to_have_text("ACTIVE", timeout=DEADLINE_MS)
+    assert Volume.objects.get(pk=boot.pk).display_status == "in-use"
+
+    # Image to a new volume: a size of 0 is refused on the Source step, what was chosen kept.
+    page.get_by_role("link", name="Launch instance").click()
+    page.get_by_label("Instance name").fill("bfv")
+    page.get_by_role("button", name="Next: Source").click()
+    page.get_by_label("Image to a new volume").check()
+    expect(volumes).to_be_hidden()
+    images.get_by_label("tiny", exact=True).check()
+    page.get_by_label("Volume size (GiB)").fill("0")
+    page.get_by_role("button", name="Next: Flavor").click()
+    page.locator('tr[data-flavor="m1.tiny"]').get_by_label("m1.tiny").check()
+    page.get_by_role("button", name="Launch instance").click()
+    expect(page.locator("#step-source")).to_be_visible()
+    expect(page.locator("#step-source .invalid-feedback")).to_contain_text("greater than or equal to 1")
+    expect(page.get_by_label("Image to a new volume")).to_be_checked()
+    expect(images).to_be_visible()
+    page.get_by_label("Volume size (GiB)").fill("2")
+    images.get_by_label("tiny", exact=True).check()
+    expect(page.locator('[data-summary="source"]')).to_have_text("a new 2 GiB volume from tiny")
+    page.get_by_role("tab", name="Flavor").click()
+    page.locator('tr[data-flavor="m1.tiny"]').get_by_label("m1.tiny").check()
+    page.get_by_role("button", name="Launch instance").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/compute/instances/$"))
+    expect(page.locator('tr[data-name="bfv"] .instance-status')).to_have_text("ACTIVE", timeout=DEADLINE_MS)
+    root = Volume.objects.get(name="bfv-root")
+    assert (root.size, root.display_status) == (2, "in-use")
+
+    # Upload to image, from the volume's page.
+    data, _ = storage.create_volume(member, name="data", size=1)
+    wait_for(lambda: Volume.objects.get(pk=data.pk).status == Volume.AVAILABLE, "data to be available")
+    page.goto(f"/dashboard/storage/volumes/{data.pk}/")
+    summary = page.locator("#volume-summary")
+    summary.get_by_role("link", name="Upload to image").click()
+    expect(page.get_by_label("Image name")).to_have_value("data")
+    page.get_by_label("Image name").fill("")
+    page.get_by_role("button", name="Upload to image").click()
+    expect(page.locator(".invalid-feedback")).to_contain_text("Give the image a name.")
+    page.get_by_label("Image name").fill("data-image")
+    page.get_by_label("Disk format").select_option("qcow2")
+    page.get_by_role("button", name="Upload to image").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/storage/volumes/{data.pk}/$"))
+    expect(page.locator(".alert-success")).to_contain_text("Uploading volume data to image data-image.")
+    expect(summary.locator(".volume-status")).to_have_text("available", timeout=DEADLINE_MS)
+    expect(summary).not_to_have_attribute("data-polling", "true", timeout=DEADLINE_MS)
+    page.reload()
+    page.get_by_role("tab", name="Action log").click()
+    upload = page.locator('#volume-action-log tr[data-action="upload"]')
+    expect(upload).to_have_attribute("data-result", "error")
+    expect(upload).to_contain_text("NotSupported")
+    image = Image.objects.get(name="data-image")
+    assert (image.status, image.disk_format) == (Image.KILLED, "qcow2")

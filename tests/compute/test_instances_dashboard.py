@@ -14,9 +14,12 @@ from compute.models import ComputeNode, Instance
 from compute.services import instances as instance_services
 from identity import quotas
 from identity.models import ResourceAction
+from storage import services as storage_services
+from storage.models import Attachment, Volume, VolumeType
 from tests.conftest import token_client
 from tests.factories import KeyPairFactory, grant
 from tests.identity.test_query_counts import MANY, assert_fixed_queries, page_rows
+from tests.storage.conftest import available, make_storage_host
 
 from .conftest import make_flavor, make_host
 from .instance_helpers import in_state, launch, make_image
@@ -35,8 +38,8 @@ DETAIL_QUERIES = 7
 ROW_QUERIES = 5
 # session, user, current project, roles, flavors, images, key pairs, quota limits, usage (instances,
 # cores and ram in one aggregate; key pairs; volumes, gigabytes and snapshots in one), hosts that
-# fit, the project switcher's list
-LAUNCH_QUERIES = 13
+# fit, the bootable volumes, the project switcher's list
+LAUNCH_QUERIES = 14
 
 
 @pytest.fixture
@@ -309,6 +312,103 @@ class TestLaunchWizard:
         data = {"name": "x", "image": "cirros", "flavor": "m1.tiny"}
         assert browse("member", csrf=True).post(LAUNCH, data).status_code == 403
         assert not Instance.objects.exists()
+
+
+class TestLaunchBootSource:
+    """The Source step: boot from an image, an existing bootable volume, or a new volume made from an
+    image (its size and delete-on-terminate); bad combinations are form errors, never a 500."""
+
+    @pytest.fixture
+    def storage(self, setup, cloud):
+        VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
+        make_storage_host("store-1")
+        boot = available(cloud, "boot-disk", size=2)
+        Volume.objects.filter(pk=boot.pk).update(bootable=True)
+        available(cloud, "scratch")  # blank: not bootable, not offered
+        return Volume.objects.get(pk=boot.pk)
+
+    def test_the_wizard_offers_the_three_sources_and_the_bootable_volumes(self, storage, browse):
+        html = browse("member").get(LAUNCH).content.decode()
+        for value in ("image", "volume", "image_to_volume"):
+            assert f'name="source" value="{value}"' in html
+        assert re.search(r'name="source" value="image" id="source-image" checked', html)
+        volumes = re.search(r'<table [^>]*id="launch-volumes".*?</table>', html, re.S).group(0)
+        assert f'value="{storage.pk}"' in volumes and "boot-disk" in volumes and "2 GiB" in volumes
+        assert "scratch" not in volumes
+        assert 'name="volume_size"' in html and 'name="delete_on_termination"' in html
+
+    def test_boot_from_an_existing_volume(self, storage, cloud, browse):
+        data = {"name": "from-vol", "flavor": "m1.tiny", "source": "volume", "boot_volume": str(storage.pk)}
+        data["delete_on_termination"] = "on"
+        data["image"] = "cirros"  # left checked in the hidden image table: not used
+        response = browse("member").post(LAUNCH, data, follow=True)
+        assert response.redirect_chain == [(LIST, 302)], response.content.decode()[:3000]
+        instance = Instance.objects.get(name="from-vol")
+        root = Attachment.objects.get(instance_id=instance.pk, device="/dev/vda")
+        assert root.volume_id == storage.pk and root.delete_on_termination
+        assert instance.disk_gb == 0 and instance.image_id is None
+
+    def test_boot_from_an_image_to_a_new_volume(self, storage, cloud, browse):
+        data = {"name": "bfv", "flavor": "m1.tiny", "source": "image_to_volume", "image": "cirros"}
+        data["volume_size"] = "3"
+        response = browse("member").post(LAUNCH, data, follow=True)
+        assert response.redirect_chain == [(LIST, 302)], response.content.decode()[:3000]
+        instance = Instance.objects.get(name="bfv")
+        root = Attachment.objects.select_related("volume").get(instance_id=instance.pk, device="/dev/vda")
+        assert (root.volume.size, root.volume.source, root.volume.name) == (3, "image", "bfv-root")
+        assert root.volume.source_image_id == instance.image_id and not root.delete_on_termination
+        assert instance.disk_gb == 0
+
+    @pytest.mark.parametrize(
+        "data, error",
+        [
+            ({"source": "volume"}, "Choose a volume to boot from (step Source)."),
+            (
+                {"source": "volume", "boot_volume": "BOOT", "volume_size": "5"},
+                "An existing volume keeps its size",
+            ),
+            ({"source": "image_to_volume"}, "Choose an image to boot from (step Source)."),
+            ({"source": "image", "image": "cirros", "volume_size": "5"}, "A size is for a new volume"),
+            (
+                {"source": "image_to_volume", "image": "cirros", "volume_size": "0"},
+                "greater than or equal to 1",
+            ),
+            ({"source": "image_to_volume", "image": "cirros", "volume_size": "x"}, "Enter a whole number."),
+            ({"source": "tape"}, "Select a valid choice. tape is not one of the available choices."),
+            ({"source": "volume", "boot_volume": "SCRATCH"}, "Volume scratch is not bootable."),
+            ({"source": "volume", "boot_volume": "nope"}, "No volume &#x27;nope&#x27;"),
+            ({"source": "volume", "boot_volume": "OTHER"}, "No volume"),
+            (
+                {"source": "image_to_volume", "image": "cirros", "volume_size": "1000"},
+                "gigabytes (limit",
+            ),
+        ],
+    )
+    def test_bad_combinations_are_form_errors(self, storage, cloud, browse, data, error):
+        quotas.set_limits(cloud.project, {"gigabytes": 100})
+        other, _ = storage_services.create_volume(cloud.ctx(cloud.other_member), name="theirs", size=1)
+        ids = {
+            "BOOT": str(storage.pk),
+            "SCRATCH": str(Volume.objects.get(name="scratch").pk),
+            "OTHER": str(other.pk),
+        }
+        data = {k: ids.get(v, v) for k, v in data.items()}
+        response = browse("member").post(LAUNCH, {"name": "x", "flavor": "m1.tiny", **data})
+        assert response.status_code == 400
+        html = response.content.decode()
+        assert error in html, html[:4000]
+        assert not Instance.objects.exists()
+        assert not Attachment.objects.exists()
+        if "volume_size" in data and data["volume_size"].isdigit():
+            assert f'name="volume_size" id="id_volume_size" value="{data["volume_size"]}"' in html  # kept
+        if data.get("source") in ("volume", "image_to_volume"):
+            assert re.search(
+                rf'name="source" value="{data["source"]}" id="source-{data["source"]}" checked', html
+            )
+
+    def test_a_source_error_opens_the_source_step(self, storage, browse):
+        html = browse("member").post(LAUNCH, {"name": "x", "flavor": "m1.tiny", "source": "volume"}).content
+        assert re.search(r'class="nav-link active" id="step-source-tab"', html.decode())
 
 
 # --- one instance ------------------------------------------------------------------------------------
@@ -732,11 +832,17 @@ def test_launch_page_queries(setup, cloud, browse, django_assert_num_queries):
     make_host("h1")
     KeyPairFactory(user=cloud.member, name="k0")
 
+    VolumeType.objects.get_or_create(name="default", defaults={"backend": "local", "is_default": True})
+    make_storage_host("store-1", capacity_gb=1000)
+    quotas.set_limits(cloud.project, {"volumes": -1, "gigabytes": -1})
+    Volume.objects.filter(pk=available(cloud, "boot-0").pk).update(bootable=True)
+
     def grow():
         for n in range(MANY):
             make_flavor(f"f{n}")
             make_image(f"img{n}")
             KeyPairFactory(user=cloud.member, name=f"k{n + 1}")
+            Volume.objects.filter(pk=available(cloud, f"boot-{n + 1}").pk).update(bootable=True)
 
     member = browse("member")
     assert_fixed_queries(

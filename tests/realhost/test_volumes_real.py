@@ -184,13 +184,9 @@ def image_url(realhost):
             self.end_headers()
             self.wfile.write(data)
 
-        def do_PUT(self):  # chunked, as upload_volume sends it
-            body = b""
-            while size := int(self.rfile.readline().strip(), 16):
-                body += self.rfile.read(size)
-                self.rfile.readline()
-            self.rfile.readline()
-            uploads.append(body)
+        def do_PUT(self):  # a Content-Length body, as upload_volume sends it (never chunked)
+            assert "Transfer-Encoding" not in self.headers
+            uploads.append(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(204)
             self.end_headers()
 

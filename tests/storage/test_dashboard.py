@@ -256,6 +256,49 @@ class TestActions:
         assert client.post(f"{LIST}{volume.pk}/snapshot/", {"name": "snap-1"}).status_code == 302
         assert Snapshot.objects.get(name="snap-1").volume_id == volume.pk
 
+    def test_upload_to_image(self, cloud, pool, browse):
+        from compute.models import Image
+
+        volume = available(cloud, "data")
+        client = browse("member")
+        detail = client.get(f"{LIST}{volume.pk}/").content.decode()
+        assert f'href="{LIST}{volume.pk}/upload/?back=detail" data-action="upload"' in detail
+        form = client.get(f"{LIST}{volume.pk}/upload/?back=detail").content.decode()
+        assert 'name="image_name"' in form and 'value="data"' in form and 'value="qcow2"' in form
+        key = re.search(r'name="idempotency_key" value="([^"]+)"', form).group(1)
+        # Bad input: an inline error, what was typed kept, nothing started.
+        response = client.post(f"{LIST}{volume.pk}/upload/", {"image_name": "", "disk_format": "raw"})
+        assert response.status_code == 400 and "Give the image a name." in response.content.decode()
+        response = client.post(f"{LIST}{volume.pk}/upload/", {"image_name": "img", "disk_format": "vmdk"})
+        html = response.content.decode()
+        assert response.status_code == 400 and "Select a valid choice" in html and 'value="img"' in html
+        assert Volume.objects.get(pk=volume.pk).busy == "" and not Image.objects.exists()
+
+        data = {"image_name": "data-image", "disk_format": "qcow2", "idempotency_key": key, "back": "detail"}
+        response = client.post(f"{LIST}{volume.pk}/upload/", data, follow=True)
+        assert response.redirect_chain == [(f"{LIST}{volume.pk}/", 302)]
+        assert "Uploading volume data to image data-image." in response.content.decode()
+        assert Volume.objects.get(pk=volume.pk).busy == Volume.UPLOADING
+        client.post(f"{LIST}{volume.pk}/upload/", data)  # posted twice: one image
+        image = Image.objects.get()
+        assert (image.name, image.disk_format, image.status) == ("data-image", "qcow2", "queued")
+        assert image.project_id == cloud.project.pk
+
+        # While it uploads the button is gone, and another upload is refused on the form with the state.
+        detail = client.get(f"{LIST}{volume.pk}/").content.decode()
+        assert f"{volume.pk}/upload/" not in detail
+        response = client.post(f"{LIST}{volume.pk}/upload/", {"image_name": "again", "disk_format": "raw"})
+        assert response.status_code == 400 and "uploading" in response.content.decode()
+        assert Image.objects.count() == 1
+
+    def test_upload_to_image_roles_and_other_projects(self, cloud, pool, browse):
+        volume = available(cloud, "data")
+        data = {"image_name": "x", "disk_format": "raw"}
+        assert browse("reader").post(f"{LIST}{volume.pk}/upload/", data).status_code == 403
+        assert browse("other").post(f"{LIST}{volume.pk}/upload/", data).status_code == 404
+        assert browse("other").get(f"{LIST}{volume.pk}/upload/").status_code == 404
+        assert Volume.objects.get(pk=volume.pk).busy == ""
+
     def test_snapshot_over_quota_is_a_form_error(self, cloud, pool, browse):
         volume = available(cloud, "data")
         quotas.set_limits(cloud.project, {"snapshots": 0})

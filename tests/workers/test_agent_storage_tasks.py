@@ -231,10 +231,18 @@ def test_upload_is_not_supported_on_the_test_driver(agent, image_server):
     assert not answer["ok"] and "virStorageVolDownload" in answer["error"] and received == []
 
 
-def test_put_stream_sends_every_chunk(image_server):
+def test_put_stream_sends_every_chunk_with_a_content_length(image_server):
     base, received = image_server
-    sent, checksum = storage.put_stream(f"{base}/up?t=1", iter([b"abc", b"def"]))
+    sent, checksum = storage.put_stream(f"{base}/up?t=1", iter([b"abc", b"def"]), 6)
     assert (sent, checksum) == (6, hashlib.sha256(b"abcdef").hexdigest())
+    assert received == [b"abcdef"]  # the handler reads exactly Content-Length bytes
+
+
+@pytest.mark.parametrize("length, error", [(5, "more than the 5 bytes"), (7, "after 6 of the 7 bytes")])
+def test_put_stream_refuses_chunks_that_are_not_the_announced_length(image_server, length, error):
+    base, _received = image_server
+    with pytest.raises(OSError, match=error):
+        storage.put_stream(f"{base}/up", iter([b"abc", b"def"]), length)
 
 
 def test_heartbeat_storage_section(agent, monkeypatch):

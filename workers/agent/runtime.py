@@ -231,16 +231,16 @@ class BackendConfigError(ValueError):
     """``ZENITH_STORAGE_BACKENDS`` is not a list of backends."""
 
 
-_BACKEND_KEYS = {"name", "type", "path", "source", "hosts", "auth_user", "secret_uuid", "shared"}
+_BACKEND_KEYS = {"name", "type", "path", "source", "hosts", "auth_user", "secret_uuid", "shared", "format"}
 
 
 def storage_backends() -> list[BackendSpec]:
     """The storage backends of this agent (``ZENITH_STORAGE_BACKENDS``: a JSON list of objects with
     ``name``, ``type`` (dir, logical, rbd), ``path`` (dir: the directory), ``source`` (logical: the
     volume group; rbd: the Ceph pool), ``hosts`` (rbd monitors), ``auth_user``, ``secret_uuid``,
-    ``shared``). Default: one ``dir`` backend ``local`` at ``volumes_path()``. Each gets a libvirt
-    pool named after the host and what the pool is (its directory, volume group or Ceph pool), so
-    no two agents' var dirs ever share one."""
+    ``shared``, ``format`` (dir: "qcow2", the default, or "raw")). Default: one ``dir`` backend
+    ``local`` at ``volumes_path()``. Each gets a libvirt pool named after the host and what the pool
+    is (its directory, volume group or Ceph pool), so no two agents' var dirs ever share one."""
     from .drivers.base import BackendSpec
     from .drivers.libvirt.storage import pool_name_for
     from .drivers.libvirt.volumes import backend_identity
@@ -263,6 +263,12 @@ def storage_backends() -> list[BackendSpec]:
             )
         if kind != "dir" and not item.get("source"):
             raise BackendConfigError(f"{BACKENDS_ENV}: backend {name!r} ({kind}) needs a source")
+        fmt = str(item.get("format") or "")
+        if fmt not in ("", "raw", "qcow2") or (kind != "dir" and fmt == "qcow2"):
+            raise BackendConfigError(
+                f"{BACKENDS_ENV}: backend {name!r} ({kind}) has format {fmt!r}: a dir pool holds qcow2 "
+                "or raw volumes, the others raw only"
+            )
         names.add(name)
         path = str(item.get("path") or "")
         if kind == "dir":
@@ -276,6 +282,7 @@ def storage_backends() -> list[BackendSpec]:
             auth_user=str(item.get("auth_user") or ""),
             secret_uuid=str(item.get("secret_uuid") or ""),
             shared=bool(item.get("shared", kind == "rbd")),
+            format=fmt,
         )
         backends.append(
             dataclasses.replace(spec, pool_name=pool_name_for(backend_identity(spec), host_name()))

@@ -9,7 +9,9 @@ answer). The conductor sends, by name (``workers.tasknames``)::
 
 - ``create_volume(request)``: ``request.source.kind`` "blank" (``size_gb``), "image" (``source.image``:
   the signed image spec a spawn gets: url, checksum, size, disk_format; the image is fetched,
-  cached, and fully copied into the volume, progress in bytes), "snapshot" or "volume"
+  cached, converted from qcow2 to raw with qemu-img when the backend holds raw volumes (logical,
+  rbd, a raw dir pool; a qcow2 dir pool keeps it as it is), and fully copied into the volume,
+  progress in bytes), "snapshot" or "volume"
   (``source.name``: that volume of the same backend, fully copied). Answers with ``size_bytes``,
   ``allocation_bytes`` and ``connection``. A volume that already exists (a redelivered request)
   answers ok with ``existed: True``; one whose copy a killed agent left unfinished is made again.
@@ -21,7 +23,8 @@ answer). The conductor sends, by name (``workers.tasknames``)::
 - ``snapshot_volume(request)``: ``name`` is the snapshot's volume, ``source.name`` the volume: a full
   copy, a volume of its own in the same pool.
 - ``upload_volume(request)``: the bytes of volume ``name`` PUT to ``request.upload_url`` (format:
-  the answer's ``connection.format``); answers ``size_bytes`` sent and their sha256 ``checksum``.
+  the answer's ``connection.format``), streamed with a Content-Length (the volume's stored size);
+  answers ``size_bytes`` sent and their sha256 ``checksum``.
 
 A hypervisor error is an answer (``ok: False`` with libvirt's message), not an exception. On libvirt's
 test driver (a simulated host) pools and volumes live in memory with no bytes: an image source is
@@ -50,7 +53,7 @@ from ..messages import (
     VolumeResult,
     VolumeSource,
 )
-from . import images, runtime
+from . import convert, images, runtime
 from .drivers.base import BackendSpec, DriverError, VolumeInUse
 from .progress import Progress, fetch
 from .runtime import host_name
@@ -105,7 +108,14 @@ def _run(request: dict, work) -> dict:
         return work(req, _backend(req.backend))
     except (MessageError, RequestError, runtime.BackendConfigError) as exc:
         return VolumeResult(ok=False, error=str(exc)).as_dict()
-    except (DriverError, images.ImageFetchError, OSError, KeyError, ValueError) as exc:
+    except (
+        DriverError,
+        images.ImageFetchError,
+        convert.ConversionError,
+        OSError,
+        KeyError,
+        ValueError,
+    ) as exc:
         log.warning("storage task on %s failed: %s", host_name(), exc)
         return _failure(exc)
 
@@ -155,17 +165,40 @@ def _from_image(req: VolumeRequest, backend: BackendSpec, size: int) -> tuple[di
     progress = Progress(req.operation_id) if req.operation_id else None
     total = max(int(image.get("size") or 0), 1)
     mib = max(1, total // MiB)
+    drv = runtime.driver()
+    fmt = "qcow2" if image.get("disk_format") == "qcow2" else "raw"
+    converting = backend.needs_conversion(fmt) and not drv.simulated
+    copy_from = 65 if converting else 50  # the conversion takes 50-65 % of the bar
 
     def fetched(done: int, _total: int) -> None:
         if progress is not None:
             progress(5 + int(45 * done / total), f"fetching image: {done // MiB}/{mib} MiB")
 
-    def copied(done: int) -> None:
+    def converted(percent: float) -> None:
         if progress is not None:
-            progress(50 + int(45 * done / total), f"copying image: {done // MiB}/{mib} MiB copied")
+            progress(50 + int(15 * percent / 100), f"converting image from {fmt} to raw: {percent:.0f}%")
 
     path = fetch(image, fetched)
-    fmt = "qcow2" if image.get("disk_format") == "qcow2" else "raw"
+    if not converting:
+        return _copied(req, backend, path, fmt, size, total, 50, progress)
+    raw = runtime.host_dir() / "volumes-converting" / f"{backend.name}--{req.name}.raw"
+    try:
+        raw_size = convert.to_raw(path, fmt, raw, size, converted)
+        info, message = _copied(req, backend, str(raw), "raw", size, max(raw_size, 1), copy_from, progress)
+    finally:
+        raw.unlink(missing_ok=True)
+    return info, f"{message} (converted from {fmt} to raw)"
+
+
+def _copied(req, backend, path: str, fmt: str, size: int, total: int, start: int, progress):
+    """Volume ``req.name`` holding a copy of the file ``path``; progress from ``start`` to 95 %."""
+    mib = max(1, total // MiB)
+
+    def copied(done: int) -> None:
+        if progress is not None:
+            share = (95 - start) * done / total
+            progress(start + int(share), f"copying image: {done // MiB}/{mib} MiB copied")
+
     info = runtime.driver().volume_create_from_file(backend, req.name, path, fmt, size, progress=copied)
     if info.get("copied"):
         return info, f"{req.name} created from image: {info['bytes_copied']} bytes copied"
@@ -233,8 +266,12 @@ def snapshot_volume(request: dict) -> dict:
     return _run(request, _snapshot)
 
 
-def put_stream(url: str, chunks, timeout: float = 60.0) -> tuple[int, str]:
-    """PUT ``chunks`` to ``url`` (chunked transfer encoding); (bytes sent, sha256 hex)."""
+def put_stream(url: str, chunks, length: int, timeout: float = 60.0) -> tuple[int, str]:
+    """PUT ``chunks`` to ``url`` as a body of ``length`` bytes, streamed (never held in memory);
+    (bytes sent, sha256 hex). The body has a Content-Length, not chunked transfer encoding: every
+    WSGI server can read it (Django's runserver and test server cannot read a chunked body). Chunks
+    adding up to more or fewer bytes than ``length`` are an OSError, the request cut short, so the
+    receiver sees a body shorter than announced and refuses it."""
     parts = urlparse(url)
     conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = conn_class(parts.hostname, parts.port, timeout=timeout)
@@ -244,19 +281,18 @@ def put_stream(url: str, chunks, timeout: float = 60.0) -> tuple[int, str]:
     def body():
         nonlocal sent
         for chunk in chunks:
+            if sent + len(chunk) > length:
+                raise OSError(f"the volume has more than the {length} bytes announced for its upload")
             digest.update(chunk)
             sent += len(chunk)
             yield chunk
+        if sent != length:
+            raise OSError(f"the volume's stream ended after {sent} of the {length} bytes announced")
 
     try:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(
-            "PUT",
-            path,
-            body=body(),
-            headers={"Content-Type": "application/octet-stream"},
-            encode_chunked=True,
-        )
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        conn.request("PUT", path, body=body(), headers=headers)
         response = conn.getresponse()
         text = response.read(2000).decode("utf-8", "replace")
         if response.status >= 300:
@@ -274,17 +310,21 @@ def _upload(req: VolumeRequest, backend: BackendSpec) -> dict:
     if info is None:
         return VolumeResult(ok=False, error=f"no volume {req.name} in backend {backend.name}").as_dict()
     progress = Progress(req.operation_id) if req.operation_id else None
-    allocation = max(info["allocation_bytes"], 1)
+    length = drv.volume_stored_size(backend, req.name)
+    total = max(length, 1)
 
     def counted(chunks):
         done = 0
         for chunk in chunks:
             done += len(chunk)
             if progress is not None:
-                progress(min(95, 5 + int(90 * done / allocation)), f"uploading: {done // MiB} MiB sent")
+                progress(
+                    min(95, 5 + int(90 * done / total)),
+                    f"uploading: {done // MiB}/{length // MiB} MiB sent",
+                )
             yield chunk
 
-    sent, checksum = put_stream(req.upload_url, counted(drv.volume_read(backend, req.name)))
+    sent, checksum = put_stream(req.upload_url, counted(drv.volume_read(backend, req.name)), length)
     result = _result(backend, req.name, info, checksum=checksum, message=f"{req.name}: {sent} bytes uploaded")
     return {**result, "size_bytes": sent}
 

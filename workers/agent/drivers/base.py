@@ -83,9 +83,10 @@ class DiskSpec:
 class BackendSpec:
     """A storage backend of the agent: a libvirt pool of its own (``ZENITH_STORAGE_BACKENDS``).
 
-    ``dir``: qcow2 files in ``path``; ``logical``: raw logical volumes of the LVM volume group
-    ``source``; ``rbd``: raw images in the Ceph pool ``source`` on the monitors ``hosts``. The same
-    code serves all three: only the pool XML and the disk source type differ.
+    ``dir``: qcow2 files in ``path`` (raw files when ``format`` is "raw"); ``logical``: raw logical
+    volumes of the LVM volume group ``source``; ``rbd``: raw images in the Ceph pool ``source`` on
+    the monitors ``hosts``. The same code serves all three: only the pool XML and the disk source
+    type differ.
     """
 
     name: str
@@ -97,11 +98,21 @@ class BackendSpec:
     secret_uuid: str = ""
     shared: bool = False  # every compute host reaches it (rbd, or a dir on shared storage)
     pool_name: str = ""  # the libvirt pool's name (set from the host and the pool's identity)
+    format: str = ""  # a dir pool's volume format: "qcow2" (the default) or "raw"
 
     @property
     def volume_format(self) -> str:
-        """The format of a new volume: qcow2 files in a dir pool, raw anywhere else."""
-        return "qcow2" if self.type == "dir" else "raw"
+        """The format of a new volume: qcow2 files in a dir pool (unless configured raw), raw
+        anywhere else."""
+        if self.type != "dir":
+            return "raw"
+        return self.format or "qcow2"
+
+    def needs_conversion(self, image_format: str) -> bool:
+        """An image of ``image_format`` must be converted to raw before its bytes go into a volume
+        here: a qcow2 image and a backend that holds raw volumes. A dir pool of qcow2 keeps the
+        image's format as it is."""
+        return image_format == "qcow2" and self.volume_format == "raw"
 
 
 @dataclass(frozen=True)
@@ -241,6 +252,11 @@ class ComputeDriver(ABC):
 
     def volume_read(self, backend: BackendSpec, name: str) -> Iterable[bytes]:
         """A volume's bytes as stored, in chunks (upload to an image)."""
+        raise NotSupported(f"{type(self).__name__} has no storage backends")
+
+    def volume_stored_size(self, backend: BackendSpec, name: str) -> int:
+        """How many bytes ``volume_read`` yields: the volume as stored (a file's length, a block
+        device's or an rbd image's size), not its virtual capacity nor its allocation."""
         raise NotSupported(f"{type(self).__name__} has no storage backends")
 
     def listen_events(self, callback: LifecycleCallback) -> int:
