@@ -134,6 +134,31 @@ def create_with_operation(
     return obj
 
 
+def create_with_transition(ctx: Context, model: type, kind: str, key: str = "", **fields):
+    """A new ``kind`` row whose building is its lifecycle's ``create`` transition: recorded with the
+    Operation that runs it (``run_transition`` -> the host -> ``settle``), in the caller's transaction."""
+    return create_with_operation(
+        ctx,
+        model,
+        kind,
+        task=tasknames.RUN_TRANSITION,
+        kwargs=lambda resource_id: {
+            "resource_type": kind,
+            "resource_id": str(resource_id),
+            "transition": "create",
+            "params": {},
+        },
+        audit_extra={"idempotency_key": key},
+        **fields,
+    )
+
+
+def operation_params(operation_id) -> dict:
+    """The ``params`` a transition was begun with (what its host work and its settling read back)."""
+    payload = Operation.objects.filter(pk=operation_id).values_list("payload", flat=True).first() or {}
+    return payload.get("params") or {}
+
+
 class Lifecycle:
     """The declared state machine of one resource kind and the generic steps over it."""
 

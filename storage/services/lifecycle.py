@@ -25,6 +25,7 @@ from identity.models import ResourceAction
 from workers import dispatch, lifecycle, tasknames
 from workers import services as ledger
 from workers.lifecycle import HostWork, Transition, make_fault
+from workers.lifecycle import operation_params as _operation_params
 from workers.messages import (
     AttachmentResult,
     MessageError,
@@ -182,11 +183,6 @@ def release_pool(pool_id, size_gb: int) -> None:
 
 def live_attachment(volume_id) -> Attachment | None:
     return Attachment.objects.live().select_related("host").filter(volume_id=volume_id).first()
-
-
-def _operation_params(operation_id) -> dict:
-    payload = Operation.objects.filter(pk=operation_id).values_list("payload", flat=True).first() or {}
-    return payload.get("params") or {}
 
 
 def _down(host: Host | None) -> str:

@@ -12,7 +12,7 @@ import contextlib
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -21,7 +21,7 @@ from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound
 from identity.names import clean_name
 from workers import dispatch, tasknames
-from workers.lifecycle import clean_idempotency_key, create_with_operation
+from workers.lifecycle import clean_idempotency_key, create_with_transition
 from workers.messages import VolumeAttachment, VolumeConnection
 from workers.models import Host
 
@@ -46,17 +46,20 @@ def count_usage(project, user=None) -> dict[str, int]:
     snapshots: one query, as every page that shows quotas counts them."""
     volumes, snapshots = Volume._meta.db_table, Snapshot._meta.db_table
     live = "project_id = %s AND status <> 'deleted'"
-    sql = (
-        f"SELECT (SELECT COUNT(*) FROM {volumes} WHERE {live}),"
-        f" (SELECT COALESCE(SUM(size), 0) FROM {volumes} WHERE {live}),"
-        f" (SELECT COUNT(*) FROM {snapshots} WHERE {live}),"
-        f" (SELECT COALESCE(SUM(size), 0) FROM {snapshots} WHERE {live})"
+    counts = quotas.count_by_sql(
+        project,
+        {
+            "volumes": f"SELECT COUNT(*) FROM {volumes} WHERE {live}",
+            "volume_gb": f"SELECT COALESCE(SUM(size), 0) FROM {volumes} WHERE {live}",
+            "snapshots": f"SELECT COUNT(*) FROM {snapshots} WHERE {live}",
+            "snapshot_gb": f"SELECT COALESCE(SUM(size), 0) FROM {snapshots} WHERE {live}",
+        },
     )
-    pk = project.pk.hex if connection.vendor == "sqlite" else project.pk
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk] * 4)
-        n_volumes, volume_gb, n_snapshots, snapshot_gb = cursor.fetchone()
-    return {"volumes": n_volumes, "gigabytes": int(volume_gb) + int(snapshot_gb), "snapshots": n_snapshots}
+    return {
+        "volumes": counts["volumes"],
+        "gigabytes": counts["volume_gb"] + counts["snapshot_gb"],
+        "snapshots": counts["snapshots"],
+    }
 
 
 def register_quota_counters() -> None:
@@ -137,25 +140,6 @@ def place_volume(backend: str, size: int) -> StoragePool:
     raise Conflict(f"No valid storage backend was found: {reason}.", code="no_valid_backend")
 
 
-def _create(ctx: Context, model: type, kind: str, key: str, **fields):
-    """A new volume or snapshot with the Operation of its ``create`` transition (in the caller's
-    transaction): the conductor's generic step sends it to the storage host."""
-    return create_with_operation(
-        ctx,
-        model,
-        kind,
-        task=tasknames.RUN_TRANSITION,
-        kwargs=lambda resource_id: {
-            "resource_type": kind,
-            "resource_id": str(resource_id),
-            "transition": "create",
-            "params": {},
-        },
-        audit_extra={"idempotency_key": key},
-        **fields,
-    )
-
-
 # --- create -----------------------------------------------------------------------------------------
 
 
@@ -223,7 +207,7 @@ def create_volume(
                     f"The pool holding the source has no {size} GiB free for the new volume.",
                     code="no_valid_backend",
                 )
-            volume = _create(
+            volume = create_with_transition(
                 ctx,
                 Volume,
                 "volume",
@@ -599,7 +583,7 @@ def create_snapshot(
             raise Conflict(
                 f"Cannot snapshot volume {row.name} while it is {row.display_status}.", code="invalid_state"
             )
-        snapshot = _create(
+        snapshot = create_with_transition(
             ctx,
             Snapshot,
             "snapshot",
