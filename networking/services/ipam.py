@@ -192,11 +192,17 @@ def _candidates(subnet: Subnet, used: set[str]) -> Iterator[str]:
             address += 1
 
 
-def free_count(subnet: Subnet, used: int | None = None) -> int:
-    """Addresses still free in the subnet's pools."""
+def in_pools(subnet: Subnet, address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(start <= ip <= end for start, end in subnet.pool_ranges())
+
+
+def free_count(subnet: Subnet, used=None) -> int:
+    """Addresses still free in the subnet's pools (``used``: the subnet's allocated addresses, read
+    when not given); an address handed out by request outside the pools takes none of them."""
     if used is None:
-        used = IPAllocation.objects.filter(subnet=subnet).count()
-    return max(subnet.pool_size - used, 0)
+        used = IPAllocation.objects.filter(subnet=subnet).values_list("address", flat=True)
+    return max(subnet.pool_size - sum(1 for a in used if in_pools(subnet, a)), 0)
 
 
 def _insert(subnet: Subnet, address: str, port=None) -> IPAllocation | None:

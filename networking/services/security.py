@@ -48,6 +48,16 @@ def ensure_default_security_group(ctx: Context, project=None) -> SecurityGroup:
     return group
 
 
+def resolve_group(ctx: Context, ref: Any) -> SecurityGroup:
+    """One of the project's groups by id or name (``default`` is made if it is not there yet);
+    another project's group is not even seen (a 400 saying it is not available)."""
+    if isinstance(ref, SecurityGroup):
+        ref = str(ref.pk)
+    if ref == SecurityGroup.DEFAULT:
+        return ensure_default_security_group(ctx)
+    return SecurityGroup.objects.resolve(ctx, ref, "security group")
+
+
 def resolve_groups(ctx: Context, refs: Any) -> list[SecurityGroup]:
     """Groups named by id or name (the project's own only); none named: the default group."""
     if refs in (None, []):
@@ -56,10 +66,7 @@ def resolve_groups(ctx: Context, refs: Any) -> list[SecurityGroup]:
         raise InvalidInput("security_groups is a list of at most 20 group names or ids.")
     groups = []
     for ref in refs:
-        if ref == SecurityGroup.DEFAULT:
-            group = ensure_default_security_group(ctx)
-        else:
-            group = SecurityGroup.objects.resolve(ctx, ref, "security group")
+        group = resolve_group(ctx, ref)
         if group not in groups:
             groups.append(group)
     return groups
@@ -156,7 +163,7 @@ def clean_rule(
     if remote_group not in (None, ""):
         if cidr:
             raise InvalidInput("A rule has a remote_cidr or a remote_group, not both.")
-        group = SecurityGroup.objects.resolve(ctx, remote_group, "security group")  # the project's own
+        group = resolve_group(ctx, remote_group)  # the project's own
     return {
         "direction": direction,
         "ethertype": ethertype,
@@ -171,8 +178,7 @@ def clean_rule(
 def create_rule(ctx: Context, *, group: Any, description: Any = "", **fields) -> SecurityGroupRule:
     """Add a rule to one of the project's groups; its bound ports get their filters again."""
     policy.enforce(ctx, "networking:security_group_rule:create")
-    if not isinstance(group, SecurityGroup):
-        group = SecurityGroup.objects.resolve(ctx, group, "security group")
+    group = resolve_group(ctx, group)
     values = clean_rule(ctx, **fields)
     if description not in (None, "") and (not isinstance(description, str) or len(description) > 255):
         raise InvalidInput("A description is text of at most 255 characters.")
@@ -221,5 +227,6 @@ __all__ = [
     "delete_security_group",
     "ensure_default_security_group",
     "refresh_filters",
+    "resolve_group",
     "resolve_groups",
 ]
