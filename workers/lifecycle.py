@@ -171,6 +171,8 @@ class Lifecycle:
     policy_prefix: ClassVar[str]
     fault_field: ClassVar[str] = "fault"
     operation_field: ClassVar[str] = "operation"  # the row's latest Operation ("" when it keeps none)
+    delete_failed: ClassVar[str] = ""  # the stable state after a failed delete ("" keeps the state)
+    host_role: ClassVar[str] = "storage"  # who a default failure message names: "the <role> host"
 
     def __init__(self, transitions: Iterable[Transition]):
         self.transitions: dict[str, Transition] = {t.name: t for t in transitions}
@@ -242,9 +244,35 @@ class Lifecycle:
         """Fall back to what is true after a failure (e.g. the power state the host reports)."""
         return []
 
+    def deleted_fields(self, obj, result: dict) -> list[str]:
+        """A delete succeeded: release what the row held (set those fields, return their names)."""
+        return []
+
     def settle_delete(self, operation_id, resource_id, result: dict) -> None:
-        """Conductor: the host answered a delete (release what the row held, mark it deleted)."""
-        raise NotImplementedError
+        """Conductor: the host answered a delete. A success marks the row deleted (kept for history;
+        ``deleted_fields`` releases what it held); a failure sets ``delete_failed`` (when the kind
+        has one) and the fault, the row no longer busy."""
+        with transaction.atomic():
+            row = self.model.objects.select_for_update().filter(pk=resource_id).first()
+            if row is None or self.state(row) == self.deleted:
+                ledger.succeed(operation_id, message="already deleted")
+                return
+            fields = [self.state_field, self.busy_field, "updated"]
+            setattr(row, self.busy_field, "")
+            if not result.get("ok"):
+                error = result.get("error") or f"the {self.host_role} host could not delete the {self.kind}"
+                if self.delete_failed:
+                    setattr(row, self.state_field, self.delete_failed)
+                setattr(row, self.fault_field, make_fault("delete_failed", error))
+                row.save(update_fields=[*fields, self.fault_field])
+                ledger.fail(operation_id, error, result=result)
+                audit.finish(operation_id, ResourceAction.ERROR, error)
+                return
+            setattr(row, self.state_field, self.deleted)
+            row.save(update_fields=fields + self.deleted_fields(row, result))
+            message = result.get("message") or "deleted"
+            ledger.succeed(operation_id, result=result, message=message)
+            audit.finish(operation_id, ResourceAction.SUCCESS, message)
 
     def settle_step(self, operation_id, resource_id, step: str, result: dict) -> None:
         """Conductor: a host answered a step that is no declared transition (e.g. a spawn)."""

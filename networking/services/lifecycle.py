@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from django.db import transaction
-
-from identity import audit
 from identity.context import Context
 from identity.errors import Conflict
-from identity.models import ResourceAction
 from workers import lifecycle, tasknames
 from workers import services as ledger
-from workers.lifecycle import HostWork, Transition, make_fault
+from workers.lifecycle import HostWork, Transition
 from workers.messages import (
     DhcpHost,
     FilterRule,
@@ -193,15 +189,6 @@ def _settle_failed(machine, operation_id, resource_id, name: str, error: str) ->
         machine.settle(operation_id, resource_id, name, {"ok": False, "error": error})
 
 
-def _finish(operation_id, ok: bool, message: str, result: dict) -> None:
-    if ok:
-        ledger.succeed(operation_id, result=result, message=message)
-        audit.finish(operation_id, ResourceAction.SUCCESS, message)
-    else:
-        ledger.fail(operation_id, message, result=result)
-        audit.finish(operation_id, ResourceAction.ERROR, message)
-
-
 # --- networks -------------------------------------------------------------------------------------
 
 NETWORK_TRANSITIONS = (
@@ -256,6 +243,8 @@ class NetworkLifecycle(lifecycle.Lifecycle):
     busy_field = "busy"
     deleted = N.DELETED
     deleting = N.DELETING
+    delete_failed = N.ERROR
+    host_role = NETWORK
     policy_prefix = "networking:network"
 
     def refuse_after_state(self, ctx: Context, obj, transition: Transition) -> None:
@@ -301,22 +290,10 @@ class NetworkLifecycle(lifecycle.Lifecycle):
             obj.status = N.ERROR
         return []
 
-    def settle_delete(self, operation_id, resource_id, result: dict) -> None:
-        with transaction.atomic():
-            row = Network.objects.select_for_update().filter(pk=resource_id).first()
-            if row is None or row.status == N.DELETED:
-                ledger.succeed(operation_id, message="already deleted")
-                return
-            if not result.get("ok"):
-                error = result.get("error") or "the network host could not delete the network"
-                row.status, row.busy, row.fault = N.ERROR, "", make_fault("delete_failed", error)
-                row.save(update_fields=["status", "busy", "fault", "updated"])
-                _finish(operation_id, False, error, result)
-                return
-            # The VLAN and the bridge name go back to the range; the row stays for history.
-            row.status, row.busy, row.vlan, row.bridge, row.applied = N.DELETED, "", None, None, []
-            row.save(update_fields=["status", "busy", "vlan", "bridge", "applied", "updated"])
-            _finish(operation_id, True, result.get("message") or "deleted", result)
+    def deleted_fields(self, obj, result: dict) -> list[str]:
+        # The VLAN and the bridge name go back to the range; the row stays for history.
+        obj.vlan, obj.bridge, obj.applied = None, None, []
+        return ["vlan", "bridge", "applied"]
 
     def timed_out_state(self, obj, operation) -> str | None:
         if obj.status == N.BUILD or obj.busy == N.DELETING:
@@ -379,6 +356,8 @@ class PortLifecycle(lifecycle.Lifecycle):
     busy_field = "busy"
     deleted = P.DELETED
     deleting = P.DELETING
+    delete_failed = P.ERROR
+    host_role = NETWORK
     policy_prefix = "networking:port"
 
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
@@ -393,7 +372,10 @@ class PortLifecycle(lifecycle.Lifecycle):
                 return None
             filt = port_filters([port])[port.pk]
             return HostWork(
-                host=port.host, task=transition.host_task, kwargs={"filter": filt.as_dict()}, role=COMPUTE
+                host=port.host,
+                task=transition.host_task,
+                kwargs={"port_filter": filt.as_dict()},
+                role=COMPUTE,
             )
         network = port.network
         problem = _down(network.host)
@@ -415,24 +397,12 @@ class PortLifecycle(lifecycle.Lifecycle):
             obj.status = P.ERROR
         return []
 
-    def settle_delete(self, operation_id, resource_id, result: dict) -> None:
-        with transaction.atomic():
-            row = Port.objects.select_for_update().filter(pk=resource_id).first()
-            if row is None or row.status == P.DELETED:
-                ledger.succeed(operation_id, message="already deleted")
-                return
-            if not result.get("ok"):
-                # Its DHCP entry may still be on the host: the address stays held until a delete works.
-                error = result.get("error") or "the network host could not remove the port"
-                row.status, row.busy, row.fault = P.ERROR, "", make_fault("delete_failed", error)
-                row.save(update_fields=["status", "busy", "fault", "updated"])
-                _finish(operation_id, False, error, result)
-                return
-            IPAllocation.objects.filter(port_id=row.pk).delete()  # back to the pools
-            row.security_groups.clear()
-            row.status, row.busy, row.mac = P.DELETED, "", None
-            row.save(update_fields=["status", "busy", "mac", "updated"])
-            _finish(operation_id, True, result.get("message") or "deleted", result)
+    def deleted_fields(self, obj, result: dict) -> list[str]:
+        # A failed delete keeps the address (its DHCP entry may still be on the host); this one went.
+        IPAllocation.objects.filter(port_id=obj.pk).delete()  # back to the pools
+        obj.security_groups.clear()
+        obj.mac = None
+        return ["mac"]
 
     def timed_out_state(self, obj, operation) -> str | None:
         if obj.busy == P.DELETING or obj.status == P.DOWN and obj.busy == "":

@@ -22,18 +22,26 @@ from .conftest import active_network
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+# The PostgreSQL server (max_connections 100) is shared: at most this many threads hold a connection
+# at once, as a web server's connection pool would; all of them are started together.
+MAX_CONNECTIONS = 40
+
+
 def race(threads: int, work) -> list[str]:
     outcomes: list[str] = []
     barrier = threading.Barrier(threads)
+    pool = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     def run(n):
         try:
             barrier.wait()
-            outcomes.append(work(n))
+            with pool:
+                try:
+                    outcomes.append(work(n))
+                finally:
+                    connection.close()
         except Exception as exc:  # anything unexpected fails the test below, with its repr
             outcomes.append(repr(exc))
-        finally:
-            connection.close()
 
     workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
     for w in workers:

@@ -343,7 +343,7 @@ def test_a_rule_change_reaches_bound_ports(cloud, nethost):
     lc = services.PORT_LIFECYCLE
     work = lc.host_work(op.pk, port.pk, lc.transitions["update_filter"], {})
     assert (work.host, work.role, work.task) == ("cmp-1", "compute", tasknames.AGENT_APPLY_PORT_FILTER)
-    assert any(r.protocol == "icmp" for r in PortFilter.from_dict(work.kwargs["filter"]).rules)
+    assert any(r.protocol == "icmp" for r in PortFilter.from_dict(work.kwargs["port_filter"]).rules)
     services.delete_rule(member(cloud), rule)
     assert Operation.objects.filter(kind="port.update_filter").count() == 2
 
