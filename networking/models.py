@@ -27,10 +27,10 @@ class NetworkQuerySet(ProjectOwnedQuerySet):
     def visible_to(self, ctx):
         """The project's own networks, the shared ones and the external ones (floating IPs come from
         them); cloud admins see every live network."""
-        if ctx.project is None:
-            return self.none()
         if ctx.is_admin:
             return self.live()
+        if ctx.project is None:
+            return self.none()
         return self.live().filter(Q(project_id=ctx.project.pk) | Q(shared=True) | Q(external=True))
 
     def across_projects(self, ctx):

@@ -188,6 +188,11 @@ def instance_ports(instance_id) -> list[Port]:
     return list(ports_rows(Port.objects.live().filter(instance_id=instance_id)).order_by("created"))
 
 
+def instance_nics(instance_id) -> list[NicSpec]:
+    """The NICs of an instance's live ports, in creation order (a spawn again, e.g. on another host)."""
+    return nic_specs([p for p in instance_ports(instance_id) if p.busy != P.DELETING])
+
+
 def bind_ports(instance_id, host_name: str) -> int:
     """The instance runs on compute host ``host_name``: its ports are there (filters go there)."""
     return Port.objects.live().filter(instance_id=instance_id).update(host=host_name)
@@ -234,6 +239,7 @@ __all__ = [
     "bind_ports",
     "create_port",
     "delete_port",
+    "instance_nics",
     "instance_ports",
     "ports_rows",
     "release_ports",

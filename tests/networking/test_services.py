@@ -416,6 +416,7 @@ def test_allocate_ports_gives_a_spawn_its_nics_on_the_default_network(cloud, net
     assert nic.network == port.network.libvirt_name and nic.bridge == port.network.bridge
     assert nic.domain == f"zenith-{instance}" and nic.filter.ips == ("10.0.0.2",)
     assert port.network.is_default
+    assert services.instance_nics(instance) == [nic]
     services.bind_ports(instance, "cmp-1")
     assert Port.objects.get(pk=port.pk).host == "cmp-1"
     assert services.addresses_of([instance]) == {
