@@ -188,6 +188,10 @@ class Lifecycle:
     def policy_of(self, transition: Transition) -> str:
         return transition.policy or f"{self.policy_prefix}:{transition.name}"
 
+    def label(self, obj) -> str:
+        """How messages name the row (its name; a kind whose names may be blank says more)."""
+        return obj.name
+
     def describe(self, obj) -> str:
         """How the 409 names the state, e.g. ``active (status ACTIVE)``."""
         return self.state(obj)
@@ -203,7 +207,7 @@ class Lifecycle:
 
     def check(self, ctx: Context, obj, transition: Transition) -> None:
         """Refuse, with a 409 that names the state, what the row's state does not allow now."""
-        name, busy = obj.name, self.busy(obj)
+        name, busy = self.label(obj), self.busy(obj)
         if self.deleting and busy == self.deleting:
             raise Conflict(f"{self.kind.capitalize()} {name} is being deleted.", code="invalid_state")
         if busy and not transition.while_busy:

@@ -360,6 +360,9 @@ class PortLifecycle(lifecycle.Lifecycle):
     host_role = NETWORK
     policy_prefix = "networking:port"
 
+    def label(self, obj) -> str:
+        return obj.name or str(obj.pk)
+
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
         port = Port.objects.select_related("network__host").filter(pk=resource_id).first()
         if port is None:
@@ -450,6 +453,9 @@ class FloatingIPLifecycle(lifecycle.Lifecycle):
     busy_field = "busy"
     deleted = F.DELETED
     policy_prefix = "networking:floating_ip"
+
+    def label(self, obj) -> str:
+        return obj.address or str(obj.pk)
 
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
         fip = (

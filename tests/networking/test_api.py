@@ -233,3 +233,55 @@ def test_schema_has_the_networking_endpoints(clients):
         "/api/v1/networking/security-group-rules/",
     ):
         assert path in schema, path
+
+
+def test_port_update_delete_and_idempotent_create(cloud, clients, nethost):
+    network = active_network(cloud.ctx(cloud.member))
+    member = clients["member"]
+    first = member.post(f"{API}ports/", {"network": "net"}, format="json", HTTP_IDEMPOTENCY_KEY="p1")
+    again = member.post(f"{API}ports/", {"network": "net"}, format="json", HTTP_IDEMPOTENCY_KEY="p1")
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["id"] == again.json()["id"] and Port.objects.filter(network=network).count() == 1
+    port = first.json()["id"]
+    web = services.create_security_group(cloud.ctx(cloud.member), name="web")
+    response = member.patch(
+        f"{API}ports/{port}/", {"security_groups": ["web"], "name": "eth0"}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["security_groups"] == [str(web.pk)]
+    assert response.json()["name"] == "eth0"
+    response = clients["member"].delete(f"{API}security-groups/{web.pk}/")
+    assert response.status_code == 409 and "used by 1 port" in error_of(response)
+    subnet = network.subnets.get()
+    response = member.delete(f"{API}subnets/{subnet.pk}/")
+    assert response.status_code == 409 and "1 address(es) in use" in error_of(response)
+    response = member.delete(f"{API}ports/{port}/")
+    assert response.status_code == 202 and response.json()["status"] == "deleting"
+    response = member.delete(f"{API}ports/{port}/")
+    assert response.status_code == 409 and "being deleted" in error_of(response)
+
+
+def test_network_sync_and_floating_ip_disassociation(cloud, clients, nethost):
+    from .conftest import settle_fip
+
+    network = active_network(cloud.ctx(cloud.member))
+    response = clients["member"].post(f"{API}networks/{network.pk}/sync/")
+    assert response.status_code == 202 and response.json()["status"] == "updating"
+    port = active_port(cloud.ctx(cloud.member), network)
+    public = external_network(cloud.ctx(cloud.admin))
+    fip = services.allocate_floating_ip(cloud.ctx(cloud.member), network=public)
+    services.associate(cloud.ctx(cloud.member), fip, str(port.pk))
+    settle_fip(fip, "associate")
+    response = clients["member"].patch(f"{API}floating-ips/{fip.pk}/", {"port": None}, format="json")
+    assert response.status_code == 202 and response.json()["status"] == "disassociating"
+    settle_fip(fip, "disassociate")
+    assert clients["member"].delete(f"{API}floating-ips/{fip.pk}/").status_code == 204
+    assert clients["member"].get(f"{API}floating-ips/{fip.pk}/").status_code == 404
+
+
+def test_detail_query_counts(cloud, clients, nethost, django_assert_num_queries):
+    network = active_network(cloud.ctx(cloud.member))
+    port = active_port(cloud.ctx(cloud.member), network)
+    for path, obj, expected in (("networks", network, 4), ("ports", port, 6)):
+        clients["member"].get(f"{API}{path}/{obj.pk}/")
+        with django_assert_num_queries(expected):
+            assert clients["member"].get(f"{API}{path}/{obj.pk}/").status_code == 200
