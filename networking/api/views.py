@@ -11,16 +11,11 @@ from rest_framework import mixins, status
 from rest_framework.response import Response
 
 from identity.api.base import CallerInContext, ScopedViewSet, ServiceWrites
-from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
+from workers.api.lifecycle import IDEMPOTENCY_KEY, Keyed, TransitionEndpoints, accepted
 
 from .. import services
 from ..models import FloatingIP, IPAllocation, Network, Port, SecurityGroup, SecurityGroupRule, Subnet
 from . import filters, serializers
-
-
-class Keyed:
-    def _key(self) -> str | None:
-        return self.request.headers.get("Idempotency-Key")
 
 
 class NetworkViewSet(
@@ -57,12 +52,7 @@ class NetworkViewSet(
     )
     def create(self, request):
         """Create a network on a network host: 202, status BUILD until the host has it."""
-        body = serializers.NetworkCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        network, created = services.create_network(
-            self.ctx, idempotency_key=self._key(), **body.validated_data
-        )
-        return accepted(self, network, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+        return self.create_accepted(request, serializers.NetworkCreateSerializer, services.create_network)
 
     @extend_schema(
         request=serializers.NetworkUpdateSerializer, responses={200: serializers.NetworkSerializer}
@@ -144,10 +134,7 @@ class PortViewSet(
     def create(self, request):
         """Create a port with a fixed IP: 202, status DOWN until its network host has its DHCP entry;
         409 naming the subnet when its pools are exhausted."""
-        body = serializers.PortCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        port, created = services.create_port(self.ctx, idempotency_key=self._key(), **body.validated_data)
-        return accepted(self, port, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+        return self.create_accepted(request, serializers.PortCreateSerializer, services.create_port)
 
     @extend_schema(request=serializers.PortUpdateSerializer, responses={200: serializers.PortSerializer})
     def partial_update(self, request, pk=None):

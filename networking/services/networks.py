@@ -19,6 +19,7 @@ from identity import audit, policy, quotas
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound
 from identity.names import clean_name
+from identity.validators import clean_bool, clean_description, clean_int
 from workers.lifecycle import clean_idempotency_key, create_with_transition
 from workers.models import Host
 
@@ -117,23 +118,6 @@ def place_network() -> Host:
     return host
 
 
-# --- validation -------------------------------------------------------------------------------------
-
-
-def _clean_description(value: Any) -> str:
-    if value in (None, ""):
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
-        raise InvalidInput(f"A description is text of at most {MAX_DESCRIPTION} characters.")
-    return value
-
-
-def _flag(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{what} must be true or false.")
-    return value
-
-
 # --- networks ---------------------------------------------------------------------------------------
 
 
@@ -153,13 +137,12 @@ def create_network(
     ``(network, created)``: False for a retry with the same Idempotency-Key."""
     policy.enforce(ctx, "networking:network:create")
     name = clean_name(name, "Network", MAX_NAME)
-    description = _clean_description(description)
-    if _flag(shared, "shared"):
+    description = clean_description(description, MAX_DESCRIPTION)
+    if clean_bool(shared, "shared"):
         policy.enforce(ctx, "networking:network:create_shared")
-    if _flag(external, "external"):
+    if clean_bool(external, "external"):
         policy.enforce(ctx, "networking:network:create_external")
-    if isinstance(mtu, bool) or not isinstance(mtu, int) or not 576 <= mtu <= 9000:
-        raise InvalidInput("mtu must be a whole number from 576 to 9000.")
+    clean_int(mtu, "mtu", 576, 9000)
     key = clean_idempotency_key(idempotency_key)
     if key:
         existing = _replay(ctx, key, name)
@@ -268,7 +251,7 @@ def update_network(ctx: Context, network: Network, *, name: Any = None, descript
         row.name = clean_name(name, "Network", MAX_NAME)
         fields.append("name")
     if description is not None:
-        row.description = _clean_description(description)
+        row.description = clean_description(description, MAX_DESCRIPTION)
         fields.append("description")
     if fields:
         row.save(update_fields=[*fields, "updated"])
@@ -315,7 +298,7 @@ def create_subnet(
         dns_servers=dns_servers,
         host_routes=host_routes,
     )
-    dhcp = _flag(dhcp, "dhcp")
+    dhcp = clean_bool(dhcp, "dhcp")
     with transaction.atomic():
         row = Network.objects.select_for_update().live().filter(pk=network.pk).first()
         if row is None or row.busy == N.DELETING:

@@ -13,6 +13,7 @@ from identity import audit, policy, quotas
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput
 from identity.names import clean_name
+from identity.validators import clean_description
 
 from ..models import Port, SecurityGroup, SecurityGroupRule
 from . import ipam
@@ -75,8 +76,7 @@ def resolve_groups(ctx: Context, refs: Any) -> list[SecurityGroup]:
 def create_security_group(ctx: Context, *, name: Any, description: Any = "") -> SecurityGroup:
     policy.enforce(ctx, "networking:security_group:create")
     name = clean_name(name, "Security group", 255)
-    if description not in (None, "") and (not isinstance(description, str) or len(description) > 1024):
-        raise InvalidInput("A description is text of at most 1024 characters.")
+    description = clean_description(description)
     if name == SecurityGroup.DEFAULT:
         ensure_default_security_group(ctx)
         raise Conflict("Every project has its default group already.", code="exists")
@@ -180,8 +180,7 @@ def create_rule(ctx: Context, *, group: Any, description: Any = "", **fields) ->
     policy.enforce(ctx, "networking:security_group_rule:create")
     group = resolve_group(ctx, group)
     values = clean_rule(ctx, **fields)
-    if description not in (None, "") and (not isinstance(description, str) or len(description) > 255):
-        raise InvalidInput("A description is text of at most 255 characters.")
+    description = clean_description(description, 255)
     with transaction.atomic():
         quotas.enforce(ctx.project, {"security_group_rules": 1}, ctx.user)
         SecurityGroup.objects.select_for_update().filter(pk=group.pk).first()

@@ -20,6 +20,7 @@ from identity import audit, policy, quotas
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound
 from identity.names import clean_name
+from identity.validators import clean_description
 from workers import dispatch, tasknames
 from workers.lifecycle import clean_idempotency_key, create_with_transition
 from workers.messages import VolumeAttachment, VolumeConnection
@@ -72,14 +73,6 @@ def register_quota_counters() -> None:
 def _clean_size(value: Any, what: str = "size") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE_GB:
         raise InvalidInput(f"{what} must be a whole number of GiB from 1 to {MAX_SIZE_GB}.")
-    return value
-
-
-def _clean_description(value: Any) -> str:
-    if value in (None, ""):
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
-        raise InvalidInput(f"A description is text of at most {MAX_DESCRIPTION} characters.")
     return value
 
 
@@ -161,7 +154,7 @@ def create_volume(
     same Idempotency-Key."""
     policy.enforce(ctx, "storage:volume:create")
     name = clean_name(name, "Volume", MAX_NAME)
-    description = _clean_description(description)
+    description = clean_description(description, MAX_DESCRIPTION)
     key = clean_idempotency_key(idempotency_key)
     if sum(1 for s in (image, snapshot, source_volume) if s not in (None, "")) > 1:
         raise InvalidInput("A volume starts from at most one of image, snapshot and source_volume.")
@@ -569,7 +562,7 @@ def create_snapshot(
     """Snapshot a volume (available or in-use, not while another action runs on it)."""
     policy.enforce(ctx, "storage:snapshot:create")
     name = clean_name(name, "Snapshot", MAX_NAME)
-    description = _clean_description(description)
+    description = clean_description(description, MAX_DESCRIPTION)
     key = clean_idempotency_key(idempotency_key)
     source = Volume.objects.resolve(ctx, volume, "volume")
     with transaction.atomic():
@@ -616,7 +609,7 @@ def update_volume(ctx: Context, volume: Volume, *, name: Any = None, description
         row.name = clean_name(name, "Volume", MAX_NAME)
         fields.append("name")
     if description is not None:
-        row.description = _clean_description(description)
+        row.description = clean_description(description, MAX_DESCRIPTION)
         fields.append("description")
     if fields:
         row.save(update_fields=[*fields, "updated"])
