@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from .errors import InvalidInput, QuotaExceeded
 from .models import KeyPair, Project, Quota, QuotaLock, User
@@ -42,6 +42,18 @@ def register_usage_counters(names: list[str], counter: GroupCounter) -> None:
             raise ValueError(f"unknown quota resource {resource}")
         _counters.pop(resource, None)
         _group_counters[resource] = counter
+
+
+def count_by_sql(project: Project, subqueries: Mapping[str, str]) -> dict[str, int]:
+    """Several in-use counts of a project in ONE query (every page that shows quotas counts them):
+    each value is a scalar ``SELECT`` with one ``%s``, the project's id."""
+    names = list(subqueries)
+    sql = "SELECT " + ", ".join(f"({subqueries[name]})" for name in names)
+    pk = project.pk.hex if connection.vendor == "sqlite" else project.pk
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk] * len(names))
+        row = cursor.fetchone()
+    return {name: int(value or 0) for name, value in zip(names, row, strict=True)}
 
 
 def _count(names, project: Project, user: User | None) -> dict[str, int]:

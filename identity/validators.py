@@ -26,6 +26,15 @@ def clean_bool(value: Any, what: str) -> bool:
     return value
 
 
+def clean_description(value: Any, max_length: int = 1024) -> str:
+    """Optional free text (None or "" is none) of at most ``max_length`` characters."""
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or len(value) > max_length:
+        raise InvalidInput(f"A description is text of at most {max_length} characters.")
+    return value
+
+
 def clean_string_map(
     value: Any,
     *,

@@ -338,6 +338,11 @@ ZENITH_PORTAL_URL = os.environ.get("ZENITH_PORTAL_URL") or (
 ZENITH_IMAGE_URL_TTL = int(os.environ.get("ZENITH_IMAGE_URL_TTL", "3600"))
 # The largest image upload accepted, in bytes (API and dashboard): larger ones answer 413.
 ZENITH_IMAGE_MAX_SIZE = int(os.environ.get("ZENITH_IMAGE_MAX_SIZE", str(10 * 1024**3)))
+# Networking: project networks take a VLAN id from this range ("first-last", inclusive; a database
+# constraint keeps two networks from sharing one); a project's default network gets this subnet.
+ZENITH_NETWORK_VLAN_RANGE = os.environ.get("ZENITH_NETWORK_VLAN_RANGE", "100-4000")
+ZENITH_DEFAULT_NETWORK_CIDR = os.environ.get("ZENITH_DEFAULT_NETWORK_CIDR", "10.0.0.0/24")
+ZENITH_DEFAULT_DNS_SERVERS = [s for s in os.environ.get("ZENITH_DEFAULT_DNS_SERVERS", "").split(",") if s]
 ZENITH_DEFAULT_QUOTAS = {
     "instances": 10,
     "cores": 20,

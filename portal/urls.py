@@ -26,6 +26,7 @@ api_v1 = [
     path("identity/", include("identity.api.urls")),
     path("compute/", include("compute.api.urls")),
     path("storage/", include("storage.api.urls")),
+    path("networking/", include("networking.api.urls")),
     path("", include("workers.api.urls")),
 ]
 

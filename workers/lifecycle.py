@@ -134,6 +134,31 @@ def create_with_operation(
     return obj
 
 
+def create_with_transition(ctx: Context, model: type, kind: str, key: str = "", **fields):
+    """A new ``kind`` row whose building is its lifecycle's ``create`` transition: recorded with the
+    Operation that runs it (``run_transition`` -> the host -> ``settle``), in the caller's transaction."""
+    return create_with_operation(
+        ctx,
+        model,
+        kind,
+        task=tasknames.RUN_TRANSITION,
+        kwargs=lambda resource_id: {
+            "resource_type": kind,
+            "resource_id": str(resource_id),
+            "transition": "create",
+            "params": {},
+        },
+        audit_extra={"idempotency_key": key},
+        **fields,
+    )
+
+
+def operation_params(operation_id) -> dict:
+    """The ``params`` a transition was begun with (what its host work and its settling read back)."""
+    payload = Operation.objects.filter(pk=operation_id).values_list("payload", flat=True).first() or {}
+    return payload.get("params") or {}
+
+
 class Lifecycle:
     """The declared state machine of one resource kind and the generic steps over it."""
 
@@ -146,6 +171,8 @@ class Lifecycle:
     policy_prefix: ClassVar[str]
     fault_field: ClassVar[str] = "fault"
     operation_field: ClassVar[str] = "operation"  # the row's latest Operation ("" when it keeps none)
+    delete_failed: ClassVar[str] = ""  # the stable state after a failed delete ("" keeps the state)
+    host_role: ClassVar[str] = "storage"  # who a default failure message names: "the <role> host"
 
     def __init__(self, transitions: Iterable[Transition]):
         self.transitions: dict[str, Transition] = {t.name: t for t in transitions}
@@ -160,6 +187,10 @@ class Lifecycle:
 
     def policy_of(self, transition: Transition) -> str:
         return transition.policy or f"{self.policy_prefix}:{transition.name}"
+
+    def label(self, obj) -> str:
+        """How messages name the row (its name; a kind whose names may be blank says more)."""
+        return obj.name
 
     def describe(self, obj) -> str:
         """How the 409 names the state, e.g. ``active (status ACTIVE)``."""
@@ -176,7 +207,7 @@ class Lifecycle:
 
     def check(self, ctx: Context, obj, transition: Transition) -> None:
         """Refuse, with a 409 that names the state, what the row's state does not allow now."""
-        name, busy = obj.name, self.busy(obj)
+        name, busy = self.label(obj), self.busy(obj)
         if self.deleting and busy == self.deleting:
             raise Conflict(f"{self.kind.capitalize()} {name} is being deleted.", code="invalid_state")
         if busy and not transition.while_busy:
@@ -217,9 +248,35 @@ class Lifecycle:
         """Fall back to what is true after a failure (e.g. the power state the host reports)."""
         return []
 
+    def deleted_fields(self, obj, result: dict) -> list[str]:
+        """A delete succeeded: release what the row held (set those fields, return their names)."""
+        return []
+
     def settle_delete(self, operation_id, resource_id, result: dict) -> None:
-        """Conductor: the host answered a delete (release what the row held, mark it deleted)."""
-        raise NotImplementedError
+        """Conductor: the host answered a delete. A success marks the row deleted (kept for history;
+        ``deleted_fields`` releases what it held); a failure sets ``delete_failed`` (when the kind
+        has one) and the fault, the row no longer busy."""
+        with transaction.atomic():
+            row = self.model.objects.select_for_update().filter(pk=resource_id).first()
+            if row is None or self.state(row) == self.deleted:
+                ledger.succeed(operation_id, message="already deleted")
+                return
+            fields = [self.state_field, self.busy_field, "updated"]
+            setattr(row, self.busy_field, "")
+            if not result.get("ok"):
+                error = result.get("error") or f"the {self.host_role} host could not delete the {self.kind}"
+                if self.delete_failed:
+                    setattr(row, self.state_field, self.delete_failed)
+                setattr(row, self.fault_field, make_fault("delete_failed", error))
+                row.save(update_fields=[*fields, self.fault_field])
+                ledger.fail(operation_id, error, result=result)
+                audit.finish(operation_id, ResourceAction.ERROR, error)
+                return
+            setattr(row, self.state_field, self.deleted)
+            row.save(update_fields=fields + self.deleted_fields(row, result))
+            message = result.get("message") or "deleted"
+            ledger.succeed(operation_id, result=result, message=message)
+            audit.finish(operation_id, ResourceAction.SUCCESS, message)
 
     def settle_step(self, operation_id, resource_id, step: str, result: dict) -> None:
         """Conductor: a host answered a step that is no declared transition (e.g. a spawn)."""

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from identity import audit, policy
 from identity.api.base import CallerInContext, ScopedViewSet
-from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
+from workers.api.lifecycle import IDEMPOTENCY_KEY, Keyed, TransitionEndpoints, accepted
 
 from .. import services
 from ..models import Attachment, Snapshot, StoragePool, Volume, VolumeType
@@ -51,7 +51,12 @@ class VolumeTypeViewSet(
 
 
 class VolumeViewSet(
-    CallerInContext, TransitionEndpoints, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
+    CallerInContext,
+    Keyed,
+    TransitionEndpoints,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedViewSet,
 ):
     """Volumes of the current project."""
 
@@ -65,9 +70,6 @@ class VolumeViewSet(
     def scope_queryset(self, queryset):
         return volume_rows(queryset)
 
-    def _key(self) -> str | None:
-        return self.request.headers.get("Idempotency-Key")
-
     @extend_schema(
         request=serializers.VolumeCreateSerializer,
         responses={202: serializers.VolumeSerializer, 200: serializers.VolumeSerializer},
@@ -75,10 +77,7 @@ class VolumeViewSet(
     )
     def create(self, request):
         """Create a volume (blank, from an image, a snapshot or a volume): 202, status creating."""
-        body = serializers.VolumeCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        volume, created = services.create_volume(self.ctx, idempotency_key=self._key(), **body.validated_data)
-        return accepted(self, volume, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+        return self.create_accepted(request, serializers.VolumeCreateSerializer, services.create_volume)
 
     @extend_schema(request=None, responses={202: serializers.VolumeSerializer}, parameters=[IDEMPOTENCY_KEY])
     def destroy(self, request, pk=None):

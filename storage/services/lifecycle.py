@@ -25,6 +25,7 @@ from identity.models import ResourceAction
 from workers import dispatch, lifecycle, tasknames
 from workers import services as ledger
 from workers.lifecycle import HostWork, Transition, make_fault
+from workers.lifecycle import operation_params as _operation_params
 from workers.messages import (
     AttachmentResult,
     MessageError,
@@ -184,11 +185,6 @@ def live_attachment(volume_id) -> Attachment | None:
     return Attachment.objects.live().select_related("host").filter(volume_id=volume_id).first()
 
 
-def _operation_params(operation_id) -> dict:
-    payload = Operation.objects.filter(pk=operation_id).values_list("payload", flat=True).first() or {}
-    return payload.get("params") or {}
-
-
 def _down(host: Host | None) -> str:
     if host is None:
         return "it is on no host"
@@ -205,6 +201,7 @@ class VolumeLifecycle(lifecycle.Lifecycle):
     busy_field = "busy"
     deleted = V.DELETED
     deleting = V.DELETING
+    delete_failed = V.ERROR_DELETING
     policy_prefix = "storage:volume"
 
     def refuse_after_state(self, ctx: Context, obj, transition: Transition) -> None:
@@ -417,30 +414,10 @@ class VolumeLifecycle(lifecycle.Lifecycle):
             hooks.image_upload().finish(image_id, ok=False, error=error)
         return []
 
-    def settle_delete(self, operation_id, resource_id, result: dict) -> None:
-        with transaction.atomic():
-            volume = Volume.objects.select_for_update().filter(pk=resource_id).first()
-            if volume is None or volume.status == V.DELETED:
-                ledger.succeed(operation_id, message="already deleted")
-                return
-            if not result.get("ok"):
-                error = result.get("error") or "the storage host could not delete the volume"
-                Volume.objects.filter(pk=resource_id).update(
-                    status=V.ERROR_DELETING,
-                    busy="",
-                    fault=make_fault("delete_failed", error),
-                    updated=timezone.now(),
-                )
-                ledger.fail(operation_id, error, result=result)
-                audit.finish(operation_id, ResourceAction.ERROR, error)
-                return
-            release_pool(volume.pool_id, volume.size)
-            Volume.objects.filter(pk=resource_id).update(
-                status=V.DELETED, busy="", connection=None, updated=timezone.now()
-            )
-            message = result.get("message") or "deleted"
-            ledger.succeed(operation_id, result=result, message=message)
-            audit.finish(operation_id, ResourceAction.SUCCESS, message)
+    def deleted_fields(self, obj, result: dict) -> list[str]:
+        release_pool(obj.pool_id, obj.size)
+        obj.connection = None
+        return ["connection"]
 
     def timed_out_state(self, obj, operation: Operation) -> str | None:
         """Nothing stays creating, attaching, detaching or extending past its deadline."""
@@ -478,6 +455,7 @@ class SnapshotLifecycle(lifecycle.Lifecycle):
     busy_field = "busy"
     deleted = S.DELETED
     deleting = S.DELETING
+    delete_failed = S.ERROR
     policy_prefix = "storage:snapshot"
 
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
@@ -511,20 +489,6 @@ class SnapshotLifecycle(lifecycle.Lifecycle):
     def failed(self, obj, transition: Transition, result: dict, error: str) -> list[str]:
         obj.status = S.ERROR
         return []
-
-    def settle_delete(self, operation_id, resource_id, result: dict) -> None:
-        with transaction.atomic():
-            if not result.get("ok"):
-                error = result.get("error") or "the storage host could not delete the snapshot"
-                Snapshot.objects.filter(pk=resource_id).exclude(status=S.DELETED).update(
-                    status=S.ERROR, busy="", fault=make_fault("delete_failed", error), updated=timezone.now()
-                )
-                ledger.fail(operation_id, error, result=result)
-                audit.finish(operation_id, ResourceAction.ERROR, error)
-                return
-            Snapshot.objects.filter(pk=resource_id).update(status=S.DELETED, busy="", updated=timezone.now())
-            ledger.succeed(operation_id, result=result, message="deleted")
-            audit.finish(operation_id, ResourceAction.SUCCESS, "deleted")
 
     def timed_out_state(self, obj, operation: Operation) -> str | None:
         return S.ERROR if obj.status == S.CREATING or obj.busy == S.DELETING else None

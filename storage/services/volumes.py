@@ -12,7 +12,7 @@ import contextlib
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -20,8 +20,9 @@ from identity import audit, policy, quotas
 from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound
 from identity.names import clean_name
+from identity.validators import clean_description
 from workers import dispatch, tasknames
-from workers.lifecycle import clean_idempotency_key, create_with_operation
+from workers.lifecycle import clean_idempotency_key, create_with_transition
 from workers.messages import VolumeAttachment, VolumeConnection
 from workers.models import Host
 
@@ -46,17 +47,20 @@ def count_usage(project, user=None) -> dict[str, int]:
     snapshots: one query, as every page that shows quotas counts them."""
     volumes, snapshots = Volume._meta.db_table, Snapshot._meta.db_table
     live = "project_id = %s AND status <> 'deleted'"
-    sql = (
-        f"SELECT (SELECT COUNT(*) FROM {volumes} WHERE {live}),"
-        f" (SELECT COALESCE(SUM(size), 0) FROM {volumes} WHERE {live}),"
-        f" (SELECT COUNT(*) FROM {snapshots} WHERE {live}),"
-        f" (SELECT COALESCE(SUM(size), 0) FROM {snapshots} WHERE {live})"
+    counts = quotas.count_by_sql(
+        project,
+        {
+            "volumes": f"SELECT COUNT(*) FROM {volumes} WHERE {live}",
+            "volume_gb": f"SELECT COALESCE(SUM(size), 0) FROM {volumes} WHERE {live}",
+            "snapshots": f"SELECT COUNT(*) FROM {snapshots} WHERE {live}",
+            "snapshot_gb": f"SELECT COALESCE(SUM(size), 0) FROM {snapshots} WHERE {live}",
+        },
     )
-    pk = project.pk.hex if connection.vendor == "sqlite" else project.pk
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk] * 4)
-        n_volumes, volume_gb, n_snapshots, snapshot_gb = cursor.fetchone()
-    return {"volumes": n_volumes, "gigabytes": int(volume_gb) + int(snapshot_gb), "snapshots": n_snapshots}
+    return {
+        "volumes": counts["volumes"],
+        "gigabytes": counts["volume_gb"] + counts["snapshot_gb"],
+        "snapshots": counts["snapshots"],
+    }
 
 
 def register_quota_counters() -> None:
@@ -69,14 +73,6 @@ def register_quota_counters() -> None:
 def _clean_size(value: Any, what: str = "size") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE_GB:
         raise InvalidInput(f"{what} must be a whole number of GiB from 1 to {MAX_SIZE_GB}.")
-    return value
-
-
-def _clean_description(value: Any) -> str:
-    if value in (None, ""):
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
-        raise InvalidInput(f"A description is text of at most {MAX_DESCRIPTION} characters.")
     return value
 
 
@@ -137,25 +133,6 @@ def place_volume(backend: str, size: int) -> StoragePool:
     raise Conflict(f"No valid storage backend was found: {reason}.", code="no_valid_backend")
 
 
-def _create(ctx: Context, model: type, kind: str, key: str, **fields):
-    """A new volume or snapshot with the Operation of its ``create`` transition (in the caller's
-    transaction): the conductor's generic step sends it to the storage host."""
-    return create_with_operation(
-        ctx,
-        model,
-        kind,
-        task=tasknames.RUN_TRANSITION,
-        kwargs=lambda resource_id: {
-            "resource_type": kind,
-            "resource_id": str(resource_id),
-            "transition": "create",
-            "params": {},
-        },
-        audit_extra={"idempotency_key": key},
-        **fields,
-    )
-
-
 # --- create -----------------------------------------------------------------------------------------
 
 
@@ -177,7 +154,7 @@ def create_volume(
     same Idempotency-Key."""
     policy.enforce(ctx, "storage:volume:create")
     name = clean_name(name, "Volume", MAX_NAME)
-    description = _clean_description(description)
+    description = clean_description(description, MAX_DESCRIPTION)
     key = clean_idempotency_key(idempotency_key)
     if sum(1 for s in (image, snapshot, source_volume) if s not in (None, "")) > 1:
         raise InvalidInput("A volume starts from at most one of image, snapshot and source_volume.")
@@ -223,7 +200,7 @@ def create_volume(
                     f"The pool holding the source has no {size} GiB free for the new volume.",
                     code="no_valid_backend",
                 )
-            volume = _create(
+            volume = create_with_transition(
                 ctx,
                 Volume,
                 "volume",
@@ -585,7 +562,7 @@ def create_snapshot(
     """Snapshot a volume (available or in-use, not while another action runs on it)."""
     policy.enforce(ctx, "storage:snapshot:create")
     name = clean_name(name, "Snapshot", MAX_NAME)
-    description = _clean_description(description)
+    description = clean_description(description, MAX_DESCRIPTION)
     key = clean_idempotency_key(idempotency_key)
     source = Volume.objects.resolve(ctx, volume, "volume")
     with transaction.atomic():
@@ -599,7 +576,7 @@ def create_snapshot(
             raise Conflict(
                 f"Cannot snapshot volume {row.name} while it is {row.display_status}.", code="invalid_state"
             )
-        snapshot = _create(
+        snapshot = create_with_transition(
             ctx,
             Snapshot,
             "snapshot",
@@ -632,7 +609,7 @@ def update_volume(ctx: Context, volume: Volume, *, name: Any = None, description
         row.name = clean_name(name, "Volume", MAX_NAME)
         fields.append("name")
     if description is not None:
-        row.description = _clean_description(description)
+        row.description = clean_description(description, MAX_DESCRIPTION)
         fields.append("description")
     if fields:
         row.save(update_fields=[*fields, "updated"])

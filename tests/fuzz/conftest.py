@@ -56,7 +56,24 @@ def world(fast_hashing, cloud) -> World:
     volume, _ = storage.create_volume(member, name="fuzz-volume", size=1)
     storage.VOLUME.settle(str(volume.operation_id), str(volume.pk), "create", created_answer(volume))
     snapshot = storage.create_snapshot(member, volume=str(volume.pk), name="fuzz-snapshot")
+    from networking import services as networking
+    from tests.networking.conftest import active_network, active_port, external_network, make_network_host
+
+    make_network_host("fuzz-net")
+    network = active_network(member, name="fuzz-net", cidr="10.77.0.0/24")
+    port = active_port(member, network)
+    fip = networking.allocate_floating_ip(member, network=external_network(cloud.ctx(cloud.admin)))
+    group = networking.create_security_group(member, name="fuzz-group")
+    rule = networking.create_rule(
+        member, group=group, direction="ingress", protocol="tcp", port_min=22, port_max=22
+    )
     ids = {
+        "network": network.pk,
+        "subnet": network.subnets.get().pk,
+        "port": port.pk,
+        "floating_ip": fip.pk,
+        "security_group": group.pk,
+        "security_group_rule": rule.pk,
         "volume": volume.pk,
         "snapshot": snapshot.pk,
         "volume_type": VolumeType.objects.get(name="default").pk,

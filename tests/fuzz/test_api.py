@@ -68,6 +68,12 @@ KINDS = {
     "/api/v1/storage/snapshots/": "snapshot",
     "/api/v1/storage/volume-types/": "volume_type",
     "/api/v1/storage/backends/": "storage_backend",
+    "/api/v1/networking/networks/": "network",
+    "/api/v1/networking/subnets/": "subnet",
+    "/api/v1/networking/ports/": "port",
+    "/api/v1/networking/floating-ips/": "floating_ip",
+    "/api/v1/networking/security-groups/": "security_group",
+    "/api/v1/networking/security-group-rules/": "security_group_rule",
 }
 
 

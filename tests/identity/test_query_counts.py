@@ -162,8 +162,9 @@ def test_quotas_detail(targets, clients, django_assert_num_queries):
     url = f"/api/v1/identity/projects/{targets.project.pk}/quotas/"
     clients["member"].get(url)
     # token, caller's roles, the project, roles on it for the policy check, limits, key pairs in use,
-    # instances/cores/RAM in use (one aggregate), volumes/gigabytes/snapshots in use (one query)
-    with django_assert_num_queries(8):
+    # instances/cores/RAM in use (one aggregate), volumes/gigabytes/snapshots in use (one query),
+    # networks/ports/floating IPs/security groups/rules in use (one query)
+    with django_assert_num_queries(9):
         assert clients["member"].get(url).status_code == 200
 
 
@@ -196,8 +197,9 @@ def test_overview_page(cloud, member_browser, django_assert_num_queries):
     assert_fixed_queries(
         django_assert_num_queries,
         lambda: member_browser.get("/dashboard/overview/"),
-        # the quota table's usage: key pairs, instances/cores/RAM (one aggregate), volumes/GiB/snapshots
-        PAGE_QUERIES + 2,
+        # the quota table's usage: key pairs, instances/cores/RAM (one aggregate), volumes/GiB/snapshots,
+        # networks/ports/floating IPs/security groups/rules (one query)
+        PAGE_QUERIES + 3,
         grow=grow,
         rows=page_rows(b"<option value="),
     )

@@ -33,6 +33,22 @@ def accepted(viewset, obj, code: int = status.HTTP_202_ACCEPTED) -> Response:
     return response
 
 
+class Keyed:
+    """A viewset whose creates and actions take an ``Idempotency-Key`` header."""
+
+    def _key(self) -> str | None:
+        return self.request.headers.get("Idempotency-Key")
+
+    def create_accepted(self, request, body_class, service) -> Response:
+        """A create that dispatches host work: the body checked by ``body_class``, ``service(ctx,
+        idempotency_key=..., **fields)`` returning ``(obj, created)``; 202 with the operation, or 200
+        for a retry with the same key (nothing more started)."""
+        body = body_class(data=request.data)
+        body.is_valid(raise_exception=True)
+        obj, created = service(self.ctx, idempotency_key=self._key(), **body.validated_data)
+        return accepted(self, obj, status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
 class TransitionEndpoints:
     """Mixin of a resource viewset: set ``lifecycle`` and every transition with an endpoint becomes
     ``POST {id}/<endpoint>/`` (no body) with its schema; ``run_transition`` serves hand-written ones
