@@ -237,6 +237,25 @@ BENCHMARKS: tuple[Bench, ...] = (
         ),
     ),
     Bench(
+        "port_create",
+        "port_create.py",
+        ("--ports", "100", "--threads", "50", "--free", "20"),
+        ("--ports", "500", "--threads", "200", "--free", "100"),
+        (
+            Row(
+                "port create ({ports} on a /22), service / native API, p50",
+                ("service.p50_ms", "api.p50_ms"),
+                target="< 10 ms (service)",
+            ),
+            Row(
+                "ports racing for free addresses: threads / free / created / duplicates",
+                ("race.threads", "race.free", "race.created", "race.duplicates"),
+                "",
+                "created = free, 0 duplicates",
+            ),
+        ),
+    ),
+    Bench(
         "real_guest",
         "real_guest.py",
         None,
