@@ -147,10 +147,11 @@ test-services: install system-deps osc-venv
 	  echo "$$down" | sed 's/^/  /'; \
 	fi
 
+# Both suites run even when the first fails (-k: CI reports every failure of a submission at once).
 # Whatever the outcome, then tear down the real host: the domains the tests left (both runs) and the
 # libvirtd that `make realhost` started (one started otherwise is left alone).
 test:
-	@status=0; $(MAKE) --no-print-directory lint check-migrations test-embedded test-services || status=$$?; \
+	@status=0; $(MAKE) -k --no-print-directory lint check-migrations test-embedded test-services || status=$$?; \
 	for dir in var/test-embedded var/test-services var; do \
 	  ZENITH_VAR_DIR=$$dir workers/agent/realhost.sh teardown 2>&1 | sed 's/^/  /'; \
 	done; \
