@@ -509,3 +509,20 @@ def test_heartbeat_network_section(agent, monkeypatch):
     heartbeat.report("net-host", "test:///default")
     assert "network" not in heartbeats[1]["info"]
     network.delete_network(spec.as_dict())
+
+
+def test_dhcp_is_served_on_one_subnet_per_ip_version_and_the_rest_is_said(agent):
+    first = SubnetSpec(
+        cidr="10.20.0.0/24", gateway="10.20.0.1", allocation_pools=(("10.20.0.10", "10.20.0.20"),)
+    )
+    second = SubnetSpec(
+        cidr="10.21.0.0/24", gateway="10.21.0.1", allocation_pools=(("10.21.0.10", "10.21.0.20"),)
+    )
+    no_gateway = SubnetSpec(cidr="10.22.0.0/24", allocation_pools=(("10.22.0.10", "10.22.0.20"),))
+    spec = net_spec(subnets=(first, second, no_gateway), vlan=None)
+    assert nx.dhcp_unserved(spec) == ["10.21.0.0/24", "10.22.0.0/24"]
+    ip_first, ip_second = ET.fromstring(nx.network_xml(spec)).findall("ip")
+    assert ip_first.find("dhcp") is not None and ip_second.find("dhcp") is None
+    result = answer(network.ensure_network(spec.as_dict()))
+    assert result.ok and "no DHCP on 10.21.0.0/24, 10.22.0.0/24" in result.message
+    network.delete_network(spec.as_dict())

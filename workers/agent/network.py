@@ -119,6 +119,9 @@ def _ensure(spec: NetworkSpec, drv) -> NetworkResult:
     if spec.vlan is not None and not done["vlan_tagged"]:
         why = "a simulated host tags nothing" if simulated else "this host's kernel has no 802.1q"
         notes.append(f"VLAN {spec.vlan} not tagged ({why}): a flat bridge")
+    unserved = nx.dhcp_unserved(spec)
+    if unserved:
+        notes.append(f"no DHCP on {', '.join(unserved)} (one subnet per IP version, with a gateway)")
     if simulated:
         notes.append(
             "simulated host: the network is defined and started in libvirt's test driver, but no "
@@ -327,13 +330,15 @@ def report_section(drv=None) -> dict:
     try:
         simulated = _simulated(drv)
         nets = drv.list_networks()
+        filters = sorted(recorded("filter")) if simulated else drv.list_nwfilters()
+        vlan = drv.network_vlan_supported()
     except DriverError:
         log.exception("networks of %s cannot be listed", host_name())
         return NetworkReport().as_dict()
     return NetworkReport(
         simulated=simulated,
         networks=tuple(nets),
-        filters=tuple(sorted(recorded("filter"))) if simulated else tuple(drv.list_nwfilters()),
+        filters=tuple(filters),
         floating_ips=tuple(sorted(recorded("floating"))),
-        vlan_tagging=drv.network_vlan_supported(),
+        vlan_tagging=vlan,
     ).as_dict()

@@ -63,6 +63,24 @@ def _dhcp_host(parent: ET.Element, host: DhcpHost) -> ET.Element | None:
     return None
 
 
+def dhcp_served(spec: NetworkSpec) -> list:
+    """The subnets whose DHCP dnsmasq serves: those with DHCP on and a gateway, the first of each IP
+    version only (libvirt serves DHCP on one IPv4 and one IPv6 address of a network)."""
+    served, versions = [], set()
+    for subnet in spec.subnets:
+        version = ipaddress.ip_network(subnet.cidr).version
+        if subnet.dhcp and subnet.gateway and version not in versions:
+            served.append(subnet)
+            versions.add(version)
+    return served
+
+
+def dhcp_unserved(spec: NetworkSpec) -> list[str]:
+    """The CIDRs of subnets with DHCP on that dnsmasq cannot serve (see ``dhcp_served``)."""
+    served = {s.cidr for s in dhcp_served(spec)}
+    return [s.cidr for s in spec.subnets if s.dhcp and s.cidr not in served]
+
+
 def network_xml(spec: NetworkSpec, uuid: str = "", vlan: bool = False) -> str:
     """The libvirt network of ``spec``; ``uuid`` that of the existing definition (a redefinition
     must keep it); ``vlan`` whether to tag the bridge (the host has 802.1q)."""
@@ -78,6 +96,7 @@ def network_xml(spec: NetworkSpec, uuid: str = "", vlan: bool = False) -> str:
     _sub(net, "mtu", size=spec.mtu)
     if vlan and spec.vlan is not None:
         _sub(_sub(net, "vlan"), "tag", id=spec.vlan)
+    served = {s.cidr for s in dhcp_served(spec)}
     for subnet in spec.subnets:
         cidr = ipaddress.ip_network(subnet.cidr)
         if not subnet.gateway:  # no bridge address: dnsmasq cannot serve it, the bridge carries it as is
@@ -87,7 +106,7 @@ def network_xml(spec: NetworkSpec, uuid: str = "", vlan: bool = False) -> str:
             raise ValueError(f"gateway {gateway} is outside {cidr}")
         family = "ipv6" if cidr.version == 6 else None
         ip = _sub(net, "ip", family=family, address=gateway, prefix=cidr.prefixlen)
-        if not subnet.dhcp:
+        if subnet.cidr not in served:
             continue
         dhcp = _sub(ip, "dhcp")
         for start, end in subnet.allocation_pools:
