@@ -9,7 +9,9 @@ network's bridge has its gateway address and dnsmasq serves exactly its DHCP hos
 place); a port's nwfilter is defined and replaced whole; a floating IP's address and NAT rules are
 added in the namespace by the agent's task and removed again; a guest spawned with a NIC sees it,
 its tap sits on the network's bridge with the port's filter rules, and a second NIC is plugged into
-and unplugged from the running guest. Nothing is sent anywhere (no traffic test here).
+and unplugged from the running guest; two guests get their pinned addresses by DHCP and one pings
+the other while the other's filter allows ICMP, not after the filter is replaced without it, and
+again once it is back. The only packets are those guests' and dnsmasq's, on the namespace's bridge.
 
 Skipped where it cannot run: not root, or no libvirtd / ip / unshare; the guest tests also need
 the test guest (tests/guest/build.sh, ``ZENITH_GUEST_DIR``).
@@ -33,7 +35,6 @@ import pytest
 
 from tests.workers.test_agent_network import net_spec
 from workers.agent import network, runtime
-from workers.agent.drivers.base import DiskSpec, DomainSpec
 from workers.agent.drivers.libvirt import LibvirtDriver
 from workers.agent.drivers.libvirt import networks as nx
 from workers.messages import (
@@ -47,7 +48,7 @@ from workers.messages import (
     SubnetSpec,
 )
 
-from .conftest import ROOT, wait_for
+from .conftest import ROOT, Guest, Guests, wait_for
 
 pytestmark = pytest.mark.realhost
 
@@ -291,50 +292,52 @@ def test_a_floating_ip_is_nated_in_the_namespace_and_removed(netns, agent):
         assert network.delete_network(spec.as_dict())["existed"]
 
 
-def _guest_dir() -> Path:
-    return Path(os.environ.get("ZENITH_GUEST_DIR") or ROOT / "var" / "guest")
-
-
 @pytest.fixture(scope="module")
-def guest():
-    if not (_guest_dir() / "vmlinuz").exists():
-        built = subprocess.run(
-            [str(ROOT / "tests/guest/build.sh")], capture_output=True, text=True, timeout=600
-        )
-        if built.returncode != 0:
-            pytest.skip(f"no test guest: {built.stderr.strip().splitlines()[-1:]}")
-    return _guest_dir()
+def guest() -> Guest:
+    """The test guest (built if it is not, or is of an older version), or a skip saying why not."""
+    built = subprocess.run([str(ROOT / "tests/guest/build.sh")], capture_output=True, text=True, timeout=600)
+    if built.returncode != 0:
+        pytest.skip(f"no test guest: {built.stderr.strip().splitlines()[-1:]}")
+    out = Path(built.stdout.strip().splitlines()[-1])
+    return Guest(
+        kernel=str(out / "vmlinuz"),
+        ramdisk=str(out / "initrd.img"),
+        root_disk=str(out / "root.qcow2"),
+        cmdline=(out / "cmdline").read_text().strip(),
+    )
 
 
 def console(path: str) -> str:
     return Path(path).read_text(errors="replace") if Path(path).exists() else ""
 
 
-def test_a_guest_gets_its_nics_with_their_filters_and_a_live_plug_and_unplug(netns, agent, guest, tmp_path):
+class Boots(Guests):
+    """Test guests on the namespace's libvirtd, booted with the NICs given (each port's filter
+    applied first); removed after the test."""
+
+    def __call__(self, nics: list[NicSpec], extra_cmdline: str = "") -> tuple[str, str]:
+        for nic in nics:
+            if nic.filter is not None:
+                assert network.apply_port_filter(nic.filter.as_dict())["ok"]
+        spec = dataclasses.replace(self.spec(extra_cmdline), nics=[nx.driver_nic(nic) for nic in nics])
+        self.driver.spawn(spec)
+        return spec.name, spec.console_log
+
+
+@pytest.fixture
+def boot(agent, guest):
+    boots = Boots(agent, guest)
+    yield boots
+    boots.cleanup()
+
+
+def test_a_guest_gets_its_nics_with_their_filters_and_a_live_plug_and_unplug(netns, agent, boot):
     spec = project_network()
     assert network.ensure_network(spec.as_dict())["ok"]
     pf = port_filter("52:54:00:cc:00:11", "10.60.0.11")
     first = NicSpec(port_id=pf.port_id, mac=pf.mac, network=spec.name, bridge=spec.bridge, filter=pf)
-    instance = str(uuid.uuid4())
-    domain = f"zenith-{instance}"
-    log = str(tmp_path / "console.log")
-    disk = agent.create_disk_from_image(f"{domain}-disk", str(guest / "root.qcow2"), 1)
-    assert network.apply_port_filter(pf.as_dict())["ok"]
     try:
-        agent.spawn(
-            DomainSpec(
-                name=domain,
-                uuid=instance,
-                vcpus=1,
-                memory_mb=192,
-                disks=[DiskSpec(path=disk)],
-                nics=[nx.driver_nic(first)],
-                console_log=log,
-                kernel=str(guest / "vmlinuz"),
-                ramdisk=str(guest / "initrd.img"),
-                cmdline=(guest / "cmdline").read_text().strip(),
-            )
-        )
+        domain, log = boot([first])
         wait_for(lambda: "ZENITH GUEST READY" in console(log), 90, "the guest's boot")
         wait_for(lambda: f"{pf.mac}" in console(log), 20, "the guest to see its first NIC")
         tap = nx.tap_name(pf.port_id)
@@ -365,8 +368,44 @@ def test_a_guest_gets_its_nics_with_their_filters_and_a_live_plug_and_unplug(net
             lambda: "52:54:00:cc:00:12" not in dom.XMLDesc(0), 20, "the guest to release the unplugged NIC"
         )
     finally:
-        with contextlib.suppress(Exception):
-            agent.destroy_and_undefine(domain)
-        with contextlib.suppress(Exception):
-            agent.delete_volume(f"{domain}-disk")
+        boot.cleanup()
+        network.delete_network(spec.as_dict())
+
+
+def test_two_guests_get_their_addresses_by_dhcp_and_reach_each_other_as_their_filters_say(netns, agent, boot):
+    """Guest A pings B, both on one project network with their Zenith addresses pinned by MAC;
+    B's filter allows ICMP from the subnet, then (replaced whole) no longer, then again. Every
+    packet stays on the namespace's bridge."""
+    a_mac, b_mac = "52:54:00:cc:00:21", "52:54:00:cc:00:22"
+    spec = project_network(
+        dhcp_hosts=(
+            DhcpHost(mac=a_mac, ip="10.60.0.21", hostname="guest-a"),
+            DhcpHost(mac=b_mac, ip="10.60.0.22", hostname="guest-b"),
+        )
+    )
+    assert network.ensure_network(spec.as_dict())["ok"]
+    pf_a, pf_b = port_filter(a_mac, "10.60.0.21"), port_filter(b_mac, "10.60.0.22")
+    closed = dataclasses.replace(pf_b, rules=tuple(r for r in pf_b.rules if r.protocol != "icmp"))
+    nic_a = NicSpec(port_id=pf_a.port_id, mac=a_mac, network=spec.name, bridge=spec.bridge, filter=pf_a)
+    nic_b = NicSpec(port_id=pf_b.port_id, mac=b_mac, network=spec.name, bridge=spec.bridge, filter=pf_b)
+    try:
+        _, log_b = boot([nic_b], "zenith.dhcp")
+        _, log_a = boot([nic_a], "zenith.dhcp zenith.ping=10.60.0.22")
+        wait_for(lambda: "ZENITH DHCP eth0 10.60.0.22" in console(log_b), 90, "guest B's address by DHCP")
+        wait_for(lambda: "ZENITH DHCP eth0 10.60.0.21" in console(log_a), 90, "guest A's address by DHCP")
+        up, down = "ZENITH PING 10.60.0.22 up", "ZENITH PING 10.60.0.22 down"
+
+        def pings() -> list[str]:  # A's reports, from its first success on (it starts "down")
+            lines = [line.strip() for line in console(log_a).splitlines() if "ZENITH PING" in line]
+            return lines[lines.index(up) :] if up in lines else []
+
+        wait_for(pings, 30, "A reaching B")
+        assert NetworkResult.from_dict(network.apply_port_filter(closed.as_dict())).ok
+        wait_for(lambda: pings()[-1:] == [down], 30, "B's filter to stop A's pings")
+        assert NetworkResult.from_dict(network.apply_port_filter(pf_b.as_dict())).ok
+        wait_for(lambda: pings() == [up, down, up], 30, "A reaching B again")
+        time.sleep(3)
+        assert pings() == [up, down, up]  # and it stays so
+    finally:
+        boot.cleanup()
         network.delete_network(spec.as_dict())
