@@ -238,13 +238,19 @@ EOF
 chmod +x "$R/etc/rc.boot"
 
 # busybox acpid maps the power button (input event KEY_POWER) to PWRF and runs this file.
-# busybox udhcpc's hook (zenith.dhcp): configure the address it was given and say so.
+# busybox udhcpc's hook (zenith.dhcp): configure the address (and default route) it was given
+# and say so.
 cat >"$R/etc/udhcpc.script" <<'EOF'
 #!/bin/sh
 case "$1" in
 bound | renew)
   ip addr flush dev "$interface"
   ip addr add "$ip/$mask" dev "$interface"
+  # The first NIC's router (its subnet's gateway) is the way to everything else: a floating IP's
+  # outside callers are answered through it.
+  if [ -n "${router:-}" ] && ! ip route show default | grep -q .; then
+    ip route add default via "${router%% *}" dev "$interface"
+  fi
   echo "ZENITH DHCP $interface $ip" >/dev/console
   ;;
 esac

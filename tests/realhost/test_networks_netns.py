@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -60,6 +61,30 @@ PRIVATE_DIRS = {  # the daemon's directories, bound to <tmp>/<key> in its mount 
     "log": "/var/log/libvirt",
 }
 READY = 30.0
+ECHO = """
+import os, socket, struct, sys, time
+address, timeout = sys.argv[1], float(sys.argv[2])
+ident = os.getpid() & 0xFFFF
+def checksum(data):
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
+body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"zenith"
+packet = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+    s.sendto(packet, (address, 0))
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        s.settimeout(left)
+        try:
+            data, (source, _) = s.recvfrom(2048)
+        except TimeoutError:
+            break
+        icmp = data[(data[0] & 0x0F) * 4 :]
+        if source == address and icmp[0] == 0 and struct.unpack("!H", icmp[4:6])[0] == ident:
+            sys.exit(0)
+sys.exit(1)
+"""
 
 
 def _missing() -> str | None:
@@ -79,6 +104,12 @@ class Namespace:
     uri: str
     state: Path
     pid: int
+
+    def echo(self, address: str, timeout: float = 1.0) -> bool:
+        """Whether ``address`` answers one ICMP echo sent from inside the namespace (this machine
+        has no ping: ``ECHO`` run by this interpreter there)."""
+        argv = ["ip", "netns", "exec", self.name, sys.executable, "-c", ECHO, address, str(timeout)]
+        return subprocess.run(argv, capture_output=True, timeout=timeout + 10).returncode == 0
 
     def run(self, *argv: str) -> str:
         done = subprocess.run(
@@ -409,3 +440,52 @@ def test_two_guests_get_their_addresses_by_dhcp_and_reach_each_other_as_their_fi
     finally:
         boot.cleanup()
         network.delete_network(spec.as_dict())
+
+
+def test_a_floating_ip_reaches_its_guest_from_the_namespace_until_disassociated(netns, agent, boot):
+    """The namespace itself plays the outside world: an echo to the floating address is DNATed to
+    the guest (paused, nothing answers: it is the guest that answers, not the floating address on
+    the external bridge), and nothing answers once the floating IP is disassociated. (The guest's
+    nwfilter does not see these packets: libvirt's iptables rules match traffic bridged between
+    ports, and this comes from the host itself.)"""
+    mac = "52:54:00:cc:00:31"
+    internal = project_network(dhcp_hosts=(DhcpHost(mac=mac, ip="10.60.0.31", hostname="guest-f"),))
+    external = project_network(
+        external=True,
+        vlan=None,
+        subnets=(SubnetSpec(cidr="172.24.7.0/24", gateway="172.24.7.1", dhcp=False),),
+        dhcp_hosts=(),
+    )
+    pf = port_filter(mac, "10.60.0.31")
+    req = FloatingIpRequest(
+        floating_ip="172.24.7.20",
+        fixed_ip="10.60.0.31",
+        external_bridge=external.bridge,
+        internal_bridge=internal.bridge,
+    )
+
+    def answers() -> bool:
+        return netns.echo(req.floating_ip)
+
+    for spec in (internal, external):
+        assert network.ensure_network(spec.as_dict())["ok"]
+    try:
+        nic = NicSpec(port_id=pf.port_id, mac=mac, network=internal.name, bridge=internal.bridge, filter=pf)
+        domain, log = boot([nic], "zenith.dhcp")
+        wait_for(lambda: "ZENITH DHCP eth0 10.60.0.31" in console(log), 90, "the guest's address by DHCP")
+        assert not answers()
+        assert network.set_floating_ip(req.as_dict())["ok"]
+        wait_for(answers, 20, "the floating IP to answer")
+        agent.pause(domain)
+        assert not answers()  # the guest answered, not the namespace
+        agent.unpause(domain)
+        wait_for(answers, 20, "the floating IP to answer again")
+        assert network.set_floating_ip(dataclasses.replace(req, associate=False).as_dict())["existed"]
+        wait_for(lambda: not answers(), 20, "the floating IP to stop answering")
+        time.sleep(2)
+        assert not answers()
+    finally:
+        boot.cleanup()
+        network.set_floating_ip(dataclasses.replace(req, associate=False).as_dict())
+        for spec in (internal, external):
+            network.delete_network(spec.as_dict())
