@@ -319,6 +319,12 @@ def test_a_floating_ip_is_nated_in_the_namespace_and_removed(netns, agent):
     assert off.ok and off.existed
     assert "zenith-fip" not in netns.run("iptables-save")
     assert "172.24.6.20" not in netns.run("ip", "-o", "addr", "show", "dev", external.bridge)
+    # A failure half-way (iptables refuses an interface name this long) leaves nothing behind.
+    bad = dataclasses.replace(req, internal_bridge="a-bridge-name-too-long")
+    failed = NetworkResult.from_dict(network.set_floating_ip(bad.as_dict()))
+    assert not failed.ok and "iptables" in failed.error
+    assert "zenith-fip" not in netns.run("iptables-save")
+    assert "172.24.6.20" not in netns.run("ip", "-o", "addr", "show", "dev", external.bridge)
     for spec in (external, internal):
         assert network.delete_network(spec.as_dict())["existed"]
 

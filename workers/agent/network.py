@@ -30,6 +30,8 @@ agent's own.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -195,7 +197,13 @@ def _floating(req: FloatingIpRequest, drv) -> NetworkResult:
     simulated = _simulated(drv)
     name = req.floating_ip
     if not simulated:
-        _apply_floating(req)
+        try:
+            _apply_floating(req)
+        except (OSError, subprocess.SubprocessError):
+            if req.associate:  # a failed association leaves nothing behind: the conductor counts none
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    _apply_floating(dataclasses.replace(req, associate=False))
+            raise
     if req.associate:  # applied or, on a simulated host, what would have been: for the heartbeat
         existed = name in recorded("floating")
         _record("floating", name, lines)
