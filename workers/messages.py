@@ -312,3 +312,15 @@ class NetworkResult(Message):
     applied: tuple[str, ...] = ()
     existed: bool = True  # delete: whether there was anything to remove
     target_dev: str = ""  # plug: the tap device
+
+
+@dataclass(frozen=True)
+class NetworkReport(Message):
+    """The ``network`` section of a network or compute host's heartbeat, for the admin view: what the
+    host has now. Optional: a conductor with no network receiver ignores it."""
+
+    simulated: bool = False  # libvirt's test driver: the lists below are recorded, not applied
+    networks: tuple[str, ...] = ()  # one line per Zenith libvirt network (bridge, addresses, hosts)
+    filters: tuple[str, ...] = ()  # the ports' nwfilters' names
+    floating_ips: tuple[str, ...] = ()  # floating addresses NATed here (recorded where simulated)
+    vlan_tagging: bool = False  # whether this host tags project networks' bridges (802.1q)

@@ -69,9 +69,11 @@ def agent_argv(
     python: str | None = None,
     simulate: int | None = None,
     host_prefix: str = "sim-",
+    roles: list[str] | tuple[str, ...] | None = None,
 ) -> list[str]:
     """The agent of compute host ``host`` (``manage.py agent``, run from the repository root); with
-    ``simulate``, one agent of that many simulated hosts ``<host_prefix>1`` ... (``host`` None)."""
+    ``simulate``, one agent of that many simulated hosts ``<host_prefix>1`` ... (``host`` None);
+    ``roles`` (default: the command's, compute and storage) the queues it consumes."""
     argv = [python or sys.executable, "manage.py", "agent"]
     if simulate:
         argv += ["--simulate", str(simulate), "--host-prefix", host_prefix]
@@ -79,6 +81,8 @@ def agent_argv(
         argv += ["--host", host]
     if libvirt_uri is not None:
         argv += ["--libvirt-uri", libvirt_uri]
+    if roles is not None:
+        argv += ["--roles", ",".join(roles)]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     if loglevel is not None:

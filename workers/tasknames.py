@@ -41,13 +41,14 @@ AGENT_ATTACH_VOLUME = "workers.agent.tasks.attach_volume"
 AGENT_DETACH_VOLUME = "workers.agent.tasks.detach_volume"
 AGENT_RESIZE_VOLUME = "workers.agent.tasks.resize_volume"  # libvirt's block resize of an attached disk
 
-# Host agents, network role (queue ``network.<host>``): a ``workers.messages.NetworkSpec`` or
-# ``FloatingIpRequest`` in, a ``NetworkResult`` out.
+# Host agents, network role (queue ``network.<host>``): a ``workers.messages.NetworkSpec`` (kwarg
+# ``spec``) or ``FloatingIpRequest`` (kwarg ``request``) in, a ``NetworkResult`` out.
 AGENT_ENSURE_NETWORK = "workers.agent.network.ensure_network"  # idempotent define/start/update DHCP
 AGENT_DELETE_NETWORK = "workers.agent.network.delete_network"  # a missing network is ok
 AGENT_SET_FLOATING_IP = "workers.agent.network.set_floating_ip"  # associate=False removes the NAT
 
-# Host agents, compute role: a ``NicSpec`` or ``PortFilter`` in, a ``NetworkResult`` out.
+# Host agents, compute role: a ``NicSpec`` (kwarg ``nic``, its ``domain`` set) or ``PortFilter`` (kwarg
+# ``port_filter``) in, a ``NetworkResult`` out.
 AGENT_PLUG_NIC = "workers.agent.network.plug_nic"
 AGENT_UNPLUG_NIC = "workers.agent.network.unplug_nic"
 AGENT_APPLY_PORT_FILTER = "workers.agent.network.apply_port_filter"  # replaced whole; idempotent

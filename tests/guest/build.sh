@@ -11,7 +11,8 @@
 # a reboot when it asked for one), reports block devices and NICs as they appear (block devices
 # also as they go or change size; on a non-root disk it reads, or writes, a marker: disk_marker
 # below), and prints the line "ZENITH GUEST READY" on the serial console (ttyS0) at the
-# end of every boot. Kernel
+# end of every boot; with "zenith.dhcp" each NIC asks DHCP for its address, and "zenith.ping=<address>"
+# reports whether that address answers (see rc.boot below). Kernel
 # command line: "console=ttyS0 quiet panic=0" (file cmdline); add "zenith.noacpid" for a guest
 # that ignores the ACPI power button.
 #
@@ -27,7 +28,7 @@ OUT="${ZENITH_GUEST_DIR:-$ROOT/var/guest}"
 GUEST_CMDLINE="console=ttyS0 quiet panic=0"
 ROOT_DISK_SIZE="64M"
 # Bump when the guest's content changes: a cache of another version is rebuilt.
-GUEST_VERSION=4
+GUEST_VERSION=5
 MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk
   failover net_failover virtio_net evdev button)
 
@@ -165,6 +166,30 @@ disk_marker() {
   esac
 }
 
+# "zenith.dhcp" on the kernel command line: each NIC asks DHCP for its address as it appears
+# ("ZENITH DHCP eth0 10.0.0.5", or "ZENITH DHCP FAILED eth0"); "zenith.ping=<address>" pings that
+# address every second and reports each change ("ZENITH PING <address> up" / "... down"): the
+# real-host network tests read both on the console.
+case " $(cat /proc/cmdline) " in
+*" zenith.dhcp "*) dhcp=1 ;;
+*) dhcp= ;;
+esac
+dhcp_nic() {
+  ip link set "$1" up
+  udhcpc -i "$1" -f -q -n -t 30 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || echo "ZENITH DHCP FAILED $1"
+}
+ping_loop() {
+  state=
+  while :; do
+    if ping -c 1 -W 1 "$1" >/dev/null 2>&1; then now=up; else now=down; fi
+    [ "$now" = "$state" ] || echo "ZENITH PING $1 $now"
+    state=$now
+    sleep 1
+  done
+}
+target="$(sed -n 's/.*zenith\.ping=\([^ ]*\).*/\1/p' /proc/cmdline)"
+if [ -n "$target" ]; then ping_loop "$target" & fi
+
 # Report disks and NICs now and whenever one is added, disks also when they go or change size
 # (attach/detach/extend tests read the console).
 (
@@ -202,6 +227,7 @@ disk_marker() {
       case "$known" in *" net:$n "*) continue ;; esac
       known="$known net:$n "
       echo "ZENITH NIC $n $(cat "$d/address")"
+      if [ -n "$dhcp" ]; then dhcp_nic "$n" & fi
     done
     sleep 0.5 # attach -> seen within the 2 s target; busybox sleeps in fractions
   done
@@ -212,6 +238,25 @@ EOF
 chmod +x "$R/etc/rc.boot"
 
 # busybox acpid maps the power button (input event KEY_POWER) to PWRF and runs this file.
+# busybox udhcpc's hook (zenith.dhcp): configure the address (and default route) it was given
+# and say so.
+cat >"$R/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+bound | renew)
+  ip addr flush dev "$interface"
+  ip addr add "$ip/$mask" dev "$interface"
+  # The first NIC's router (its subnet's gateway) is the way to everything else: a floating IP's
+  # outside callers are answered through it.
+  if [ -n "${router:-}" ] && ! ip route show default | grep -q .; then
+    ip route add default via "${router%% *}" dev "$interface"
+  fi
+  echo "ZENITH DHCP $interface $ip" >/dev/console
+  ;;
+esac
+EOF
+chmod +x "$R/etc/udhcpc.script"
+
 cat >"$R/etc/acpi/PWRF/00000080" <<'EOF'
 #!/bin/sh
 echo "ZENITH GUEST POWEROFF" >/dev/console  # acpid runs us without a terminal

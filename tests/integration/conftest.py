@@ -131,11 +131,12 @@ class Plane:
         argv = processes.conductor_argv(name="conductor-test@%h", concurrency=4, loglevel="INFO")
         return self._launch("conductor", argv, "conductor")
 
-    def launch_agent(self, host: str, libvirt_uri: str | None = None) -> Worker:
+    def launch_agent(
+        self, host: str, libvirt_uri: str | None = None, roles: list[str] | None = None
+    ) -> Worker:
         enrollment.enroll(host)  # as `make run` does: the conductor accepts enrolled hosts only
-        return self._launch(
-            f"agent-{host}", processes.agent_argv(host, libvirt_uri=libvirt_uri), f"compute.{host}"
-        )
+        argv = processes.agent_argv(host, libvirt_uri=libvirt_uri, roles=roles)
+        return self._launch(f"agent-{host}", argv, f"compute.{host}")
 
     def launch_simulated_agent(self, count: int, host_prefix: str, concurrency: int | None = None) -> Worker:
         """One agent process serving ``count`` simulated hosts ``<host_prefix>1`` ... (``--simulate``);

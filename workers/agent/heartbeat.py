@@ -21,7 +21,7 @@ from celery import current_app
 from celery.signals import worker_ready, worker_shutdown
 
 from .. import tasknames
-from . import runtime, signing, storage
+from . import network, runtime, signing, storage
 from .drivers.base import HostInfo
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def power_sync_enabled() -> bool:
 def heartbeat_info(uri: str | None = None, host: str | None = None) -> tuple[HostInfo, dict]:
     """The heartbeat of the current host (``runtime``; ``host`` names it otherwise): its URI and roles,
     and a section per role (``compute``: vCPUs, RAM, disk, hypervisor; ``storage``: its backends, from
-    ``storage.report_section``). Returns the capacity read and the message's info."""
+    ``storage.report_section``; ``network``: its networks, from ``network.report_section``). Returns
+    the capacity read and the message's info."""
     info = runtime.driver(uri).host_info()
     roles = runtime.roles()
     message: dict = {"uri": info.uri, "roles": roles}
@@ -73,6 +74,8 @@ def heartbeat_info(uri: str | None = None, host: str | None = None) -> tuple[Hos
         message["compute"] = asdict(info)
     if "storage" in roles:
         message["storage"] = storage.report_section(host or runtime.host_name(), runtime.driver(uri))
+    if "network" in roles:
+        message["network"] = network.report_section(runtime.driver(uri))
     return info, message
 
 

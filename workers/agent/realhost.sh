@@ -14,6 +14,13 @@
 #
 # QEMU runs as root with stdio_handler = "file" (no virtlogd): measured, a domain start took
 # ~0.3 s that way against ~44 s with QEMU as the libvirt-qemu user.
+#
+# The libvirtd this script starts runs inside the network namespace $ZENITH_REALHOST_NETNS (default
+# zenith-realhost, created here with only lo, up): the bridges, taps, dnsmasq and iptables rules of
+# its networks live there, and real-host network traffic never leaves it (issue 11). Its unix socket
+# is in the shared /run/libvirt, so qemu:///system works from outside as before; the agent runs the
+# floating IPs' commands there (ZENITH_NETWORK_NETNS, workers/agent/network.py). Teardown deletes the
+# namespace once the libvirtd it stopped and the dnsmasq of its networks are gone.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -31,6 +38,7 @@ LIBVIRTD_CONF="${ZENITH_LIBVIRTD_CONF:-$STATE_DIR/libvirtd.conf}"
 PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
   iptables dnsmasq-base libvirt-daemon-config-nwfilter)
 READY_TIMEOUT="${ZENITH_LIBVIRTD_TIMEOUT:-30}"
+NETNS="${ZENITH_REALHOST_NETNS:-zenith-realhost}"
 
 log() { echo "realhost: $*" >&2; }
 die() {
@@ -122,8 +130,36 @@ configure_qemu() {
   return $changed
 }
 
+netns_exists() {
+  [ -e "/run/netns/$NETNS" ] && as_root ip netns exec "$NETNS" true 2>/dev/null
+}
+
+ensure_netns() {
+  # The real host's own network namespace: lo up, nothing else (no route out of it).
+  netns_exists || as_root ip netns add "$NETNS" || die "cannot create network namespace $NETNS"
+  as_root ip netns exec "$NETNS" ip link set lo up || die "cannot bring lo up in $NETNS"
+}
+
+remove_netns() {
+  # After our libvirtd stopped: the dnsmasq of its networks stay behind (their parent is gone);
+  # then the namespace goes, if nothing else runs in it.
+  netns_exists || return 0
+  local pid
+  for pid in $(as_root ip netns pids "$NETNS" 2>/dev/null); do
+    if grep -qx dnsmasq "/proc/$pid/comm" 2>/dev/null; then as_root kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  sleep 0.2
+  if [ -n "$(as_root ip netns pids "$NETNS" 2>/dev/null)" ]; then
+    log "keeping network namespace $NETNS: processes still run in it"
+    return 0
+  fi
+  log "removing network namespace $NETNS"
+  as_root ip netns del "$NETNS" || true
+}
+
 start_libvirtd() {
   mkdir -p "$STATE_DIR"
+  ensure_netns
   # Directories libvirt-daemon-system would have made (QEMU's per-domain logs go to the last).
   as_root mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt/qemu
   if [ ! -f "$LIBVIRTD_CONF" ]; then
@@ -131,7 +167,7 @@ start_libvirtd() {
       "$LOGFILE" >"$LIBVIRTD_CONF"
   fi
   # The daemon does not daemonize its log: stderr goes to our log file.
-  as_root libvirtd -d -f "$LIBVIRTD_CONF" -p "$PIDFILE" >>"$LOGFILE" 2>&1 ||
+  as_root ip netns exec "$NETNS" libvirtd -d -f "$LIBVIRTD_CONF" -p "$PIDFILE" >>"$LOGFILE" 2>&1 ||
     die "libvirtd failed to start, see $LOGFILE"
 }
 
@@ -188,7 +224,9 @@ cmd_status() {
     return 1
   fi
   local started="not by this script"
-  if pid="$(our_pid)"; then started="by this script, pid $pid"; fi
+  if pid="$(our_pid)"; then
+    started="by this script, pid $pid, in network namespace $(as_root ip netns identify "$pid" || echo '?')"
+  fi
   echo "ok: $URI answers; libvirtd started $started"
 }
 
@@ -231,6 +269,7 @@ cmd_teardown() {
   if pid="$(our_pid)"; then
     log "stopping libvirtd pid $pid"
     stop_ours
+    remove_netns
   else
     log "no libvirtd started by this script is running: left alone"
   fi

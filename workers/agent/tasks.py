@@ -17,9 +17,10 @@ from pathlib import Path
 from celery import shared_task
 
 from .. import tasknames
-from ..messages import AttachmentResult, MessageError, VolumeAttachment, VolumeConnection
-from . import heartbeat, images, runtime
+from ..messages import AttachmentResult, MessageError, NicSpec, VolumeAttachment, VolumeConnection
+from . import heartbeat, images, network, runtime
 from .drivers.base import DiskSpec, DomainNotFound, DomainSpec, DriverError
+from .drivers.libvirt import networks as nx
 from .progress import Progress
 from .progress import fetch as _fetch
 from .runtime import host_name
@@ -61,7 +62,9 @@ def spawn_instance(operation_id: str, instance: dict, image: dict, root_volume: 
     """Fetch the image (cached), create the copy-on-write root disk, define and start the domain.
 
     With ``root_volume`` (a ``VolumeConnection``: boot from volume) the root disk is that volume as
-    its storage host hands it over (file, block or network), nothing is cloned into this host's pool."""
+    its storage host hands it over (file, block or network), nothing is cloned into this host's pool.
+    ``instance["nics"]`` (optional): ``workers.messages.NicSpec`` dicts, one NIC each on its libvirt
+    network with its port's nwfilter; none, no NIC (as before)."""
     with runtime.acting_on(str(instance.get("id") or "")):
         return _spawn(operation_id, instance, image, root_volume)
 
@@ -110,6 +113,7 @@ def _spawn(operation_id: str, instance: dict, image: dict, root_volume: dict | N
                     backing_format="qcow2" if image["disk_format"] == "qcow2" else "raw",
                 )
             )
+        nics = _spawn_nics(instance.get("nics") or (), drv)
         console = runtime.console_log_path(instance["id"])
         Path(console).parent.mkdir(parents=True, exist_ok=True)
         progress(90, "starting the domain")
@@ -120,6 +124,7 @@ def _spawn(operation_id: str, instance: dict, image: dict, root_volume: dict | N
                 vcpus=instance["vcpus"],
                 memory_mb=instance["memory_mb"],
                 disks=[disk],
+                nics=nics,
                 console_log=console,
                 **boot,
             )
@@ -138,6 +143,21 @@ def _spawn(operation_id: str, instance: dict, image: dict, root_volume: dict | N
         "domain_type": info["domain_type"],
         "message": f"{domain} running on {host}",
     }
+
+
+def _spawn_nics(specs, drv) -> list:
+    """The driver NICs of a spawn's ``instance["nics"]`` (``workers.messages.NicSpec`` dicts, one per
+    port), each port's nwfilter defined first (recorded on a simulated host): a domain whose NIC
+    references a filter that is not there does not start."""
+    nics = []
+    for raw in specs:
+        nic = NicSpec.from_dict(raw)
+        if nic.filter is not None:
+            answer = network.apply_port_filter(nic.filter.as_dict())
+            if not answer["ok"]:
+                raise DriverError(f"nwfilter {nic.filter.name}: {answer['error']}")
+        nics.append(nx.driver_nic(nic))
+    return nics
 
 
 def _stop_timeout() -> float:

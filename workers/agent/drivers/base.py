@@ -121,6 +121,8 @@ class NicSpec:
     network: str | None = None  # a libvirt network name ...
     bridge: str | None = None  # ... or a host bridge (exactly one of the two)
     model: str = "virtio"
+    target_dev: str = ""  # the tap device's name; "" lets libvirt pick (vnetN)
+    filter: str = ""  # the nwfilter the NIC references (a port's security groups); "" for none
 
     def __post_init__(self):
         if (self.network is None) == (self.bridge is None):

@@ -80,6 +80,7 @@ class Command(BaseCommand):
 
         from identity.errors import InvalidInput
         from workers.agent import heartbeat, runtime, signing
+        from workers.agent import network as _network_tasks  # noqa: F401 - networks, NICs, filters
         from workers.agent import storage as _storage_tasks  # noqa: F401 - the storage role's tasks
         from workers.agent.drivers import DriverError, PoolConflict
         from workers.services import validate_host_name

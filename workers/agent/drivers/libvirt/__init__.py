@@ -8,7 +8,9 @@
 - ``volumes``: the storage role's backends (dir, logical, rbd pools) and their volumes;
 - ``domains``: define, start, power actions, delete, list;
 - ``disks``: plug and unplug disks of a defined domain;
-- ``xml``: the XML libvirt is given (domains, disks, pools, volumes), pure functions;
+- ``networks``: libvirt networks, nwfilters, NICs of domains, floating IPs' NAT rules;
+- ``xml``: the XML libvirt is given (domains, disks, pools, volumes), pure functions (a network's,
+  nwfilter's and NIC's are in ``networks``);
 - ``driver``: ``LibvirtDriver``, made of the mixins above.
 
 URIs: ``test:///default`` (libvirt's in-memory test driver, no daemon), ``test:///abs/host.xml``,

@@ -14,6 +14,7 @@ from workers.agent.drivers.libvirt.disks import DisksMixin
 from workers.agent.drivers.libvirt.domains import DomainsMixin
 from workers.agent.drivers.libvirt.events import EventsMixin
 from workers.agent.drivers.libvirt.host import HostMixin
+from workers.agent.drivers.libvirt.networks import NetworksMixin
 from workers.agent.drivers.libvirt.storage import DEFAULT_POOL_PATH, StorageMixin, pool_name_for
 from workers.agent.drivers.libvirt.volumes import VolumesMixin
 
@@ -26,6 +27,7 @@ class LibvirtDriver(
     VolumesMixin,
     DomainsMixin,
     DisksMixin,
+    NetworksMixin,
     ComputeDriver,
 ):
     def __init__(

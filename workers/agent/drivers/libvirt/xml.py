@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from workers.agent.drivers.base import DiskSpec, DomainSpec
+from workers.agent.drivers.base import DiskSpec, DomainSpec, NicSpec
 
 METADATA_NS = "https://zenith.invalid/xmlns/instance/1"
 METADATA_PREFIX = "zenith"
@@ -82,6 +82,25 @@ def disks_of(xml: str) -> dict[str, tuple[str, str]]:
     return found
 
 
+def interface(parent: ET.Element, nic: NicSpec) -> ET.Element:
+    """An <interface> of ``nic``: on a libvirt network (type network) or a host bridge (type
+    bridge), with its MAC, tap device name and model, and its nwfilter's <filterref> when it has one."""
+    if nic.network is not None:
+        i = _sub(parent, "interface", type="network")
+        _sub(i, "mac", address=nic.mac.lower())
+        _sub(i, "source", network=nic.network)
+    else:
+        i = _sub(parent, "interface", type="bridge")
+        _sub(i, "mac", address=nic.mac.lower())
+        _sub(i, "source", bridge=nic.bridge)
+    if nic.target_dev:
+        _sub(i, "target", dev=nic.target_dev)
+    _sub(i, "model", type=nic.model)
+    if nic.filter:
+        _sub(i, "filterref", filter=nic.filter)
+    return i
+
+
 def domain_xml(spec: DomainSpec, domain_type: str) -> str:
     """The domain definition of ``spec`` for a hypervisor of ``domain_type`` (kvm, qemu, test)."""
     dom = ET.Element("domain", type=domain_type)
@@ -115,15 +134,7 @@ def domain_xml(spec: DomainSpec, domain_type: str) -> str:
     for index, disk in enumerate(spec.disks):
         _disk(devices, disk, disk.target_dev or _disk_dev(index, disk.bus))
     for nic in spec.nics:
-        if nic.network is not None:
-            i = _sub(devices, "interface", type="network")
-            _sub(i, "mac", address=nic.mac.lower())
-            _sub(i, "source", network=nic.network)
-        else:
-            i = _sub(devices, "interface", type="bridge")
-            _sub(i, "mac", address=nic.mac.lower())
-            _sub(i, "source", bridge=nic.bridge)
-        _sub(i, "model", type=nic.model)
+        interface(devices, nic)
     if spec.console_log:
         serial = _sub(devices, "serial", type="file")
         _sub(serial, "source", path=spec.console_log, append="on")
