@@ -5,6 +5,7 @@ import uuid
 from django import forms
 
 from identity.forms import key_value_lines
+from storage.forms import IdempotentForm
 
 # Which wizard step each field is on (a re-rendered form opens the first step with an error).
 STEPS = [
@@ -54,6 +55,16 @@ class LaunchForm(forms.Form):
             if any(self.errors.get(f) for f in fields):
                 return step
         return None
+
+
+class SnapshotForm(IdempotentForm):
+    """The name of an instance's snapshot (a new private image of the project)."""
+
+    name = forms.CharField(
+        max_length=255,
+        label="Snapshot name",
+        help_text="The new image's name; it is private to this project.",
+    )
 
 
 class InstanceFilterForm(forms.Form):

@@ -233,6 +233,7 @@ class Instance(AsyncResource):
     SUSPENDING = "suspending"
     RESUMING = "resuming"
     DELETING = "deleting"
+    IMAGE_SNAPSHOT = "image_snapshot"  # Nova's: the root disk is being copied to a new image
     TASK_STATES = [
         (s, s)
         for s in (
@@ -247,6 +248,7 @@ class Instance(AsyncResource):
             SUSPENDING,
             RESUMING,
             DELETING,
+            IMAGE_SNAPSHOT,
         )
     ]
     # power_state (the driver's values)

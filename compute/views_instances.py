@@ -33,7 +33,7 @@ from identity.dashboard import (
 from identity.models import KeyPair
 
 from . import services
-from .forms_instances import STEPS, ExplainForm, InstanceFilterForm, LaunchForm
+from .forms_instances import STEPS, ExplainForm, InstanceFilterForm, LaunchForm, SnapshotForm
 from .models import Flavor, Image, Instance
 from .tables_instances import ACTIONS, STATUS_FILTER, AdminInstanceTable, InstanceTable
 from .tables_instances import instance_buttons as buttons_for
@@ -278,6 +278,8 @@ def instance_action(request, pk, action):
     instance, refused = permitted_object(request, button.policy, lambda _ctx: _find_instance(request, pk))
     if refused is not None:
         return refused
+    if action == "snapshot":
+        return _snapshot(request, instance)
     if action == "lock":
         change = lambda: services.lock_instance(ctx, instance)  # noqa: E731
     elif action == "unlock":
@@ -287,6 +289,36 @@ def instance_action(request, pk, action):
     call_service(request, None, change, button.message.format(name=instance.name))
     detail = ("compute:instance", instance.pk) if action != "delete" else None
     return redirect_back(request, default="compute:instances", admin="compute:admin-instances", detail=detail)
+
+
+def _snapshot(request, instance: Instance):
+    """Create snapshot: the generated button (posted without a name) opens the small form for the
+    image's name; the form's post starts the snapshot and returns where the button was."""
+    ctx = request.zenith
+    posted = "name" in request.POST
+    form = SnapshotForm(request.POST if posted else None, initial={"name": f"{instance.name}-snapshot"})
+    if posted and form.is_valid():
+        key = form.cleaned_data["idempotency_key"] or None
+        started = call_service(
+            request,
+            form,
+            lambda: services.snapshot_instance(
+                ctx, instance, name=form.cleaned_data["name"], idempotency_key=key
+            ),
+        )
+        if started is not None:
+            messages.success(
+                request,
+                f"Creating snapshot {started[1].name} of instance {instance.name}: it is listed in Images.",
+            )
+            return redirect_back(
+                request,
+                default="compute:instances",
+                admin="compute:admin-instances",
+                detail=("compute:instance", instance.pk),
+            )
+    context = {"form": form, "instance": instance, "back": request.POST.get("back") or "list"}
+    return render(request, "compute/instance_snapshot.html", context, status=400 if posted else 200)
 
 
 # --- admin panels ------------------------------------------------------------------------------------

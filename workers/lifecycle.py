@@ -51,7 +51,7 @@ class Transition:
     name: str
     allowed: frozenset[str]  # stable states it may start from
     busy: str  # the busy state (task state) while it runs
-    target: str  # the stable state it ends in on success
+    target: str  # the stable state it ends in on success; "": the one it started from (a snapshot)
     label: str
     icon: str = "gear"
     style: str = "secondary"  # Bootstrap colour of its button
@@ -103,6 +103,12 @@ def message_shown(message: str, hosts_shown: bool) -> str:
     if hosts_shown or NO_VALID_HOST not in (message or ""):  # also after "Spawning failed on ..."
         return message
     return f"{NO_VALID_HOST}."
+
+
+def operation_params(operation_id) -> dict:
+    """The ``params`` a transition was begun with (what the conductor's steps need of the request)."""
+    payload = Operation.objects.filter(pk=operation_id).values_list("payload", flat=True).first() or {}
+    return payload.get("params") or {}
 
 
 def clean_idempotency_key(value: str | None) -> str:
@@ -320,7 +326,8 @@ class Lifecycle:
             fields = [self.state_field, self.busy_field, self.fault_field, "updated"]
             setattr(row, self.busy_field, "")
             if result.get("ok"):
-                setattr(row, self.state_field, transition.target)
+                if transition.target:
+                    setattr(row, self.state_field, transition.target)
                 setattr(row, self.fault_field, None)
                 fields += self.succeeded(row, transition, result)
                 row.save(update_fields=fields)

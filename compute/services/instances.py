@@ -290,7 +290,10 @@ def instance_action(
     """Start ``action`` (reboot, reboot_hard, stop, start, pause, unpause, suspend, resume, delete).
 
     With ``idempotency_key``, a retry of an action this instance already took with that key starts
-    nothing and answers with the instance as it is now (the earlier action may have finished)."""
+    nothing and answers with the instance as it is now (the earlier action may have finished).
+    A snapshot is ``snapshot_instance``'s: it makes the image its host fills."""
+    if action == "snapshot":
+        raise InvalidInput('A snapshot needs the image\'s name: POST instances/{id}/snapshot/ with {"name"}.')
     return INSTANCE.begin(ctx, instance, action, idempotency_key=idempotency_key)
 
 

@@ -32,11 +32,8 @@ copied; an upload is NotSupported (no stream download there).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
 import logging
 from pathlib import Path
-from urllib.parse import urlparse
 
 from celery import shared_task
 
@@ -52,7 +49,7 @@ from ..messages import (
 )
 from . import images, runtime
 from .drivers.base import BackendSpec, DriverError, VolumeInUse
-from .progress import Progress, fetch
+from .progress import Progress, fetch, put_stream
 from .runtime import host_name
 
 log = logging.getLogger(__name__)
@@ -231,39 +228,6 @@ def _snapshot(req: VolumeRequest, backend: BackendSpec) -> dict:
 def snapshot_volume(request: dict) -> dict:
     """Volume ``request.name``: a full copy of volume ``request.source.name`` in the same pool."""
     return _run(request, _snapshot)
-
-
-def put_stream(url: str, chunks, timeout: float = 60.0) -> tuple[int, str]:
-    """PUT ``chunks`` to ``url`` (chunked transfer encoding); (bytes sent, sha256 hex)."""
-    parts = urlparse(url)
-    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = conn_class(parts.hostname, parts.port, timeout=timeout)
-    digest = hashlib.sha256()
-    sent = 0
-
-    def body():
-        nonlocal sent
-        for chunk in chunks:
-            digest.update(chunk)
-            sent += len(chunk)
-            yield chunk
-
-    try:
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(
-            "PUT",
-            path,
-            body=body(),
-            headers={"Content-Type": "application/octet-stream"},
-            encode_chunked=True,
-        )
-        response = conn.getresponse()
-        text = response.read(2000).decode("utf-8", "replace")
-        if response.status >= 300:
-            raise OSError(f"upload refused by {parts.hostname}: HTTP {response.status} {text.strip()[:200]}")
-    finally:
-        conn.close()
-    return sent, digest.hexdigest()
 
 
 def _upload(req: VolumeRequest, backend: BackendSpec) -> dict:

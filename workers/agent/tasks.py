@@ -20,7 +20,8 @@ from .. import tasknames
 from ..messages import AttachmentResult, MessageError, VolumeAttachment, VolumeConnection
 from . import heartbeat, images, runtime
 from .drivers.base import DiskSpec, DomainNotFound, DomainSpec, DriverError
-from .progress import Progress
+from .drivers.libvirt.disks import flatten_disk
+from .progress import Progress, put_stream
 from .progress import fetch as _fetch
 from .runtime import host_name
 
@@ -232,6 +233,99 @@ def console_log(domain: str, instance_id: str, lines: int = 100) -> dict:
         "output": drv.console_log(runtime.console_log_path(instance_id), lines),
         "supported": True,
     }
+
+
+# -- snapshots: the instance's root disk, flattened, to a signed image upload URL ------------------
+
+
+SIMULATED_SNAPSHOT = (
+    "simulated host (libvirt's test driver): its disks hold no bytes, so the snapshot is the "
+    "instance's base image, which this host has in its image cache, flattened to qcow2"
+)
+
+
+def _file_chunks(path: Path, progress, total: int):
+    mib = max(1, total // MiB)
+    done = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(MiB):
+            done += len(chunk)
+            progress(40 + int(55 * done / max(total, 1)), f"uploading the snapshot: {done // MiB}/{mib} MiB")
+            yield chunk
+
+
+@shared_task(name=tasknames.AGENT_SNAPSHOT_INSTANCE, acks_late=True)
+def snapshot_instance(
+    operation_id: str, domain: str, instance_id: str, upload_url: str, base_image: dict | None = None
+) -> dict:
+    """A flattened qcow2 copy of the domain's root disk (vda), PUT to ``upload_url`` (the portal's
+    signed URL of the queued image) with its Content-Length. A running guest is paused during the
+    copy and resumed after (``ComputeDriver.export_disk``); the answer has the bytes sent, their
+    sha256 and the power state after, which is the one before.
+
+    On libvirt's test driver there are no disk bytes: the simulated disk's content is taken to be
+    its base image ``base_image`` (the signed image spec a spawn gets, already in this host's cache)
+    and that is flattened and sent, the answer saying so (``simulated``). An instance without one
+    (booted from a volume) cannot be snapshotted there."""
+    with runtime.acting_on(instance_id):
+        return _snapshot(operation_id, domain, instance_id, upload_url, base_image)
+
+
+def _snapshot(operation_id, domain, instance_id, upload_url, base_image) -> dict:
+    host = host_name()
+    drv = runtime.driver()
+    progress = Progress(operation_id)
+    work = runtime.host_dir() / "snapshots"
+    dest = work / f"{instance_id}-{operation_id}.qcow2"
+    simulated = False
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)  # a redelivered task starts its copy again
+        simulated = drv.resolved_domain_type() == "test"
+        progress(15, "copying the root disk")
+        if simulated:
+            drv.power_state(domain)  # the domain must exist here, as for a real copy
+            if not base_image:
+                return {
+                    "ok": False,
+                    "host": host,
+                    "error": f"{host} is a simulated host and the instance "
+                    "has no base image: there are no disk bytes to snapshot",
+                }
+            source = _fetch(base_image)
+            flatten_disk(source, "qcow2" if base_image.get("disk_format") == "qcow2" else "raw", str(dest))
+            source = message = SIMULATED_SNAPSHOT
+        else:
+            done = drv.export_disk(domain, str(dest))
+            source = done["source"]
+            message = f"{source} copied" + (" (the guest was paused meanwhile)" if done["paused"] else "")
+        size = dest.stat().st_size
+        sent, checksum = put_stream(upload_url, _file_chunks(dest, progress, size), length=size)
+        return {
+            "ok": True,
+            "host": host,
+            "power_state": drv.power_state(domain),
+            "size_bytes": sent,
+            "checksum": checksum,
+            "simulated": simulated,
+            "source": source,
+            "message": f"{message}; {sent} bytes uploaded",
+        }
+    except DomainNotFound:
+        return {
+            "ok": False,
+            "host": host,
+            "power_state": "nostate",
+            "error": f"no domain {domain} on host {host}",
+        }
+    except (DriverError, images.ImageFetchError, OSError, KeyError) as exc:
+        log.warning("snapshot of %s on %s failed: %s", domain, host, exc)
+        power = ""
+        with contextlib.suppress(DriverError):
+            power = drv.power_state(domain)
+        return {"ok": False, "host": host, "power_state": power, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        dest.unlink(missing_ok=True)
 
 
 # -- volumes on this compute host's domains: a ``workers.messages.VolumeAttachment`` in, an
