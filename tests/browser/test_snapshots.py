@@ -13,9 +13,8 @@ from playwright.sync_api import expect
 
 from compute import services
 from compute.models import Image, Instance
-from tests.integration.conftest import PLANE_KEY, Plane, clear_broker, shut_down
+from tests.integration.conftest import agent_plane_for
 from tests.integration.test_async_plane import wait_for
-from workers import processes
 from workers.models import Host
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -26,17 +25,8 @@ DEADLINE_MS = 30_000
 
 @pytest.fixture(scope="module")
 def plane(request, django_db_setup, django_db_blocker, live_server, tmp_path_factory):
-    clear_broker()
-    workers = Plane(tmp_path_factory.mktemp("worker-logs"))
-    workers.env.update(
-        ZENITH_PORTAL_URL=live_server.url, ZENITH_HEARTBEAT_INTERVAL="3", ZENITH_POWER_SYNC="0"
-    )
-    request.node.stash[PLANE_KEY] = workers
-    try:
-        workers.start(workers.launch_conductor(), workers.launch_agent(HOST, processes.simulated_host_uri()))
+    with agent_plane_for(request, django_db_blocker, live_server, tmp_path_factory, HOST) as workers:
         yield workers
-    finally:
-        shut_down(workers, django_db_blocker)
 
 
 def test_create_snapshot_from_the_instance_page(cloud, plane, live_server, settings, login):

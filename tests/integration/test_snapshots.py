@@ -18,10 +18,9 @@ from compute import services
 from compute.models import Image, Instance
 from identity.models import ResourceAction
 from tests.conftest import token_client
-from workers import processes
 from workers.models import Host, Operation
 
-from .conftest import PLANE_KEY, Plane, clear_broker, shut_down
+from .conftest import Plane, agent_plane_for
 from .test_async_plane import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -35,17 +34,8 @@ NOT_QCOW2 = b"QFI\xfb" + b"\0" * 4092 + b"not a qcow2 header" * 100
 
 @pytest.fixture(scope="module")
 def snapshot_plane(request, django_db_setup, django_db_blocker, live_server, tmp_path_factory):
-    clear_broker()
-    workers = Plane(tmp_path_factory.mktemp("worker-logs"))
-    workers.env.update(
-        ZENITH_PORTAL_URL=live_server.url, ZENITH_HEARTBEAT_INTERVAL="3", ZENITH_POWER_SYNC="0"
-    )
-    request.node.stash[PLANE_KEY] = workers
-    try:
-        workers.start(workers.launch_conductor(), workers.launch_agent(HOST, processes.simulated_host_uri()))
+    with agent_plane_for(request, django_db_blocker, live_server, tmp_path_factory, HOST) as workers:
         yield workers
-    finally:
-        shut_down(workers, django_db_blocker)
 
 
 @pytest.fixture

@@ -161,6 +161,22 @@ def _hard_reboot(drv, domain: str) -> None:
     drv.start(domain)
 
 
+def _domain_failure(drv, host: str, domain: str, exc: Exception, error: str) -> dict:
+    """A failed action's answer, with the power state the domain is in after it (``nostate`` when
+    there is no such domain here)."""
+    if isinstance(exc, DomainNotFound):
+        return {
+            "ok": False,
+            "host": host,
+            "power_state": "nostate",
+            "error": f"no domain {domain} on host {host}",
+        }
+    power = ""
+    with contextlib.suppress(DriverError):
+        power = drv.power_state(domain)
+    return {"ok": False, "host": host, "power_state": power, "error": error}
+
+
 @shared_task(name=tasknames.AGENT_INSTANCE_ACTION, acks_late=True)
 def instance_action(action: str, domain: str, instance_id: str = "") -> dict:
     """One lifecycle action on a domain; answers with the power state libvirt reports after it."""
@@ -194,18 +210,8 @@ def _instance_action(action: str, domain: str, instance_id: str) -> dict:
         else:
             return {"ok": False, "host": host, "error": f"unknown action {action!r}"}
         return {"ok": True, "host": host, "power_state": drv.power_state(domain), "message": f"{action} done"}
-    except DomainNotFound:
-        return {
-            "ok": False,
-            "host": host,
-            "power_state": "nostate",
-            "error": f"no domain {domain} on host {host}",
-        }
     except DriverError as exc:
-        power = ""
-        with contextlib.suppress(DriverError):
-            power = drv.power_state(domain)
-        return {"ok": False, "host": host, "power_state": power, "error": str(exc)}
+        return _domain_failure(drv, host, domain, exc, str(exc))
 
 
 @shared_task(name=tasknames.AGENT_CONSOLE_LOG, acks_late=True)
@@ -311,19 +317,9 @@ def _snapshot(operation_id, domain, instance_id, upload_url, base_image) -> dict
             "source": source,
             "message": f"{message}; {sent} bytes uploaded",
         }
-    except DomainNotFound:
-        return {
-            "ok": False,
-            "host": host,
-            "power_state": "nostate",
-            "error": f"no domain {domain} on host {host}",
-        }
     except (DriverError, images.ImageFetchError, OSError, KeyError) as exc:
         log.warning("snapshot of %s on %s failed: %s", domain, host, exc)
-        power = ""
-        with contextlib.suppress(DriverError):
-            power = drv.power_state(domain)
-        return {"ok": False, "host": host, "power_state": power, "error": f"{type(exc).__name__}: {exc}"}
+        return _domain_failure(drv, host, domain, exc, f"{type(exc).__name__}: {exc}")
     finally:
         dest.unlink(missing_ok=True)
 
