@@ -67,6 +67,16 @@ class SnapshotForm(IdempotentForm):
     )
 
 
+class RebuildForm(IdempotentForm):
+    """The image an instance is rebuilt from (the images it may boot: active disks, not kernels)."""
+
+    image = forms.ChoiceField(label="Image", help_text="Its root disk is made anew from this image.")
+
+    def __init__(self, *args, images=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["image"].choices = [(str(i.pk), i.name) for i in images]
+
+
 class InstanceFilterForm(forms.Form):
     """The instances table's filter: name contains, status."""
 

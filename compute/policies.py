@@ -39,6 +39,7 @@ register_defaults(
         "compute:instance:suspend": MEMBER,
         "compute:instance:resume": MEMBER,
         "compute:instance:snapshot": MEMBER,
+        "compute:instance:rebuild": MEMBER,
         "compute:instance:lock": MEMBER,
         "compute:instance:unlock": MEMBER,
         "compute:instance:console": MEMBER,

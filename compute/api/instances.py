@@ -151,6 +151,10 @@ class SnapshotSerializer(StrictSerializer):
     name = StrictCharField(max_length=255, help_text="the new image's name")
 
 
+class RebuildSerializer(StrictSerializer):
+    image = StrictCharField(help_text="id or name of the image to rebuild from")
+
+
 class SnapshotAnswerSerializer(ImageSerializer):
     """The new image (queued), with the operation that fills it and the instance it comes from."""
 
@@ -265,6 +269,23 @@ class InstanceViewSet(
         if instance.operation_id:
             response["Location"] = f"/api/v1/operations/{instance.operation_id}/"
         return response
+
+    @extend_schema(
+        request=RebuildSerializer, responses={202: InstanceSerializer}, parameters=[IDEMPOTENCY_KEY]
+    )
+    @action(detail=True, methods=["post"])
+    def rebuild(self, request, pk=None):
+        """Nova's rebuild: the same instance (id, host, flavor) on a root disk made anew from the image;
+        task_state rebuilding (status REBUILD), then ACTIVE running that image."""
+        body = RebuildSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance = services.rebuild_instance(
+            self.ctx,
+            self.get_object(),
+            image=body.validated_data["image"],
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        return accepted(self, instance)
 
     @extend_schema(request=None, responses={200: InstanceSerializer})
     @action(detail=True, methods=["post"])

@@ -25,6 +25,7 @@ I = Instance  # noqa: E741 - the state constants read better short
 _ALL_LIVE = frozenset({I.BUILDING, I.ACTIVE, I.STOPPED, I.PAUSED, I.SUSPENDED, I.ERROR})
 _REBOOT = "compute:instance:reboot"
 SNAPSHOT = "snapshot"
+REBUILD = "rebuild"
 
 
 def _action(*args, **kwargs) -> Transition:
@@ -134,6 +135,18 @@ TRANSITIONS = (
         host_task=tasknames.AGENT_SNAPSHOT_INSTANCE,
         endpoint="",  # POST instances/{id}/snapshot/ takes the image's name (compute.api.instances)
     ),
+    Transition(
+        REBUILD,
+        frozenset({I.ACTIVE, I.STOPPED, I.ERROR}),
+        I.REBUILDING,
+        I.ACTIVE,
+        "Rebuild",
+        icon="arrow-repeat",
+        style="warning",
+        message="Rebuilding instance {name}.",
+        host_task=tasknames.AGENT_REBUILD_INSTANCE,
+        endpoint="",  # POST instances/{id}/rebuild/ takes the image (compute.api.instances)
+    ),
     _action(
         "delete",
         _ALL_LIVE,
@@ -232,6 +245,12 @@ class InstanceLifecycle(lifecycle.Lifecycle):
                 f"Instance {obj.name} boots from a volume: upload that volume to an image instead.",
                 code="boots_from_volume",
             )
+        if transition.name == REBUILD and obj.boots_from_volume:
+            raise Conflict(
+                f"Instance {obj.name} boots from a volume: its root disk is that volume, not a copy of "
+                "an image.",
+                code="boots_from_volume",
+            )
 
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
         instance = Instance.objects.select_related("host").filter(pk=resource_id).first()
@@ -259,6 +278,18 @@ class InstanceLifecycle(lifecycle.Lifecycle):
                 self.settle(operation_id, resource_id, SNAPSHOT, {"ok": False, "error": kwargs})
                 return None
             return HostWork(host=instance.host.name, task=transition.host_task, kwargs=kwargs)
+        if transition.name == REBUILD:
+            image = Image.objects.filter(pk=params.get("image_id"), status=Image.ACTIVE).first()
+            if image is None:
+                self.settle(
+                    operation_id,
+                    resource_id,
+                    REBUILD,
+                    {"ok": False, "error": "the image is no longer active"},
+                )
+                return None
+            kwargs = {"operation_id": str(operation_id), **conductor.rebuild_work(instance, image)}
+            return HostWork(host=instance.host.name, task=transition.host_task, kwargs=kwargs)
         return HostWork(
             host=instance.host.name,
             task=transition.host_task,
@@ -272,10 +303,16 @@ class InstanceLifecycle(lifecycle.Lifecycle):
 
     def succeeded(self, obj, transition: Transition, result: dict) -> list[str]:
         obj.power_state = result.get("power_state") or obj.power_state
+        if transition.name == REBUILD:  # the instance now runs the image it was rebuilt from
+            obj.image_id = operation_params(obj.operation_id).get("image_id") or obj.image_id
+            return ["power_state", "image"]
         return ["power_state"]
 
     def failed(self, obj, transition: Transition, result: dict, error: str) -> list[str]:
         power = result.get("power_state") or ""
+        if transition.name == REBUILD and power in ("", "nostate"):
+            obj.power_state, obj.vm_state = "nostate", I.ERROR  # its old disk went: no guest is left
+            return ["power_state"]
         if power:
             obj.power_state = power
             obj.vm_state = POWER_TO_VM_STATE.get(power, obj.vm_state)

@@ -48,7 +48,7 @@ def test_create_snapshot_from_the_instance_page(cloud, plane, live_server, setti
     page.goto(f"/dashboard/compute/instances/{instance.pk}/")
     summary = page.locator("#instance-summary")
     summary.get_by_role("button", name="Create snapshot", exact=True).click()
-    expect(page.get_by_role("heading", name="Create snapshot of web-1")).to_be_visible()
+    expect(page.get_by_role("heading", name="Create snapshot: web-1")).to_be_visible()
     name = page.get_by_label("Snapshot name")
     expect(name).to_have_value("web-1-snapshot")
     name.fill("")

@@ -99,6 +99,7 @@ class TestInstancesPage:
             "pause",
             "suspend",
             "snapshot",
+            "rebuild",
             "delete",
             "lock",
         }

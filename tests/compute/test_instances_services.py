@@ -167,10 +167,12 @@ def test_the_declared_actions_are_the_expected_ones():
     assert (snapshot.allowed, snapshot.busy, snapshot.target) == ({"active", "stopped"}, "image_snapshot", "")
 
 
-def test_a_snapshot_is_no_bare_action(cloud, image, tiny):
+def test_a_snapshot_or_rebuild_is_no_bare_action(cloud, image, tiny):
     instance = in_state(launch(cloud, flavor=tiny), "active")
     with pytest.raises(InvalidInput, match="needs the image's name"):
         services.instance_action(cloud.ctx(cloud.member), instance, "snapshot")
+    with pytest.raises(InvalidInput, match="needs its image"):
+        services.instance_action(cloud.ctx(cloud.member), instance, "rebuild")
     assert Instance.objects.get(pk=instance.pk).task_state == ""
 
 

@@ -136,3 +136,27 @@ def test_a_disk_qemu_img_cannot_read_kills_the_image_and_leaves_the_instance(wor
     assert "qemu-img convert" in reason
     assert Operation.objects.get(pk=answer["operation"]["id"]).state == "failed"
     assert Instance.objects.get(pk=vm["id"]).vm_state == Instance.ACTIVE
+
+
+def test_rebuild_from_the_snapshot_and_from_an_image_the_host_cannot_fetch(world, snapshot_plane, cloud):
+    client = world
+    vm = boot(client, "rebuilt", "base", snapshot_plane)
+    image = image_done(snapshot(client, vm["id"], "rebuild-from"), snapshot_plane)
+    assert image.status == Image.ACTIVE
+    response = client.post(f"{URL}{vm['id']}/rebuild/", {"image": "rebuild-from"}, format="json")
+    assert response.status_code == 202 and response.json()["status"] == "REBUILD", response.content
+    after = settled(client, vm["id"], "ACTIVE", snapshot_plane)
+    assert (after["id"], after["image"]["id"], after["power_state"]) == (vm["id"], str(image.pk), "running")
+    assert Instance.objects.get(pk=vm["id"]).host.name == HOST
+
+    # An image whose bytes the portal lost: the host cannot fetch it, the old guest stays as it was.
+    admin = cloud.ctx(cloud.admin)
+    lost = services.create_image(admin, name="lost", disk_format="qcow2", visibility="public")
+    services.upload_image_data(admin, lost, [BASE + b"\0" * 512])
+    lost.refresh_from_db()
+    default_storage.delete(lost.file.name)
+    response = client.post(f"{URL}{vm['id']}/rebuild/", {"image": "lost"}, format="json")
+    assert response.status_code == 202, response.content
+    kept = settled(client, vm["id"], "ACTIVE", snapshot_plane)
+    assert kept["image"]["id"] == str(image.pk) and kept["power_state"] == "running"
+    assert "ImageFetchError" in kept["fault"]["message"]

@@ -141,6 +141,29 @@ def _spawn(operation_id: str, instance: dict, image: dict, root_volume: dict | N
     }
 
 
+@shared_task(name=tasknames.AGENT_REBUILD_INSTANCE, acks_late=True)
+def rebuild_instance(operation_id: str, instance: dict, image: dict) -> dict:
+    """Nova's rebuild: the same domain (name, uuid) on a root disk made anew from ``image`` (a spawn's
+    signed image spec), started. The image (and its kernel and ramdisk) is fetched first: a failure
+    there leaves the old guest as it was. Then the domain and its root disk go and ``_spawn`` makes
+    them again; a failure from there on leaves nothing (``power_state`` nostate: the instance's
+    lifecycle sets ERROR)."""
+    with runtime.acting_on(str(instance.get("id") or "")):
+        host = host_name()
+        drv = runtime.driver()
+        domain = instance["domain"]
+        try:
+            for spec in (image, image.get("kernel"), image.get("ramdisk")):
+                if spec and spec.get("size"):
+                    _fetch(spec)
+            drv.destroy_and_undefine(domain)
+            drv.delete_volume(f"{domain}-disk")
+        except (DriverError, images.ImageFetchError, OSError, KeyError) as exc:
+            log.warning("rebuild of %s on %s failed before the old disk went: %s", domain, host, exc)
+            return _domain_failure(drv, host, domain, exc, f"{type(exc).__name__}: {exc}")
+        return _spawn(operation_id, instance, image, None)
+
+
 def _stop_timeout() -> float:
     try:
         return float(os.environ.get(STOP_TIMEOUT_ENV, "60"))
