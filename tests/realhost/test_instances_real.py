@@ -220,12 +220,13 @@ def test_a_real_guest_boots_from_a_volume_through_the_api(client, real_plane, la
         Host.objects.filter(name=SIM).update(enabled=True)
 
 
-def test_a_snapshot_of_a_running_guest_carries_what_it_wrote_to_a_copy(
+def test_a_snapshot_of_a_running_guest_carries_what_it_wrote_to_a_copy_and_a_rebuild_clears_it(
     client, real_plane, launched, cloud, realhost
 ):
     """A running guest writes a marker to its root disk (zenith.rootmark on its command line); its
     snapshot (paused for the copy, running after, never rebooted) is an active qcow2 image of the
-    project; a copy booted from it, with no mark on its command line, reads the marker back."""
+    project; a copy booted from it, with no mark on its command line, reads the marker back; rebuilt
+    from the plain guest image, the same instance boots on a new, empty root disk."""
     from compute.models import Image
 
     mark = f"snap-{cloud.project.pk.hex[:8]}"
@@ -287,5 +288,17 @@ def test_a_snapshot_of_a_running_guest_carries_what_it_wrote_to_a_copy(
     wait_for(
         lambda: f"ZENITH DISK DATA vda {mark}" in console(client, copy),
         lambda: f"the marker read on {copy}:\n{console(client, copy)}",
+        BOOT,
+    )
+
+    # Rebuilt from the plain guest image: same instance and host, a new root disk (the marker is gone).
+    response = client.post(f"{API}{copy}/rebuild/", {"image": "zenith-guest"}, format="json")
+    assert response.status_code == 202, response.content
+    rebuilt = wait_status(client, copy, "ACTIVE", real_plane)
+    assert (rebuilt["id"], rebuilt["image"]["id"]) == (copy, str(guest.pk))
+    assert Instance.objects.get(pk=copy).host.name == REAL
+    wait_for(
+        lambda: "ZENITH DISK EMPTY vda" in console(client, copy),
+        lambda: f"the rebuilt root disk to be empty on {copy}:\n{console(client, copy)}",
         BOOT,
     )
