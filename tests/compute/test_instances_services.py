@@ -160,11 +160,15 @@ def actions_of(instance):
 
 
 def test_the_declared_actions_are_the_expected_ones():
-    assert [name for name in ACTIONS if name != "snapshot"] == list(EXPECTED)
-    snapshot = ACTIONS[
-        "snapshot"
-    ]  # its own service: it needs the image's name (tests/compute/test_snapshots.py)
+    # Snapshot and rebuild have services of their own: they take an image (test_snapshots, test_rebuild).
+    assert [name for name in ACTIONS if name not in ("snapshot", "rebuild")] == list(EXPECTED)
+    snapshot, rebuild = ACTIONS["snapshot"], ACTIONS["rebuild"]
     assert (snapshot.allowed, snapshot.busy, snapshot.target) == ({"active", "stopped"}, "image_snapshot", "")
+    assert (rebuild.allowed, rebuild.busy, rebuild.target) == (
+        {"active", "stopped", "error"},
+        "rebuilding",
+        "active",
+    )
 
 
 def test_a_snapshot_or_rebuild_is_no_bare_action(cloud, image, tiny):
