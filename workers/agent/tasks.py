@@ -325,7 +325,8 @@ def _snapshot(operation_id, domain, instance_id, upload_url, base_image) -> dict
             flatten_disk(source, "qcow2" if base_image.get("disk_format") == "qcow2" else "raw", str(dest))
             source = message = SIMULATED_SNAPSHOT
         else:
-            done = drv.export_disk(domain, str(dest))
+            # The marker outlives an agent killed mid-copy: the redelivered task resumes the guest.
+            done = drv.export_disk(domain, str(dest), marker=str(work / f"{domain}.paused"))
             source = done["source"]
             message = f"{source} copied" + (" (the guest was paused meanwhile)" if done["paused"] else "")
         size = dest.stat().st_size

@@ -8,9 +8,11 @@ guest saw it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import libvirt
 
@@ -128,15 +130,18 @@ class DisksMixin:
                 dom.blockResize(target, int(size_bytes), libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
             return {"target": target, "live": active}
 
-    def export_disk(self, name: str, dest: str, target: str = "vda") -> dict:
+    def export_disk(self, name: str, dest: str, target: str = "vda", marker: str | None = None) -> dict:
         """A consistent, flattened qcow2 copy of domain ``name``'s disk ``target`` at ``dest``.
 
         A running guest is paused for the copy (QEMU drains and flushes its block layer when it
         stops the vCPUs, so the file holds every write the guest issued) and resumed afterwards,
-        whatever happened; a paused or shut-off domain is copied as it is and left so. The guest's
+        whatever happened; a paused or shut-off one is copied as it is and left so. The guest's
         own page cache is the guest's: what it has not written is not in the copy (as with Nova's
-        cold snapshot). ``{"source", "paused"}``. libvirt's test driver holds no disk bytes:
-        NotSupported (the caller decides what a simulated host's snapshot is)."""
+        cold snapshot). ``marker`` (a file path) exists while this copy holds the guest paused: a
+        copy that finds it and a paused guest (its agent was killed mid-copy and the task came
+        again) resumes the guest after its own copy. ``{"source", "paused"}``. libvirt's test
+        driver holds no disk bytes: NotSupported (the caller decides what a simulated host's
+        snapshot is)."""
         with _errors():
             dom = self._lookup(name)
             if self.resolved_domain_type() == "test":
@@ -147,12 +152,19 @@ class DisksMixin:
             source, disk_xml = disks[target]
             driver = ET.fromstring(disk_xml).find("driver")
             source_format = (driver.get("type") if driver is not None else None) or "raw"
-            paused = dom.isActive() and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-            if paused:
+            state = dom.state()[0] if dom.isActive() else libvirt.VIR_DOMAIN_SHUTOFF
+            left_paused = bool(marker) and os.path.exists(marker) and state == libvirt.VIR_DOMAIN_PAUSED
+            pause = state == libvirt.VIR_DOMAIN_RUNNING
+            if pause:
+                if marker:
+                    Path(marker).parent.mkdir(parents=True, exist_ok=True)
+                    Path(marker).write_text(name)
                 dom.suspend()
             try:
                 flatten_disk(source, source_format, dest)
             finally:
-                if paused:
+                if pause or left_paused:
                     dom.resume()
-            return {"source": source, "paused": paused}
+                if marker:
+                    Path(marker).unlink(missing_ok=True)
+            return {"source": source, "paused": pause or left_paused}
