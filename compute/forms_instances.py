@@ -5,7 +5,7 @@ import uuid
 from django import forms
 
 from identity.forms import key_value_lines
-from storage.forms import size_field
+from storage.forms import IdempotentForm, size_field
 
 # What the instance boots from: an image (a disk on its host), an existing bootable volume, or a new
 # volume made from an image (Nova's block_device_mapping_v2 source_type volume / image).
@@ -107,6 +107,26 @@ class LaunchForm(forms.Form):
             if any(self.errors.get(f) for f in fields):
                 return step
         return None
+
+
+class SnapshotForm(IdempotentForm):
+    """The name of an instance's snapshot (a new private image of the project)."""
+
+    name = forms.CharField(
+        max_length=255,
+        label="Snapshot name",
+        help_text="The new image's name; it is private to this project.",
+    )
+
+
+class RebuildForm(IdempotentForm):
+    """The image an instance is rebuilt from (the images it may boot: active disks, not kernels)."""
+
+    image = forms.ChoiceField(label="Image", help_text="Its root disk is made anew from this image.")
+
+    def __init__(self, *args, images=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["image"].choices = [(str(i.pk), i.name) for i in images]
 
 
 class InstanceFilterForm(forms.Form):

@@ -233,6 +233,8 @@ class Instance(AsyncResource):
     SUSPENDING = "suspending"
     RESUMING = "resuming"
     DELETING = "deleting"
+    IMAGE_SNAPSHOT = "image_snapshot"  # Nova's: the root disk is being copied to a new image
+    REBUILDING = "rebuilding"  # the root disk is recreated from a (new) image, the domain restarted
     TASK_STATES = [
         (s, s)
         for s in (
@@ -247,6 +249,8 @@ class Instance(AsyncResource):
             SUSPENDING,
             RESUMING,
             DELETING,
+            IMAGE_SNAPSHOT,
+            REBUILDING,
         )
     ]
     # power_state (the driver's values)
@@ -307,7 +311,10 @@ class Instance(AsyncResource):
 
     @property
     def status(self) -> str:
-        """Nova's status: BUILD, ACTIVE, REBOOT, HARD_REBOOT, SHUTOFF, PAUSED, SUSPENDED, ERROR, DELETED."""
+        """Nova's status: BUILD, ACTIVE, REBOOT, HARD_REBOOT, REBUILD, SHUTOFF, PAUSED, SUSPENDED, ERROR,
+        DELETED."""
+        if self.task_state == self.REBUILDING and self.vm_state != self.DELETED:
+            return "REBUILD"
         if self.vm_state == self.ACTIVE:
             if self.task_state == self.REBOOTING:
                 return "REBOOT"

@@ -38,6 +38,8 @@ register_defaults(
         "compute:instance:unpause": MEMBER,
         "compute:instance:suspend": MEMBER,
         "compute:instance:resume": MEMBER,
+        "compute:instance:snapshot": MEMBER,
+        "compute:instance:rebuild": MEMBER,
         "compute:instance:lock": MEMBER,
         "compute:instance:unlock": MEMBER,
         "compute:instance:console": MEMBER,

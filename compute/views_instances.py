@@ -8,7 +8,9 @@ through the service (with its timeout) only when the user opens it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -33,7 +35,15 @@ from identity.dashboard import (
 from identity.models import KeyPair
 
 from . import services
-from .forms_instances import BOOT_SOURCES, STEPS, ExplainForm, InstanceFilterForm, LaunchForm
+from .forms_instances import (
+    BOOT_SOURCES,
+    STEPS,
+    ExplainForm,
+    InstanceFilterForm,
+    LaunchForm,
+    RebuildForm,
+    SnapshotForm,
+)
 from .models import Flavor, Image, Instance
 from .tables_instances import ACTIONS, STATUS_FILTER, AdminInstanceTable, InstanceTable
 from .tables_instances import instance_buttons as buttons_for
@@ -284,6 +294,8 @@ def instance_action(request, pk, action):
     instance, refused = permitted_object(request, button.policy, lambda _ctx: _find_instance(request, pk))
     if refused is not None:
         return refused
+    if action in FORM_ACTIONS:
+        return _form_action(request, instance, FORM_ACTIONS[action])
     if action == "lock":
         change = lambda: services.lock_instance(ctx, instance)  # noqa: E731
     elif action == "unlock":
@@ -293,6 +305,82 @@ def instance_action(request, pk, action):
     call_service(request, None, change, button.message.format(name=instance.name))
     detail = ("compute:instance", instance.pk) if action != "delete" else None
     return redirect_back(request, default="compute:instances", admin="compute:admin-instances", detail=detail)
+
+
+@dataclass(frozen=True)
+class FormAction:
+    """An action that needs more than a click (the generated button posts without its field: the
+    small form for it is shown; the form's post starts it)."""
+
+    field: str
+    title: str
+    submit: str
+    intro: str
+    form: Callable[[Any, Instance, Any], forms.Form]  # (POST data or None, instance, ctx) -> its form
+    start: Callable[[Any, Instance, dict], Any]  # (ctx, instance, cleaned data) -> started
+    success: Callable[[Any, Instance], str]
+
+
+def _rebuild_images(ctx):
+    return Image.objects.visible_to(ctx).filter(status=Image.ACTIVE).exclude(disk_format__in=["aki", "ari"])
+
+
+FORM_ACTIONS = {
+    "snapshot": FormAction(
+        field="name",
+        title="Create snapshot",
+        submit="Create snapshot",
+        intro="Its host copies the instance's root disk into a new image of this project (a running guest "
+        "is paused for the copy). The image is listed in Images: queued, then saving, then active; a new "
+        "instance can boot from it.",
+        form=lambda data, instance, _ctx: SnapshotForm(data, initial={"name": f"{instance.name}-snapshot"}),
+        start=lambda ctx, instance, data: services.snapshot_instance(
+            ctx, instance, name=data["name"], idempotency_key=data["idempotency_key"] or None
+        ),
+        success=lambda started, instance: (
+            f"Creating snapshot {started[1].name} of instance {instance.name}: it is listed in Images."
+        ),
+    ),
+    "rebuild": FormAction(
+        field="image",
+        title="Rebuild",
+        submit="Rebuild",
+        intro="The instance keeps its id, flavor and host; its root disk is made anew from the image "
+        "chosen here and it is started: what is on its disk now is lost.",
+        form=lambda data, instance, ctx: RebuildForm(
+            data, images=_rebuild_images(ctx), initial={"image": str(instance.image_id or "")}
+        ),
+        start=lambda ctx, instance, data: services.rebuild_instance(
+            ctx, instance, image=data["image"], idempotency_key=data["idempotency_key"] or None
+        ),
+        success=lambda started, instance: f"Rebuilding instance {instance.name}.",
+    ),
+}
+
+
+def _form_action(request, instance: Instance, action: FormAction):
+    """The generated button (no ``action.field`` posted) gets the small form; its post starts it."""
+    ctx = request.zenith
+    posted = action.field in request.POST
+    form = action.form(request.POST if posted else None, instance, ctx)
+    if posted and form.is_valid():
+        started = call_service(request, form, lambda: action.start(ctx, instance, form.cleaned_data))
+        if started is not None:
+            messages.success(request, action.success(started, instance))
+            return redirect_back(
+                request,
+                default="compute:instances",
+                admin="compute:admin-instances",
+                detail=("compute:instance", instance.pk),
+            )
+    context = {
+        "form": form,
+        "instance": instance,
+        "action": action,
+        "action_name": next(name for name, a in FORM_ACTIONS.items() if a is action),
+        "back": request.POST.get("back") or "list",
+    }
+    return render(request, "compute/instance_action_form.html", context, status=400 if posted else 200)
 
 
 # --- admin panels ------------------------------------------------------------------------------------

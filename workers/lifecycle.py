@@ -51,7 +51,7 @@ class Transition:
     name: str
     allowed: frozenset[str]  # stable states it may start from
     busy: str  # the busy state (task state) while it runs
-    target: str  # the stable state it ends in on success
+    target: str  # the stable state it ends in on success; "": the one it started from (a snapshot)
     label: str
     icon: str = "gear"
     style: str = "secondary"  # Bootstrap colour of its button
@@ -105,6 +105,12 @@ def message_shown(message: str, hosts_shown: bool) -> str:
     return f"{NO_VALID_HOST}."
 
 
+def operation_params(operation_id) -> dict:
+    """The ``params`` a transition was begun with (what the conductor's steps need of the request)."""
+    payload = Operation.objects.filter(pk=operation_id).values_list("payload", flat=True).first() or {}
+    return payload.get("params") or {}
+
+
 def clean_idempotency_key(value: str | None) -> str:
     key = (value or "").strip()
     if len(key) > MAX_IDEMPOTENCY_KEY:
@@ -151,12 +157,6 @@ def create_with_transition(ctx: Context, model: type, kind: str, key: str = "", 
         audit_extra={"idempotency_key": key},
         **fields,
     )
-
-
-def operation_params(operation_id) -> dict:
-    """The ``params`` a transition was begun with (what its host work and its settling read back)."""
-    payload = Operation.objects.filter(pk=operation_id).values_list("payload", flat=True).first() or {}
-    return payload.get("params") or {}
 
 
 class Lifecycle:
@@ -377,7 +377,8 @@ class Lifecycle:
             fields = [self.state_field, self.busy_field, self.fault_field, "updated"]
             setattr(row, self.busy_field, "")
             if result.get("ok"):
-                setattr(row, self.state_field, transition.target)
+                if transition.target:
+                    setattr(row, self.state_field, transition.target)
                 setattr(row, self.fault_field, None)
                 fields += self.succeeded(row, transition, result)
                 row.save(update_fields=fields)

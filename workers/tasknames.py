@@ -27,6 +27,8 @@ AGENT_REPORT_HOST = "workers.agent.tasks.report_host"
 AGENT_SPAWN_INSTANCE = "workers.agent.tasks.spawn_instance"
 AGENT_INSTANCE_ACTION = "workers.agent.tasks.instance_action"
 AGENT_CONSOLE_LOG = "workers.agent.tasks.console_log"
+AGENT_REBUILD_INSTANCE = "workers.agent.tasks.rebuild_instance"  # root disk recreated, same domain
+AGENT_SNAPSHOT_INSTANCE = "workers.agent.tasks.snapshot_instance"  # root disk -> a signed image URL
 
 # Host agents, storage role (queue ``storage.<host>``): a ``workers.messages.VolumeRequest`` in,
 # a ``VolumeResult`` out.

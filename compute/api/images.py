@@ -388,8 +388,8 @@ class ImageDataView(APIView):
 
 
 class VolumeUploadView(APIView):
-    """A volume's bytes from its storage host (a volume uploaded to an image): no user credentials,
-    the signed, expiring token naming the queued image is the credential; once only."""
+    """An image's bytes from a host (a volume uploaded to an image, an instance's snapshot): no user
+    credentials, the signed, expiring token naming the queued image is the credential; once only."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -405,14 +405,14 @@ class VolumeUploadView(APIView):
         },
     )
     def put(self, request, token: str):
-        """Receive a volume's bytes for the queued image the signed URL names (storage hosts)."""
-        from ..services import volume_images
+        """Receive the bytes for the queued image the signed URL names (storage and compute hosts)."""
+        from ..services import image_uploads
 
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0) or None
         except ValueError:
             length = None
-        volume_images.receive_volume_upload(token, _body_chunks(request), expected_size=length)
+        image_uploads.receive_upload(token, _body_chunks(request), expected_size=length)
         return Response(status=204)
 
 

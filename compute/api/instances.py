@@ -19,10 +19,12 @@ from storage.models import Volume
 from workers.api.lifecycle import IDEMPOTENCY_KEY, TransitionEndpoints, accepted
 from workers.api.serializers import OperationSummarySerializer
 from workers.lifecycle import message_shown, shows_hosts
+from workers.models import Operation
 
 from .. import services
 from ..models import Flavor, Instance
 from .filters import InstanceFilterSet
+from .images import ImageSerializer
 
 
 class FlavorSummarySerializer(serializers.ModelSerializer):
@@ -159,6 +161,25 @@ class RebootSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=["soft", "hard"], default="soft")
 
 
+class SnapshotSerializer(StrictSerializer):
+    name = StrictCharField(max_length=255, help_text="the new image's name")
+
+
+class RebuildSerializer(StrictSerializer):
+    image = StrictCharField(help_text="id or name of the image to rebuild from")
+
+
+class SnapshotAnswerSerializer(ImageSerializer):
+    """The new image (queued), with the operation that fills it and the instance it comes from."""
+
+    operation = OperationSummarySerializer(read_only=True, help_text="the snapshot's operation")
+    instance = serializers.UUIDField(read_only=True)
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "operation", "instance"]
+        read_only_fields = fields
+
+
 class InstanceActionSerializer(ResourceActionSerializer):
     """An instance's action log: the audit trail's record, the host names in it for admins only."""
 
@@ -254,6 +275,46 @@ class InstanceViewSet(
         body = RebootSerializer(data=request.data or {})
         body.is_valid(raise_exception=True)
         return self.run_transition("reboot_hard" if body.validated_data["type"] == "hard" else "reboot")
+
+    @extend_schema(
+        request=SnapshotSerializer, responses={202: SnapshotAnswerSerializer}, parameters=[IDEMPOTENCY_KEY]
+    )
+    @action(detail=True, methods=["post"])
+    def snapshot(self, request, pk=None):
+        """Nova's createImage: a new private image (queued -> saving -> active) of the instance's
+        root disk, running (paused during the copy) or stopped; task_state image_snapshot meanwhile."""
+        body = SnapshotSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance, image = services.snapshot_instance(
+            self.ctx,
+            self.get_object(),
+            name=body.validated_data["name"],
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        image.instance = instance.pk
+        image.operation = Operation.objects.filter(pk=instance.operation_id).first()
+        data = SnapshotAnswerSerializer(image, context={"ctx": self.ctx}).data
+        response = Response(data, status=status.HTTP_202_ACCEPTED)
+        if instance.operation_id:
+            response["Location"] = f"/api/v1/operations/{instance.operation_id}/"
+        return response
+
+    @extend_schema(
+        request=RebuildSerializer, responses={202: InstanceSerializer}, parameters=[IDEMPOTENCY_KEY]
+    )
+    @action(detail=True, methods=["post"])
+    def rebuild(self, request, pk=None):
+        """Nova's rebuild: the same instance (id, host, flavor) on a root disk made anew from the image;
+        task_state rebuilding (status REBUILD), then ACTIVE running that image."""
+        body = RebuildSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance = services.rebuild_instance(
+            self.ctx,
+            self.get_object(),
+            image=body.validated_data["image"],
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        return accepted(self, instance)
 
     @extend_schema(request=None, responses={200: InstanceSerializer})
     @action(detail=True, methods=["post"])

@@ -13,4 +13,5 @@ from .images import *  # noqa: F403
 from .instances import *  # noqa: F403
 from .lifecycle import *  # noqa: F403
 from .power import *  # noqa: F403
+from .snapshots import *  # noqa: F403
 from .volumes import *  # noqa: F403

@@ -253,6 +253,13 @@ def _spawn_work(instance: Instance, host_name: str) -> dict:
     }
 
 
+def rebuild_work(instance: Instance, image: Image) -> dict:
+    """The kwargs of a host's rebuild task: the spawn's, with ``image`` as the instance's image."""
+    instance.image = image
+    work = _spawn_work(instance, instance.host.name)
+    return {"instance": work["instance"], "image": work["image"]}
+
+
 def _boot_spec(image: Image, project_id) -> dict:
     spec = image_boot_spec(image, project_id)  # its URLs are good while this project may use the image
     spec["cmdline"] = str((image.properties or {}).get("os_command_line", ""))

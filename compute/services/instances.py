@@ -313,8 +313,35 @@ def instance_action(
     """Start ``action`` (reboot, reboot_hard, stop, start, pause, unpause, suspend, resume, delete).
 
     With ``idempotency_key``, a retry of an action this instance already took with that key starts
-    nothing and answers with the instance as it is now (the earlier action may have finished)."""
+    nothing and answers with the instance as it is now (the earlier action may have finished).
+    A snapshot is ``snapshot_instance``'s: it makes the image its host fills."""
+    if action == "snapshot":
+        raise InvalidInput('A snapshot needs the image\'s name: POST instances/{id}/snapshot/ with {"name"}.')
+    if action == "rebuild":
+        raise InvalidInput('A rebuild needs its image: POST instances/{id}/rebuild/ with {"image"}.')
     return INSTANCE.begin(ctx, instance, action, idempotency_key=idempotency_key)
+
+
+def rebuild_instance(
+    ctx: Context, instance: Instance, *, image: Any, idempotency_key: str | None = None
+) -> Instance:
+    """``POST instances/{id}/rebuild/``: the same instance (id, name, flavor, host, addresses) on a
+    root disk made anew from ``image`` (id or name, one the project may boot, that fits its flavor
+    and its host's hypervisor), started; its image is that one once done. task_state rebuilding."""
+    policy.enforce(ctx, "compute:instance:rebuild")
+    image_obj = Image.objects.resolve(ctx, image, "image")
+    check_image_bootable(image_obj, instance.flavor)
+    wanted = str((image_obj.properties or {}).get("hypervisor_type", ""))
+    node = ComputeNode.objects.filter(host_id=instance.host_id).first()
+    if wanted and node is not None and node.hypervisor_type.lower() != wanted.lower():
+        raise Conflict(
+            f"Image {image_obj.name} needs a {wanted} host; instance {instance.name} is on a "
+            f"{node.hypervisor_type or 'unknown'} host.",
+            code="hypervisor_mismatch",
+        )
+    return INSTANCE.begin(
+        ctx, instance, "rebuild", idempotency_key=idempotency_key, params={"image_id": str(image_obj.pk)}
+    )
 
 
 def reboot_instance(ctx: Context, instance: Instance, hard: bool = False) -> Instance:

@@ -13,17 +13,19 @@ from identity.context import Context
 from identity.errors import Conflict
 from workers import dispatch, lifecycle, tasknames
 from workers import services as ledger
-from workers.lifecycle import HostWork, Transition
+from workers.lifecycle import HostWork, Transition, operation_params
 from workers.models import Operation
 
-from ..models import Instance
-from . import conductor
+from ..models import Image, Instance
+from . import conductor, image_uploads, images
 from .power import POWER_TO_VM_STATE
 
 I = Instance  # noqa: E741 - the state constants read better short
 
 _ALL_LIVE = frozenset({I.BUILDING, I.ACTIVE, I.STOPPED, I.PAUSED, I.SUSPENDED, I.ERROR})
 _REBOOT = "compute:instance:reboot"
+SNAPSHOT = "snapshot"
+REBUILD = "rebuild"
 
 
 def _action(*args, **kwargs) -> Transition:
@@ -122,6 +124,29 @@ TRANSITIONS = (
         message="Resuming instance {name}.",
         doc="Restore a suspended guest.",
     ),
+    Transition(
+        SNAPSHOT,
+        frozenset({I.ACTIVE, I.STOPPED}),
+        I.IMAGE_SNAPSHOT,
+        "",  # the instance stays as it was: running or stopped
+        "Create snapshot",
+        icon="camera",
+        message="Creating a snapshot of instance {name}.",
+        host_task=tasknames.AGENT_SNAPSHOT_INSTANCE,
+        endpoint="",  # POST instances/{id}/snapshot/ takes the image's name (compute.api.instances)
+    ),
+    Transition(
+        REBUILD,
+        frozenset({I.ACTIVE, I.STOPPED, I.ERROR}),
+        I.REBUILDING,
+        I.ACTIVE,
+        "Rebuild",
+        icon="arrow-repeat",
+        style="warning",
+        message="Rebuilding instance {name}.",
+        host_task=tasknames.AGENT_REBUILD_INSTANCE,
+        endpoint="",  # POST instances/{id}/rebuild/ takes the image (compute.api.instances)
+    ),
     _action(
         "delete",
         _ALL_LIVE,
@@ -136,6 +161,48 @@ TRANSITIONS = (
         endpoint="",  # DELETE on the instance itself
     ),
 )
+
+
+def _snapshot_kwargs(instance: Instance, operation_id, params: dict) -> dict | str:
+    """What the compute host's snapshot task gets (the signed upload URL of the queued image, and
+    the instance's base image for a simulated host: see ``workers.agent.tasks.snapshot_instance``),
+    or the reason there is nothing to do (the image was deleted meanwhile)."""
+    image = Image.objects.filter(pk=params.get("image_id"), status=Image.QUEUED).first()
+    if image is None:
+        return "the snapshot's image is no longer queued (deleted meanwhile?)"
+    base = instance.image if instance.image_id and not instance.boots_from_volume else None
+    return {
+        "operation_id": str(operation_id),
+        "domain": instance.domain_name,
+        "instance_id": str(instance.pk),
+        "upload_url": image_uploads.upload_url(image.pk, instance.host.name),
+        "base_image": images.image_boot_spec(base, instance.project_id)
+        if base is not None and base.status == Image.ACTIVE
+        else None,
+    }
+
+
+def _snapshot_settled(operation_id, result: dict) -> dict:
+    """The host answered a snapshot: the image ends active (the host's checksum is the portal's) or
+    killed with the reason. The answer as the instance's settle should take it: a success whose image
+    did not end active is a failure, with why."""
+    image_id = operation_params(operation_id).get("image_id")
+    if not result.get("ok"):
+        image_uploads.finish_upload(image_id, ok=False, error=result.get("error") or "the snapshot failed")
+        return result
+    extra = (
+        {"zenith_snapshot_source": str(result.get("source", ""))[:255]} if result.get("simulated") else None
+    )
+    image_uploads.finish_upload(image_id, ok=True, checksum=result.get("checksum") or "", properties=extra)
+    image = Image.objects.filter(pk=image_id).first()
+    if image is not None and image.status == Image.ACTIVE:
+        return result
+    status = image.status if image is not None else "gone"
+    return {**result, "ok": False, "error": f"the snapshot was sent but its image is {status}"}
+
+
+def _snapshot_timed_out(operation_id, message: str) -> None:
+    image_uploads.finish_upload(operation_params(operation_id).get("image_id"), ok=False, error=message)
 
 
 class InstanceLifecycle(lifecycle.Lifecycle):
@@ -173,6 +240,17 @@ class InstanceLifecycle(lifecycle.Lifecycle):
     def refuse_after_state(self, ctx: Context, obj, transition: Transition) -> None:
         if transition.name != "delete" and obj.host_id is None:
             raise Conflict(f"Instance {obj.name} is on no host.", code="invalid_state")
+        if transition.name == SNAPSHOT and obj.boots_from_volume:
+            raise Conflict(
+                f"Instance {obj.name} boots from a volume: upload that volume to an image instead.",
+                code="boots_from_volume",
+            )
+        if transition.name == REBUILD and obj.boots_from_volume:
+            raise Conflict(
+                f"Instance {obj.name} boots from a volume: its root disk is that volume, not a copy of "
+                "an image.",
+                code="boots_from_volume",
+            )
 
     def host_work(self, operation_id, resource_id, transition: Transition, params: dict) -> HostWork | None:
         instance = Instance.objects.select_related("host").filter(pk=resource_id).first()
@@ -194,6 +272,24 @@ class InstanceLifecycle(lifecycle.Lifecycle):
                 {"ok": False, "error": "the instance is on no host"},
             )
             return None
+        if transition.name == SNAPSHOT:
+            kwargs = _snapshot_kwargs(instance, operation_id, params)
+            if isinstance(kwargs, str):
+                self.settle(operation_id, resource_id, SNAPSHOT, {"ok": False, "error": kwargs})
+                return None
+            return HostWork(host=instance.host.name, task=transition.host_task, kwargs=kwargs)
+        if transition.name == REBUILD:
+            image = Image.objects.filter(pk=params.get("image_id"), status=Image.ACTIVE).first()
+            if image is None:
+                self.settle(
+                    operation_id,
+                    resource_id,
+                    REBUILD,
+                    {"ok": False, "error": "the image is no longer active"},
+                )
+                return None
+            kwargs = {"operation_id": str(operation_id), **conductor.rebuild_work(instance, image)}
+            return HostWork(host=instance.host.name, task=transition.host_task, kwargs=kwargs)
         return HostWork(
             host=instance.host.name,
             task=transition.host_task,
@@ -207,14 +303,35 @@ class InstanceLifecycle(lifecycle.Lifecycle):
 
     def succeeded(self, obj, transition: Transition, result: dict) -> list[str]:
         obj.power_state = result.get("power_state") or obj.power_state
+        if transition.name == REBUILD:  # the instance now runs the image it was rebuilt from
+            obj.image_id = operation_params(obj.operation_id).get("image_id") or obj.image_id
+            return ["power_state", "image"]
         return ["power_state"]
 
     def failed(self, obj, transition: Transition, result: dict, error: str) -> list[str]:
         power = result.get("power_state") or ""
+        if transition.name == REBUILD and power in ("", "nostate"):
+            obj.power_state, obj.vm_state = "nostate", I.ERROR  # its old disk went: no guest is left
+            return ["power_state"]
         if power:
             obj.power_state = power
             obj.vm_state = POWER_TO_VM_STATE.get(power, obj.vm_state)
         return ["power_state"]
+
+    def settle(self, operation_id, resource_id, step: str, result: dict) -> None:
+        """A snapshot's answer settles its image first: a success whose image did not end active
+        (the checksums differ) is the instance's failure too, with why."""
+        if (
+            step == SNAPSHOT
+            and Operation.objects.filter(pk=operation_id, state__in=Operation.UNFINISHED).exists()
+        ):
+            result = _snapshot_settled(operation_id, result)
+        super().settle(operation_id, resource_id, step, result)
+
+    def timed_out(self, operation: Operation) -> None:
+        if operation.kind == f"instance.{SNAPSHOT}":
+            _snapshot_timed_out(operation.pk, operation.message or "the snapshot did not finish in time")
+        super().timed_out(operation)
 
     def settle_delete(self, operation_id, resource_id, result: dict) -> None:
         conductor.finish_delete(operation_id, resource_id, result)

@@ -88,14 +88,14 @@ def _image_spec(image_id, project_id) -> dict:
 
 
 def register_storage_hooks() -> None:
-    from . import volume_images
+    from . import image_uploads, volume_images
 
     storage.register_images(_resolve_image, _image_spec)
     storage.register_image_upload(
         storage.ImageUpload(
             create=volume_images.create_volume_image,
-            url=volume_images.volume_upload_url,
-            finish=volume_images.finish_volume_image,
+            url=image_uploads.upload_url,
+            finish=image_uploads.finish_upload,
         )
     )
 

@@ -95,7 +95,17 @@ class TestInstancesPage:
         assert ">None<" not in row and 'title="no task running">—<' in row
         assert re.search(r'<span title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">', row)  # the age's moment
         assert f'href="/dashboard/compute/instances/{running.pk}/"' in row
-        assert set(offered(row)) == {"stop", "reboot", "reboot_hard", "pause", "suspend", "delete", "lock"}
+        assert set(offered(row)) == {
+            "stop",
+            "reboot",
+            "reboot_hard",
+            "pause",
+            "suspend",
+            "snapshot",
+            "rebuild",
+            "delete",
+            "lock",
+        }
         # The menu, its confirmations and its one form are on the page once, not in each row.
         assert "csrfmiddlewaretoken" not in row and "<form" not in row
         assert html.count('id="instance-action-menu"') == 1 and html.count('id="instance-action-form"') == 1

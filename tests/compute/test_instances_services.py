@@ -160,7 +160,24 @@ def actions_of(instance):
 
 
 def test_the_declared_actions_are_the_expected_ones():
-    assert list(ACTIONS) == list(EXPECTED)
+    # Snapshot and rebuild have services of their own: they take an image (test_snapshots, test_rebuild).
+    assert [name for name in ACTIONS if name not in ("snapshot", "rebuild")] == list(EXPECTED)
+    snapshot, rebuild = ACTIONS["snapshot"], ACTIONS["rebuild"]
+    assert (snapshot.allowed, snapshot.busy, snapshot.target) == ({"active", "stopped"}, "image_snapshot", "")
+    assert (rebuild.allowed, rebuild.busy, rebuild.target) == (
+        {"active", "stopped", "error"},
+        "rebuilding",
+        "active",
+    )
+
+
+def test_a_snapshot_or_rebuild_is_no_bare_action(cloud, image, tiny):
+    instance = in_state(launch(cloud, flavor=tiny), "active")
+    with pytest.raises(InvalidInput, match="needs the image's name"):
+        services.instance_action(cloud.ctx(cloud.member), instance, "snapshot")
+    with pytest.raises(InvalidInput, match="needs its image"):
+        services.instance_action(cloud.ctx(cloud.member), instance, "rebuild")
+    assert Instance.objects.get(pk=instance.pk).task_state == ""
 
 
 @pytest.mark.parametrize("vm_state", VM_STATES)

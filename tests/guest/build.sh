@@ -28,7 +28,7 @@ OUT="${ZENITH_GUEST_DIR:-$ROOT/var/guest}"
 GUEST_CMDLINE="console=ttyS0 quiet panic=0"
 ROOT_DISK_SIZE="64M"
 # Bump when the guest's content changes: a cache of another version is rebuilt.
-GUEST_VERSION=5
+GUEST_VERSION=6
 MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk
   failover net_failover virtio_net evdev button)
 
@@ -148,12 +148,14 @@ ip link set lo up
 # A disk other than the root disk carries a marker in its first sector: read it back
 # ("ZENITH DISK DATA vdb <marker>"), or, on an empty disk, write the one "zenith.mark=<marker>" on
 # the kernel command line names ("ZENITH DISK WROTE vdb <marker>"): the volume tests' data path.
+# The root disk (vda, unused by this initramfs guest) does the same with "zenith.rootmark=<marker>":
+# the snapshot tests' data path (a copy booted from a snapshot reads what its original wrote).
 disk_marker() {
   data="$(dd if="/dev/$1" bs=512 count=1 2>/dev/null | tr -d '\000' | head -c 200)"
   case "$data" in
   ZENITH-MARK:*) echo "ZENITH DISK DATA $1 ${data#ZENITH-MARK:}" ;;
   *)
-    mark="$(sed -n 's/.*zenith\.mark=\([^ ]*\).*/\1/p' /proc/cmdline)"
+    mark="$(sed -n "s/.*zenith\.${2:-mark}=\([^ ]*\).*/\1/p" /proc/cmdline)"
     if [ -z "$mark" ]; then
       echo "ZENITH DISK EMPTY $1"
     elif printf 'ZENITH-MARK:%s\n' "$mark" | dd of="/dev/$1" bs=512 conv=sync,fsync 2>/dev/null; then
@@ -210,7 +212,7 @@ if [ -n "$target" ]; then ping_loop "$target" & fi
       known="$known blk:$n "
       echo "$size" >"/tmp/size.$n"
       echo "ZENITH DISK $n $size"
-      [ "$n" = vda ] || disk_marker "$n"
+      if [ "$n" = vda ]; then disk_marker vda rootmark; else disk_marker "$n"; fi
     done
     for entry in $known; do
       case "$entry" in blk:*) ;; *) continue ;; esac

@@ -261,9 +261,11 @@ def pytest_runtest_makereport(item, call):
 
 
 @contextlib.contextmanager
-def storage_plane_for(request, django_db_blocker, live_server, tmp_path_factory, host: str):
-    """A conductor and one agent carrying the compute and storage roles on libvirt's test driver,
-    for a module of volume tests (API or browser). Heartbeats every 3 s, not every second: the flush
+def agent_plane_for(
+    request, django_db_blocker, live_server, tmp_path_factory, host: str, roles: str = "compute"
+):
+    """A conductor and one agent carrying ``roles`` on libvirt's test driver, for a module of tests
+    (API or browser), its portal the live server. Heartbeats every 3 s, not every second: the flush
     between tests (TRUNCATE) deadlocked once on PostgreSQL with a heartbeat's UPDATE."""
     from workers import processes
 
@@ -273,7 +275,7 @@ def storage_plane_for(request, django_db_blocker, live_server, tmp_path_factory,
         ZENITH_PORTAL_URL=live_server.url,
         ZENITH_HEARTBEAT_INTERVAL="3",
         ZENITH_POWER_SYNC="0",
-        ZENITH_AGENT_ROLES="compute,storage",
+        ZENITH_AGENT_ROLES=roles,
     )
     request.node.stash[PLANE_KEY] = workers
     try:
@@ -281,3 +283,8 @@ def storage_plane_for(request, django_db_blocker, live_server, tmp_path_factory,
         yield workers
     finally:
         shut_down(workers, django_db_blocker)
+
+
+def storage_plane_for(request, django_db_blocker, live_server, tmp_path_factory, host: str):
+    """``agent_plane_for`` with the compute and storage roles (the volume tests)."""
+    return agent_plane_for(request, django_db_blocker, live_server, tmp_path_factory, host, "compute,storage")

@@ -467,3 +467,32 @@ def test_keypair_and_flavor_access_lists_have_fixed_query_counts(client, cloud, 
         FlavorAccess.objects.create(flavor=private, project=Project.objects.create(name=f"p-{i}"))
         make_flavor(f"m{i}.x", extra_specs={"k": "v"})
     assert counts() == few and max(few) <= 4
+
+
+def test_create_image_and_rebuild_server_actions(client, cloud, member):
+    from compute.models import Image
+    from tests.compute.instance_helpers import make_image
+
+    make_flavor("m1.tiny", vcpus=1, ram_mb=512, disk_gb=1)
+    base, other = make_image("cirros"), make_image("other")
+    instance = in_state(launch(cloud, name="vm-s", image=base), Instance.ACTIVE)
+    action = f"{NOVA}/servers/{instance.pk}/action"
+    response = post(client, action, {"createImage": {"name": "vm-s-snap"}}, **member)
+    assert response.status_code == 202, response.content
+    image = Image.objects.get(pk=response.json()["image_id"])
+    assert response["Location"].endswith(f"/image/v2/images/{image.pk}")
+    assert (image.status, image.properties["image_type"]) == ("queued", "snapshot")
+    busy = post(client, action, {"rebuild": {"imageRef": str(other.pk)}}, **member)
+    assert busy.status_code == 409 and "image_snapshot" in busy.json()["conflictingRequest"]["message"]
+    in_state(instance, Instance.ACTIVE)
+    rebuilt = post(client, action, {"rebuild": {"imageRef": str(other.pk)}}, **member)
+    assert rebuilt.status_code == 202, rebuilt.content
+    assert rebuilt.json()["server"]["status"] == "REBUILD"
+    in_state(instance, Instance.ACTIVE)
+    for body in (
+        {"createImage": {}},
+        {"createImage": {"name": "x", "metadata": {"a": "b"}}},
+        {"rebuild": {}},
+    ):
+        refused = post(client, action, body, **member)
+        assert refused.status_code == 400 and "badRequest" in refused.json(), body

@@ -255,3 +255,33 @@ def test_disk_attached_while_shut_off_is_there_at_boot(driver, guests):
     driver.stop(spec.name, force=True)
     assert driver.detach_disk(spec.name, "vdb") == {"target": "vdb", "detached": True, "live": False}
     assert path not in driver.domain_xml(spec.name)
+
+
+def test_export_disk_pauses_a_running_guest_and_resumes_one_a_killed_copy_left_paused(
+    driver, guests, tmp_path
+):
+    """The snapshot's copy of a real guest's root disk: a standalone qcow2 holding what the guest
+    wrote (its marker), the guest paused for the copy and running after; a guest an earlier,
+    killed copy left paused (its marker file still there) is resumed; one the user paused stays."""
+    spec = guests.spec("zenith.rootmark=exported")
+    driver.spawn(spec)
+    wait_for_console(driver, spec, "ZENITH DISK WROTE vda exported", 1)
+    marker = tmp_path / "guest.paused"
+    copy = tmp_path / "copy.qcow2"
+    done = driver.export_disk(spec.name, str(copy), marker=str(marker))
+    assert done["paused"] and driver.power_state(spec.name) == "running" and not marker.exists()
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(copy)], capture_output=True, text=True)
+    assert '"format": "qcow2"' in info.stdout and "backing-filename" not in info.stdout
+    raw = tmp_path / "copy.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(copy), str(raw)], check=True)
+    with open(raw, "rb") as fh:
+        assert fh.read(512).startswith(b"ZENITH-MARK:exported")
+
+    dom = driver.conn.lookupByName(spec.name)
+    dom.suspend()  # as a copy whose agent was killed left it
+    marker.write_text(spec.name)
+    again = driver.export_disk(spec.name, str(tmp_path / "again.qcow2"), marker=str(marker))
+    assert again["paused"] and driver.power_state(spec.name) == "running" and not marker.exists()
+    dom.suspend()  # the user's pause: no marker
+    kept = driver.export_disk(spec.name, str(tmp_path / "kept.qcow2"), marker=str(marker))
+    assert not kept["paused"] and driver.power_state(spec.name) == "paused"

@@ -23,7 +23,7 @@ from tests.conftest import token_client
 from tests.integration.conftest import PLANE_KEY, ROOT, Plane, clear_broker
 from tests.integration.test_async_plane import wait_for
 from tests.realhost.conftest import MARKER, URI, remove_instances
-from workers.models import Host
+from workers.models import Host, Operation
 
 pytestmark = [pytest.mark.realhost, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -218,3 +218,87 @@ def test_a_real_guest_boots_from_a_volume_through_the_api(client, real_plane, la
         assert not Path(volume.connection["path"] if volume.connection else "/nonexistent").exists()
     finally:
         Host.objects.filter(name=SIM).update(enabled=True)
+
+
+def test_a_snapshot_of_a_running_guest_carries_what_it_wrote_to_a_copy_and_a_rebuild_clears_it(
+    client, real_plane, launched, cloud, realhost
+):
+    """A running guest writes a marker to its root disk (zenith.rootmark on its command line); its
+    snapshot (paused for the copy, running after, never rebooted) is an active qcow2 image of the
+    project; a copy booted from it, with no mark on its command line, reads the marker back; rebuilt
+    from the plain guest image, the same instance boots on a new, empty root disk."""
+    from compute.models import Image
+
+    mark = f"snap-{cloud.project.pk.hex[:8]}"
+    admin = cloud.ctx(cloud.admin)
+    guest = Image.objects.get(name="zenith-guest", status=Image.ACTIVE)
+    plain = guest.properties["os_command_line"]
+    marking = services.create_image(
+        admin,
+        name="guest-marking",
+        disk_format="qcow2",
+        visibility="public",
+        min_disk=1,
+        properties={**guest.properties, "os_command_line": f"{plain} zenith.rootmark={mark}"},
+    )
+    with open(realhost.root_disk, "rb") as fh:
+        services.upload_image_data(admin, marking, [fh.read()])
+    body = {"name": "snap-src", "flavor": "m1.tiny", "image": "guest-marking"}
+    response = client.post(API, body, format="json")
+    assert response.status_code == 202, response.content
+    source = response.json()["id"]
+    launched.append(source)
+    wait_status(client, source, "ACTIVE", real_plane)
+    wait_for(
+        lambda: f"ZENITH DISK WROTE vda {mark}" in console(client, source),
+        lambda: f"the marker written on {source}:\n{console(client, source)}",
+        BOOT,
+    )
+
+    response = client.post(f"{API}{source}/snapshot/", {"name": "snap-of-src"}, format="json")
+    assert response.status_code == 202, response.content
+    answer = response.json()
+    wait_for(
+        lambda: Operation.objects.get(pk=answer["operation"]["id"]).state not in Operation.UNFINISHED,
+        lambda: f"the snapshot to finish\n{real_plane.logs()}",
+        BOOT,
+    )
+    op = Operation.objects.get(pk=answer["operation"]["id"])
+    assert op.state == "succeeded", op.message
+    assert "paused meanwhile" in op.message
+    image = Image.objects.get(pk=answer["id"])
+    assert image.status == Image.ACTIVE and image.project_id == cloud.project.pk
+    assert "zenith_snapshot_source" not in image.properties  # a real disk's bytes, not a stand-in
+    after = wait_status(client, source, "ACTIVE", real_plane)
+    assert after["power_state"] == "running"
+    assert console(client, source).count(MARKER) == 1  # paused and resumed, not rebooted
+
+    # The copy boots without the mark on its command line: the marker it reads is the disk's.
+    services.update_image(
+        cloud.ctx(cloud.member), image, properties={**image.properties, "os_command_line": plain}
+    )
+    response = client.post(
+        API, {"name": "snap-copy", "flavor": "m1.tiny", "image": "snap-of-src"}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    copy = response.json()["id"]
+    launched.append(copy)
+    wait_status(client, copy, "ACTIVE", real_plane)
+    assert Instance.objects.get(pk=copy).host.name == REAL
+    wait_for(
+        lambda: f"ZENITH DISK DATA vda {mark}" in console(client, copy),
+        lambda: f"the marker read on {copy}:\n{console(client, copy)}",
+        BOOT,
+    )
+
+    # Rebuilt from the plain guest image: same instance and host, a new root disk (the marker is gone).
+    response = client.post(f"{API}{copy}/rebuild/", {"image": "zenith-guest"}, format="json")
+    assert response.status_code == 202, response.content
+    rebuilt = wait_status(client, copy, "ACTIVE", real_plane)
+    assert (rebuilt["id"], rebuilt["image"]["id"]) == (copy, str(guest.pk))
+    assert Instance.objects.get(pk=copy).host.name == REAL
+    wait_for(
+        lambda: "ZENITH DISK EMPTY vda" in console(client, copy),
+        lambda: f"the rebuilt root disk to be empty on {copy}:\n{console(client, copy)}",
+        BOOT,
+    )

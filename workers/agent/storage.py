@@ -35,11 +35,8 @@ copied; an upload is NotSupported (no stream download there).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
 import logging
 from pathlib import Path
-from urllib.parse import urlparse
 
 from celery import shared_task
 
@@ -55,7 +52,7 @@ from ..messages import (
 )
 from . import convert, images, runtime
 from .drivers.base import BackendSpec, DriverError, VolumeInUse
-from .progress import Progress, fetch
+from .progress import Progress, fetch, put_stream
 from .runtime import host_name
 
 log = logging.getLogger(__name__)
@@ -264,42 +261,6 @@ def _snapshot(req: VolumeRequest, backend: BackendSpec) -> dict:
 def snapshot_volume(request: dict) -> dict:
     """Volume ``request.name``: a full copy of volume ``request.source.name`` in the same pool."""
     return _run(request, _snapshot)
-
-
-def put_stream(url: str, chunks, length: int, timeout: float = 60.0) -> tuple[int, str]:
-    """PUT ``chunks`` to ``url`` as a body of ``length`` bytes, streamed (never held in memory);
-    (bytes sent, sha256 hex). The body has a Content-Length, not chunked transfer encoding: every
-    WSGI server can read it (Django's runserver and test server cannot read a chunked body). Chunks
-    adding up to more or fewer bytes than ``length`` are an OSError, the request cut short, so the
-    receiver sees a body shorter than announced and refuses it."""
-    parts = urlparse(url)
-    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = conn_class(parts.hostname, parts.port, timeout=timeout)
-    digest = hashlib.sha256()
-    sent = 0
-
-    def body():
-        nonlocal sent
-        for chunk in chunks:
-            if sent + len(chunk) > length:
-                raise OSError(f"the volume has more than the {length} bytes announced for its upload")
-            digest.update(chunk)
-            sent += len(chunk)
-            yield chunk
-        if sent != length:
-            raise OSError(f"the volume's stream ended after {sent} of the {length} bytes announced")
-
-    try:
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
-        conn.request("PUT", path, body=body(), headers=headers)
-        response = conn.getresponse()
-        text = response.read(2000).decode("utf-8", "replace")
-        if response.status >= 300:
-            raise OSError(f"upload refused by {parts.hostname}: HTTP {response.status} {text.strip()[:200]}")
-    finally:
-        conn.close()
-    return sent, digest.hexdigest()
 
 
 def _upload(req: VolumeRequest, backend: BackendSpec) -> dict:

@@ -21,7 +21,8 @@ from ..messages import AttachmentResult, MessageError, NicSpec, VolumeAttachment
 from . import heartbeat, images, network, runtime
 from .drivers.base import DiskSpec, DomainNotFound, DomainSpec, DriverError
 from .drivers.libvirt import networks as nx
-from .progress import Progress
+from .drivers.libvirt.disks import flatten_disk
+from .progress import Progress, put_stream
 from .progress import fetch as _fetch
 from .runtime import host_name
 
@@ -160,6 +161,29 @@ def _spawn_nics(specs, drv) -> list:
     return nics
 
 
+@shared_task(name=tasknames.AGENT_REBUILD_INSTANCE, acks_late=True)
+def rebuild_instance(operation_id: str, instance: dict, image: dict) -> dict:
+    """Nova's rebuild: the same domain (name, uuid) on a root disk made anew from ``image`` (a spawn's
+    signed image spec), started. The image (and its kernel and ramdisk) is fetched first: a failure
+    there leaves the old guest as it was. Then the domain and its root disk go and ``_spawn`` makes
+    them again; a failure from there on leaves nothing (``power_state`` nostate: the instance's
+    lifecycle sets ERROR)."""
+    with runtime.acting_on(str(instance.get("id") or "")):
+        host = host_name()
+        drv = runtime.driver()
+        domain = instance["domain"]
+        try:
+            for spec in (image, image.get("kernel"), image.get("ramdisk")):
+                if spec and spec.get("size"):
+                    _fetch(spec)
+            drv.destroy_and_undefine(domain)
+            drv.delete_volume(f"{domain}-disk")
+        except (DriverError, images.ImageFetchError, OSError, KeyError) as exc:
+            log.warning("rebuild of %s on %s failed before the old disk went: %s", domain, host, exc)
+            return _domain_failure(drv, host, domain, exc, f"{type(exc).__name__}: {exc}")
+        return _spawn(operation_id, instance, image, None)
+
+
 def _stop_timeout() -> float:
     try:
         return float(os.environ.get(STOP_TIMEOUT_ENV, "60"))
@@ -178,6 +202,22 @@ def _hard_reboot(drv, domain: str) -> None:
         drv.reboot(domain, hard=True)
         return
     drv.start(domain)
+
+
+def _domain_failure(drv, host: str, domain: str, exc: Exception, error: str) -> dict:
+    """A failed action's answer, with the power state the domain is in after it (``nostate`` when
+    there is no such domain here)."""
+    if isinstance(exc, DomainNotFound):
+        return {
+            "ok": False,
+            "host": host,
+            "power_state": "nostate",
+            "error": f"no domain {domain} on host {host}",
+        }
+    power = ""
+    with contextlib.suppress(DriverError):
+        power = drv.power_state(domain)
+    return {"ok": False, "host": host, "power_state": power, "error": error}
 
 
 @shared_task(name=tasknames.AGENT_INSTANCE_ACTION, acks_late=True)
@@ -213,18 +253,8 @@ def _instance_action(action: str, domain: str, instance_id: str) -> dict:
         else:
             return {"ok": False, "host": host, "error": f"unknown action {action!r}"}
         return {"ok": True, "host": host, "power_state": drv.power_state(domain), "message": f"{action} done"}
-    except DomainNotFound:
-        return {
-            "ok": False,
-            "host": host,
-            "power_state": "nostate",
-            "error": f"no domain {domain} on host {host}",
-        }
     except DriverError as exc:
-        power = ""
-        with contextlib.suppress(DriverError):
-            power = drv.power_state(domain)
-        return {"ok": False, "host": host, "power_state": power, "error": str(exc)}
+        return _domain_failure(drv, host, domain, exc, str(exc))
 
 
 @shared_task(name=tasknames.AGENT_CONSOLE_LOG, acks_late=True)
@@ -252,6 +282,90 @@ def console_log(domain: str, instance_id: str, lines: int = 100) -> dict:
         "output": drv.console_log(runtime.console_log_path(instance_id), lines),
         "supported": True,
     }
+
+
+# -- snapshots: the instance's root disk, flattened, to a signed image upload URL ------------------
+
+
+SIMULATED_SNAPSHOT = (
+    "simulated host (libvirt's test driver): its disks hold no bytes, so the snapshot is the "
+    "instance's base image, which this host has in its image cache, flattened to qcow2"
+)
+
+
+def _file_chunks(path: Path, progress, total: int):
+    mib = max(1, total // MiB)
+    done = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(MiB):
+            done += len(chunk)
+            progress(40 + int(55 * done / max(total, 1)), f"uploading the snapshot: {done // MiB}/{mib} MiB")
+            yield chunk
+
+
+@shared_task(name=tasknames.AGENT_SNAPSHOT_INSTANCE, acks_late=True)
+def snapshot_instance(
+    operation_id: str, domain: str, instance_id: str, upload_url: str, base_image: dict | None = None
+) -> dict:
+    """A flattened qcow2 copy of the domain's root disk (vda), PUT to ``upload_url`` (the portal's
+    signed URL of the queued image) with its Content-Length. A running guest is paused during the
+    copy and resumed after (``ComputeDriver.export_disk``); the answer has the bytes sent, their
+    sha256 and the power state after, which is the one before.
+
+    On libvirt's test driver there are no disk bytes: the simulated disk's content is taken to be
+    its base image ``base_image`` (the signed image spec a spawn gets, already in this host's cache)
+    and that is flattened and sent, the answer saying so (``simulated``). An instance without one
+    (booted from a volume) cannot be snapshotted there."""
+    with runtime.acting_on(instance_id):
+        return _snapshot(operation_id, domain, instance_id, upload_url, base_image)
+
+
+def _snapshot(operation_id, domain, instance_id, upload_url, base_image) -> dict:
+    host = host_name()
+    drv = runtime.driver()
+    progress = Progress(operation_id)
+    work = runtime.host_dir() / "snapshots"
+    dest = work / f"{instance_id}-{operation_id}.qcow2"
+    simulated = False
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)  # a redelivered task starts its copy again
+        simulated = drv.resolved_domain_type() == "test"
+        progress(15, "copying the root disk")
+        if simulated:
+            drv.power_state(domain)  # the domain must exist here, as for a real copy
+            if not base_image:
+                return {
+                    "ok": False,
+                    "host": host,
+                    "error": f"{host} is a simulated host and the instance "
+                    "has no base image: there are no disk bytes to snapshot",
+                }
+            source = _fetch(base_image)
+            flatten_disk(source, "qcow2" if base_image.get("disk_format") == "qcow2" else "raw", str(dest))
+            source = message = SIMULATED_SNAPSHOT
+        else:
+            # The marker outlives an agent killed mid-copy: the redelivered task resumes the guest.
+            done = drv.export_disk(domain, str(dest), marker=str(work / f"{domain}.paused"))
+            source = done["source"]
+            message = f"{source} copied" + (" (the guest was paused meanwhile)" if done["paused"] else "")
+        size = dest.stat().st_size
+        sent, checksum = put_stream(upload_url, _file_chunks(dest, progress, size), length=size)
+        return {
+            "ok": True,
+            "host": host,
+            "power_state": drv.power_state(domain),
+            "size_bytes": sent,
+            "checksum": checksum,
+            "simulated": simulated,
+            "source": source,
+            "message": f"{message}; {sent} bytes uploaded",
+        }
+    except (DriverError, images.ImageFetchError, OSError, KeyError) as exc:
+        log.warning("snapshot of %s on %s failed: %s", domain, host, exc)
+        return _domain_failure(drv, host, domain, exc, f"{type(exc).__name__}: {exc}")
+    finally:
+        dest.unlink(missing_ok=True)
 
 
 # -- volumes on this compute host's domains: a ``workers.messages.VolumeAttachment`` in, an

@@ -378,7 +378,8 @@ def _console_lines(args) -> int:
 
 def server_action(request, ctx: Context, server_id: str):
     """``POST /servers/{id}/action``: one of reboot, os-stop, os-start, pause, unpause, suspend,
-    resume, lock, unlock (202) or os-getConsoleOutput (200)."""
+    resume, lock, unlock (202), createImage (202 with ``image_id`` and the image's Location),
+    rebuild (202 with the server) or os-getConsoleOutput (200)."""
     body = json_body(request)
     if not isinstance(body, dict) or len(body) != 1:
         raise InvalidInput("The action body must be an object with exactly one action.")
@@ -391,6 +392,20 @@ def server_action(request, ctx: Context, server_id: str):
         services.instance_action(ctx, instance, "reboot_hard" if kind.upper() == "HARD" else "reboot")
     elif name in TRANSITIONS:
         services.instance_action(ctx, instance, TRANSITIONS[name])
+    elif name == "createImage":
+        if not isinstance(args, dict) or set(args) - {"name", "metadata"} or args.get("metadata"):
+            raise InvalidInput("createImage takes a name (image metadata is not supported here).")
+        _instance_now, image = services.snapshot_instance(ctx, instance, name=args.get("name"))
+        response = JsonResponse({"image_id": str(image.pk)}, status=202)
+        response["Location"] = request.build_absolute_uri(f"/image/v2/images/{image.pk}")
+        return response
+    elif name == "rebuild":
+        if not isinstance(args, dict) or not isinstance(args.get("imageRef"), str):
+            raise InvalidInput("rebuild takes an imageRef.")
+        services.rebuild_instance(ctx, instance, image=args["imageRef"])
+        shown = _server_rows(request, ctx, Instance.objects.visible_to(ctx)).get(pk=instance.pk)
+        server = render_server(request, shown, ctx.can("compute:instance:show_host"))
+        return JsonResponse({"server": server}, status=202)
     elif name == "lock":
         services.lock_instance(ctx, instance)
     elif name == "unlock":

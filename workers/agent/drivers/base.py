@@ -216,6 +216,11 @@ class ComputeDriver(ABC):
         ``size_bytes``; ``{"target", "live"}``."""
         raise NotSupported(f"{type(self).__name__} cannot resize a guest's disk")
 
+    def export_disk(self, name: str, dest: str, target: str = "vda", marker: str | None = None) -> dict:
+        """A consistent, flattened qcow2 copy of domain ``name``'s disk ``target`` at ``dest``
+        (a running guest paused meanwhile, ``marker`` existing while it is); ``{"source", "paused"}``."""
+        raise NotSupported(f"{type(self).__name__} cannot copy a guest's disk")
+
     # -- storage backends (the storage role); a driver without them says so --------------------
 
     def backend_report(self, backend: BackendSpec) -> dict:

@@ -1,4 +1,4 @@
-"""Disks of a defined domain: plug, unplug and resize (volumes).
+"""Disks of a defined domain: plug, unplug and resize (volumes); a flattened copy (snapshots).
 
 A running guest gets the change live and in its definition; a shut-off domain in its definition
 only. libvirt's test driver (a simulated host) has no device hot-plug: there the persistent
@@ -8,13 +8,37 @@ guest saw it.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import libvirt
 
-from workers.agent.drivers.base import DETACH_TIMEOUT, DiskSpec, DriverError
+from workers.agent.drivers.base import DETACH_TIMEOUT, DiskSpec, DriverError, NotSupported
 from workers.agent.drivers.libvirt import xml as dx
 from workers.agent.drivers.libvirt.connection import _errors
+
+CONVERT_TIMEOUT = 600.0  # seconds a qemu-img convert of one disk may take
+
+
+def flatten_disk(source: str, source_format: str, dest: str, timeout: float = CONVERT_TIMEOUT) -> None:
+    """``qemu-img convert`` ``source`` (``source_format``) into a standalone qcow2 at ``dest``: the
+    backing chain is folded in, unallocated clusters stay unallocated. ``-U`` (force share) reads a
+    disk a QEMU process holds open (the caller made it consistent: a paused guest); the copy is
+    checked by qemu-img as it reads. A failure is a DriverError with qemu-img's own words."""
+    argv = ["qemu-img", "convert", "-U", "-f", source_format, "-O", "qcow2", source, dest]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise NotSupported("qemu-img is not installed on this host") from None
+    except subprocess.TimeoutExpired:
+        raise DriverError(f"qemu-img convert of {source} took longer than {timeout:g} s") from None
+    if done.returncode != 0:
+        raise DriverError(
+            f"qemu-img convert of {source} failed: {(done.stderr or done.stdout).strip()[:500]}"
+        )
 
 
 class DisksMixin:
@@ -105,3 +129,42 @@ class DisksMixin:
             if active:
                 dom.blockResize(target, int(size_bytes), libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
             return {"target": target, "live": active}
+
+    def export_disk(self, name: str, dest: str, target: str = "vda", marker: str | None = None) -> dict:
+        """A consistent, flattened qcow2 copy of domain ``name``'s disk ``target`` at ``dest``.
+
+        A running guest is paused for the copy (QEMU drains and flushes its block layer when it
+        stops the vCPUs, so the file holds every write the guest issued) and resumed afterwards,
+        whatever happened; a paused or shut-off one is copied as it is and left so. The guest's
+        own page cache is the guest's: what it has not written is not in the copy (as with Nova's
+        cold snapshot). ``marker`` (a file path) exists while this copy holds the guest paused: a
+        copy that finds it and a paused guest (its agent was killed mid-copy and the task came
+        again) resumes the guest after its own copy. ``{"source", "paused"}``. libvirt's test
+        driver holds no disk bytes: NotSupported (the caller decides what a simulated host's
+        snapshot is)."""
+        with _errors():
+            dom = self._lookup(name)
+            if self.resolved_domain_type() == "test":
+                raise NotSupported(f"{name} is on libvirt's test driver: its disks hold no bytes")
+            disks = dx.disks_of(dom.XMLDesc(0))
+            if target not in disks or not disks[target][0]:
+                raise DriverError(f"domain {name} has no disk {target} with a source")
+            source, disk_xml = disks[target]
+            driver = ET.fromstring(disk_xml).find("driver")
+            source_format = (driver.get("type") if driver is not None else None) or "raw"
+            state = dom.state()[0] if dom.isActive() else libvirt.VIR_DOMAIN_SHUTOFF
+            left_paused = bool(marker) and os.path.exists(marker) and state == libvirt.VIR_DOMAIN_PAUSED
+            pause = state == libvirt.VIR_DOMAIN_RUNNING
+            if pause:
+                if marker:
+                    Path(marker).parent.mkdir(parents=True, exist_ok=True)
+                    Path(marker).write_text(name)
+                dom.suspend()
+            try:
+                flatten_disk(source, source_format, dest)
+            finally:
+                if pause or left_paused:
+                    dom.resume()
+                if marker:
+                    Path(marker).unlink(missing_ok=True)
+            return {"source": source, "paused": pause or left_paused}
