@@ -37,9 +37,10 @@ DETAIL_QUERIES = 7
 # session, user, current project, roles, the instance row
 ROW_QUERIES = 5
 # session, user, current project, roles, flavors, images, key pairs, quota limits, usage (instances,
-# cores and ram in one aggregate; key pairs; volumes, gigabytes and snapshots in one), hosts that
-# fit, the bootable volumes, the project switcher's list
-LAUNCH_QUERIES = 14
+# cores and ram in one aggregate; key pairs; volumes, gigabytes and snapshots in one; networks, ports,
+# security groups and rules, floating IPs in one), hosts that fit, the bootable volumes, the project
+# switcher's list
+LAUNCH_QUERIES = 15
 
 
 @pytest.fixture
