@@ -50,7 +50,9 @@ def find_network(ctx, pk) -> Network | None:
 def network_subnets(network: Network) -> list[Subnet]:
     """The network's subnets, each with ``used`` and ``free`` addresses (one query for both)."""
     subnets = list(
-        network.subnets.order_by("created").prefetch_related(
+        Subnet.objects.filter(network=network)
+        .order_by("created")
+        .prefetch_related(
             Prefetch("allocations", queryset=IPAllocation.objects.only("id", "subnet_id", "address"))
         )
     )

@@ -42,6 +42,13 @@ FIP_QUERIES = 8
 GROUP_QUERIES = 8
 # session, user, current project, roles, the VLAN range's use, COUNT, hosts, their networks, switcher
 HOST_QUERIES = 9
+# session, user, current project, roles, the network (operation, host, project) and its subnets'
+# CIDRs, the ports (network, operation), their fixed IPs, those IPs' subnets, the ports' security
+# groups, the subnets and their allocations (used and free), switcher
+DETAIL_QUERIES = 13
+# session, user, current project, roles, the group, the remote group choices, the rules (with their
+# remote groups), switcher
+GROUP_DETAIL_QUERIES = 8
 
 
 @pytest.fixture
@@ -195,6 +202,24 @@ class TestDetail:
         response = client.post(f"{NETWORKS}{network.pk}/delete/", follow=True)
         assert "Deleting network web." in response.content.decode()
         assert Network.objects.get(pk=network.pk).busy == Network.DELETING
+
+    def test_fixed_queries(self, cloud, nethost, member, browse, django_assert_num_queries):
+        network = active_network(member, "web")
+        active_port(member, network)
+        client = browse("member")
+
+        def grow():
+            unlimited(cloud)
+            for _ in range(MANY):
+                active_port(member, network, instance_id=str(uuid.uuid4()))
+
+        assert_fixed_queries(
+            django_assert_num_queries,
+            lambda: client.get(f"{NETWORKS}{network.pk}/"),
+            DETAIL_QUERIES,
+            grow=grow,
+            rows=page_rows(b"<tr data-port="),
+        )
 
     def test_admin_sees_host_and_vlan(self, cloud, nethost, member, browse):
         network = active_network(member, "web")
@@ -352,6 +377,27 @@ class TestSecurityGroups:
         )
         assert feedback and error in feedback.group(1), html
         assert not group.rules.exists()
+
+    def test_detail_fixed_queries(self, cloud, member, browse, django_assert_num_queries):
+        group = services.create_security_group(member, name="web")
+        services.create_rule(member, group=group, direction="ingress", protocol="icmp")
+        client = browse("member")
+
+        def grow():
+            quotas.set_limits(cloud.project, {"security_group_rules": -1, "security_groups": -1})
+            for n in range(MANY):
+                remote = services.create_security_group(member, name=f"peer-{n}")
+                services.create_rule(
+                    member, group=group, direction="ingress", protocol="tcp", remote_group=str(remote.pk)
+                )
+
+        assert_fixed_queries(
+            django_assert_num_queries,
+            lambda: client.get(f"{GROUPS}{group.pk}/"),
+            GROUP_DETAIL_QUERIES,
+            grow=grow,
+            rows=page_rows(b"<tr data-rule="),
+        )
 
     def test_group_name_errors(self, cloud, nethost, member, browse):
         services.create_security_group(member, name="web")
