@@ -20,7 +20,7 @@ MESSAGE_FIELDS = (
     ("dns server", "dns_servers"),
     ("dns_servers", "dns_servers"),
     ("Network name", "name"),
-    ("Network ", "name"),
+    ("A description", "description"),
     ("Security group name", "name"),
     ("This project has a security group named", "name"),
     ("Every project has its default group", "name"),

@@ -318,10 +318,7 @@ def security_groups(request):
             if group is not None:
                 messages.success(request, f"Security group {group.name} created.")
                 return redirect("networking:security-group", pk=group.pk)
-    elif (
-        ctx.project is not None
-        and dashboard.forbidden_unless(request, "networking:security_group:list") is None
-    ):
+    elif ctx.project is not None and ctx.can("networking:security_group:list"):
         services.ensure_default_security_group(ctx)
     return _refused_on_post(
         request,
