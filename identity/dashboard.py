@@ -64,6 +64,11 @@ STATUS_COLOURS = {
     "error_deleting": "danger",
     "error_extending": "danger",
     "deleted": "dark",
+    # networks, ports and floating IPs (Neutron's statuses; a port's or floating IP's DOWN is drawn
+    # with ``status_badge(..., colour="secondary")``: not yet wired, not failed)
+    "updating": "info",
+    "associating": "info",
+    "disassociating": "info",
 }
 
 
@@ -72,10 +77,14 @@ def status_colour(value) -> str:
     return STATUS_COLOURS.get(str(value).lower(), "dark")
 
 
-def status_badge(value, css: str = ""):
-    """The badge of a status: its text on its colour."""
+def status_badge(value, css: str = "", colour: str = ""):
+    """The badge of a status: its text on its colour (``colour`` where one word means two things,
+    e.g. a host's DOWN and an unassociated floating IP's)."""
     return format_html(
-        '<span class="badge text-bg-{}{}">{}</span>', status_colour(value), f" {css}" if css else "", value
+        '<span class="badge text-bg-{}{}">{}</span>',
+        colour or status_colour(value),
+        f" {css}" if css else "",
+        value,
     )
 
 
@@ -177,13 +186,21 @@ def delete_form(url: str, confirm: str, *, label: str = "Delete", disabled: str 
     )
 
 
-def call_service(request, form: forms.Form | None, fn: Callable[[], Any], success: str | None = None):
-    """Run a service call; on a ZenithError put its message on the form (or in messages) and return None."""
+def call_service(
+    request,
+    form: forms.Form | None,
+    fn: Callable[[], Any],
+    success: str | None = None,
+    field_of: Callable[[str], str | None] | None = None,
+):
+    """Run a service call; on a ZenithError put its message on the form (on the field
+    ``field_of(message)`` names, if any) or in messages, and return None."""
     try:
         result = fn()
     except ZenithError as exc:
         if form is not None:
-            form.add_error(None, exc.message)
+            field = field_of(exc.message) if field_of is not None else None
+            form.add_error(field if field in form.fields else None, exc.message)
         else:
             messages.error(request, exc.message)
         return None

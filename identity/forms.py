@@ -1,5 +1,7 @@
 """Dashboard forms for identity. They parse input; identity.services decides what is valid."""
 
+import uuid
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
@@ -19,6 +21,17 @@ def key_value_lines(text: str, what: str = "Line") -> dict[str, str]:
             raise forms.ValidationError(f"{what} {number} is not key=value.")
         items[key.strip()] = value.strip()
     return items
+
+
+class IdempotentForm(forms.Form):
+    """A create form with a fresh Idempotency-Key each time it is drawn: posting it twice (a double
+    click, a reloaded POST) creates one resource."""
+
+    idempotency_key = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.new_idempotency_key = str(uuid.uuid4())
 
 
 class KeyPairForm(forms.Form):

@@ -41,7 +41,11 @@ moved_pages = [
 ]
 # Every dashboard page, mounted at /dashboard/. Sections added since the move (storage, networking)
 # go here, not in moved_pages: they had no old path, and /volume and /network are the OpenStack API's.
-dashboard = [*moved_pages, path("storage/", include(("storage.urls", "storage"), namespace="storage"))]
+dashboard = [
+    *moved_pages,
+    path("storage/", include(("storage.urls", "storage"), namespace="storage")),
+    path("networking/", include(("networking.urls", "networking"), namespace="networking")),
+]
 
 
 def moved_from(patterns, prefix: str = "", namespace: str = "") -> list[URLPattern]:

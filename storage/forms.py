@@ -3,11 +3,9 @@ what is valid (a refusal comes back as a form error)."""
 
 from __future__ import annotations
 
-import uuid
-
 from django import forms
 
-from identity.forms import key_value_lines
+from identity.forms import IdempotentForm, key_value_lines
 
 from .models import Volume
 from .services.volumes import MAX_SIZE_GB, RESETTABLE
@@ -18,17 +16,6 @@ SOURCES = [
     (Volume.SNAPSHOT, "Snapshot"),
     (Volume.VOLUME, "Another volume (clone)"),
 ]
-
-
-class IdempotentForm(forms.Form):
-    """A create form with a fresh Idempotency-Key each time it is drawn: posting it twice (a double
-    click, a reloaded POST) creates one resource."""
-
-    idempotency_key = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.new_idempotency_key = str(uuid.uuid4())
 
 
 # The create form's fields each source does not use.

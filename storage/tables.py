@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import django_tables2 as tables
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.html import format_html
 
 from identity.dashboard import (
@@ -22,7 +21,7 @@ from identity.dashboard import (
     status_badge,
     usage_colour,
 )
-from workers.dashboard import Button, buttons_for
+from workers.dashboard import Button, buttons_for, with_urls
 
 from .models import GIB, Snapshot, Volume
 from .services.lifecycle import SNAPSHOT, VOLUME
@@ -63,13 +62,6 @@ SNAPSHOT_URLS = {
 }
 
 
-def _with_urls(buttons: list[dict], urls: dict, pk) -> list[dict]:
-    for button in buttons:
-        name, button["form"] = urls[button["action"]]
-        button["url"] = reverse(name, args=[pk])
-    return buttons
-
-
 def volume_status(volume: Volume) -> str:
     """A volume's status badge, with its operation's progress bar while it changes and its fault."""
     op = volume.operation
@@ -104,7 +96,7 @@ def volume_buttons(ctx, volume: Volume, admin: bool = False) -> list[dict]:
         # Another project's volume (an admin's panel): attach, snapshot and clone happen in its own
         # project, so only the admin's repairs and delete are offered.
         buttons = [b for b in buttons if b["action"] in FOREIGN_ACTIONS]
-    return _with_urls(buttons, VOLUME_URLS, volume.pk)
+    return with_urls(buttons, VOLUME_URLS, volume.pk)
 
 
 def snapshot_buttons(ctx, snapshot: Snapshot) -> list[dict]:
@@ -112,7 +104,7 @@ def snapshot_buttons(ctx, snapshot: Snapshot) -> list[dict]:
     shown = buttons_for(
         ctx, SNAPSHOT, snapshot, extra if snapshot.display_status == Snapshot.AVAILABLE else []
     )
-    return _with_urls(shown, SNAPSHOT_URLS, snapshot.pk)
+    return with_urls(shown, SNAPSHOT_URLS, snapshot.pk)
 
 
 def _transitional(record) -> bool:

@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from django.urls import reverse
+
 from identity.context import Context
 
 from .lifecycle import Lifecycle, Transition
@@ -58,6 +60,15 @@ def buttons_for(ctx: Context, machine: Lifecycle, obj, extra: list[Button] = ())
     allowed = set(machine.allowed(obj))
     shown = [Button.of(machine, machine.transitions[name]) for name in machine.transitions if name in allowed]
     return [b.render(obj.name) for b in (*shown, *extra) if ctx.can(b.policy)]
+
+
+def with_urls(buttons: list[dict], urls: dict, pk) -> list[dict]:
+    """Give each button its URL: ``urls`` maps an action to (URL name, whether it opens a page with a
+    form rather than posting); the URL takes the resource's ``pk``."""
+    for button in buttons:
+        name, button["form"] = urls[button["action"]]
+        button["url"] = reverse(name, args=[pk])
+    return buttons
 
 
 # --- operations traced to their resource ---------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from compute.models import Image, ImageMember
 from identity import dashboard
 from identity.models import ResourceAction
+from networking.models import FloatingIP, Network, Port
 from workers.models import Host, Operation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,12 @@ def sources():
         ResourceAction.SUCCESS,
         ResourceAction.ERROR,
         "running",
+        *(s for s, _ in (*Network.STATUSES, *Network.BUSY) if s != Network.DELETED),
+        *(
+            s
+            for s, _ in (*Port.STATUSES, *Port.BUSY, *FloatingIP.STATUSES, *FloatingIP.BUSY)
+            if s != "DELETED"
+        ),
     ],
 )
 def test_every_status_shown_has_a_colour(status):
