@@ -4,8 +4,8 @@ import uuid
 
 from django import forms
 
-from identity.forms import key_value_lines
-from storage.forms import IdempotentForm, size_field
+from identity.forms import IdempotentForm, key_value_lines
+from storage.forms import size_field
 
 # What the instance boots from: an image (a disk on its host), an existing bootable volume, or a new
 # volume made from an image (Nova's block_device_mapping_v2 source_type volume / image).
