@@ -17,6 +17,7 @@ from compute.openstack import glance, nova
 from identity.api.views import TokenView
 from identity.forms import ThrottledAuthenticationForm
 from identity.openstack import keystone
+from networking.openstack import neutron
 from storage.openstack import cinder
 
 from . import views
@@ -89,6 +90,7 @@ urlpatterns = [
     re_path(r"^compute/v2\.1(?:/|$)", include(nova.urlpatterns)),
     re_path(r"^image(?:/|$)", include(glance.urlpatterns)),
     re_path(r"^volume(?:/|$)", include(cinder.urlpatterns)),
+    re_path(r"^network(?:/|$)", include(neutron.urlpatterns)),
     # Last, so that anything mounted at these prefixes (the OpenStack-compatible API) wins.
     *moved_from(moved_pages),
 ]

@@ -16,7 +16,7 @@ from django.urls import include, re_path
 from identity import policy, quotas
 from identity import services as identity_services
 from identity.context import Context
-from identity.errors import InvalidInput, PolicyDenied
+from identity.errors import InvalidInput
 from identity.models import Project
 from identity.openstack.http import (
     Microversion,
@@ -29,6 +29,7 @@ from identity.openstack.http import (
     json_body,
     not_found,
     query_bool,
+    quota_project,
 )
 
 from .. import queries, services
@@ -417,13 +418,6 @@ def delete_type(request, ctx: Context, type_id: str):
 # --- quotas and limits ----------------------------------------------------------------------------
 
 
-def _quota_project(ctx: Context, project_id: str) -> Project:
-    policy.enforce(ctx, "identity:quota:show")
-    if not ctx.is_admin and project_id != str(ctx.project_id):
-        raise PolicyDenied("You may only see the quotas of the project your token is scoped to.")
-    return get_or_404(Project.objects.visible_to(ctx), f"Project {project_id}", pk=project_id)
-
-
 def _quota_set(project: Project, usage: bool, with_id: bool = True) -> dict:
     limits = quotas.limits(project)
     used = quotas.usage(project) if usage else {}
@@ -441,12 +435,12 @@ def _quota_set(project: Project, usage: bool, with_id: bool = True) -> dict:
 
 def quota_set(request, ctx: Context, project_id: str):
     """``GET /os-quota-sets/{project_id}`` (``?usage=True`` for usage)."""
-    project = _quota_project(ctx, project_id)
+    project = quota_project(ctx, project_id)
     return JsonResponse({"quota_set": _quota_set(project, bool(query_bool(request, "usage")))})
 
 
 def quota_defaults(request, ctx: Context, project_id: str):
-    _quota_project(ctx, project_id)
+    quota_project(ctx, project_id)
     body = {"id": project_id, **{n: settings.ZENITH_DEFAULT_QUOTAS[n] for n in QUOTAS}, **FIXED_QUOTAS}
     return JsonResponse({"quota_set": body})
 
