@@ -2,9 +2,8 @@
 the OpenAPI schema and docs, Django admin, and redirects from the dashboard's old paths.
 
 The OpenStack-compatible API is at /identity, /compute/v2.1, /image, /volume/v3 and /network, where
-the dashboard used to live. Each old page path now
-answers a redirect to its new place; only those exact paths do, so every other path under those
-prefixes belongs to the compatible API.
+the dashboard used to live. Each old page path now answers a redirect to its new place; only those
+exact paths do, so every other path under those prefixes belongs to the compatible API.
 """
 
 from django.contrib import admin

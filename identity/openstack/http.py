@@ -337,3 +337,12 @@ def quota_project(ctx: Context, project_id: str) -> Project:
     if not ctx.is_admin and project_id != str(ctx.project_id):
         raise PolicyDenied("You may only see the quotas of the project your token is scoped to.")
     return get_or_404(Project.objects.visible_to(ctx), f"Project {project_id}", pk=project_id)
+
+
+def quota_limit(value, name: str) -> int:
+    """A quota limit as the clients send it (a number, or its text): a whole number, -1 or more."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise InvalidInput(f"Quota limit for {name} must be a whole number, -1 or more.")
+    return value

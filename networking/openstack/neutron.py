@@ -32,6 +32,7 @@ from identity.openstack.http import (
     json_body,
     not_found,
     query_bool,
+    quota_limit,
     quota_project,
 )
 
@@ -801,14 +802,6 @@ def quota_defaults(request, ctx: Context, project_id: str):
     return JsonResponse({"quota": {**defaults, **FIXED_QUOTAS}})
 
 
-def _limit(value: Any, name: str) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise InvalidInput(f"Quota limit for {name} must be a whole number, -1 or more.")
-    return value
-
-
 def update_quota(request, ctx: Context, project_id: str):
     """``PUT /quotas/{project_id}`` (cloud admins)."""
     body = json_body(request, "quota")
@@ -816,9 +809,9 @@ def update_quota(request, ctx: Context, project_id: str):
     changes = {}
     for name, value in body.items():
         if name in QUOTAS:
-            changes[QUOTAS[name]] = _limit(value, name)
+            changes[QUOTAS[name]] = quota_limit(value, name)
         elif name in FIXED_QUOTAS:
-            if _limit(value, name) != FIXED_QUOTAS[name]:
+            if quota_limit(value, name) != FIXED_QUOTAS[name]:
                 raise InvalidInput(f"The quota {name} is fixed at {FIXED_QUOTAS[name]} in this cloud.")
         else:
             raise InvalidInput(f"Unrecognized quota '{name}'.")

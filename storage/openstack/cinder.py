@@ -29,6 +29,7 @@ from identity.openstack.http import (
     json_body,
     not_found,
     query_bool,
+    quota_limit,
     quota_project,
 )
 
@@ -445,14 +446,6 @@ def quota_defaults(request, ctx: Context, project_id: str):
     return JsonResponse({"quota_set": body})
 
 
-def _whole(value, name: str) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise InvalidInput(f"Quota limit for {name} must be a whole number, -1 or more.")
-    return value
-
-
 def update_quota_set(request, ctx: Context, project_id: str):
     """``PUT /os-quota-sets/{project_id}`` (cloud admins): volumes, gigabytes, snapshots."""
     body = json_body(request, "quota_set")
@@ -460,9 +453,9 @@ def update_quota_set(request, ctx: Context, project_id: str):
     changes = {}
     for name, value in body.items():
         if name in QUOTAS:
-            changes[name] = _whole(value, name)
+            changes[name] = quota_limit(value, name)
         elif name in FIXED_QUOTAS:
-            if _whole(value, name) != FIXED_QUOTAS[name]:
+            if quota_limit(value, name) != FIXED_QUOTAS[name]:
                 raise InvalidInput(f"The quota {name} is fixed at {FIXED_QUOTAS[name]} in this cloud.")
         elif name.startswith(("volumes_", "gigabytes_", "snapshots_")):
             raise InvalidInput("Per-type quotas are not supported by this cloud.")

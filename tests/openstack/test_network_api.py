@@ -14,31 +14,11 @@ from networking import services
 from networking.models import FloatingIP, Network, Port, SecurityGroupRule, Subnet
 from tests.networking.conftest import make_network_host, settle
 
-from .test_views import auth_body, issue, post
+from .test_views import auth_body, post
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
 
 NEUTRON = "/network/v2.0"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def member(client, cloud):
-    return {"X-Auth-Token": issue(client, cloud.member, cloud.project)}
-
-
-@pytest.fixture
-def admin(client, cloud):
-    return {"X-Auth-Token": issue(client, cloud.admin, cloud.admin_project)}
-
-
-@pytest.fixture
-def other(client, cloud):
-    return {"X-Auth-Token": issue(client, cloud.other_member, cloud.other_project)}
 
 
 @pytest.fixture
