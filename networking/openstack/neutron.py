@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, JsonResponse
@@ -112,7 +113,10 @@ def _filter(request: HttpRequest, rows, fields: dict[str, str]):
     for name, lookup in fields.items():
         values = [v for v in request.GET.getlist(name) if v != ""]
         if values:
-            rows = rows.filter(**{f"{lookup}__in": values})
+            try:
+                rows = rows.filter(**{f"{lookup}__in": values})
+            except (ValidationError, ValueError):  # e.g. a malformed id: it matches nothing
+                rows = rows.none()
     return rows
 
 

@@ -141,6 +141,9 @@ def test_networks_and_subnets_in_neutrons_shape(client, cloud, member, admin, ot
     ] == [net["id"]]
     assert client.get(f"{NEUTRON}/networks?router:external=True", headers=member).json()["networks"] == []
     assert client.get(f"{NEUTRON}/networks?shared=maybe", headers=member).status_code == 400
+    for path in ("networks?id=nope", "subnets?network_id=nope", "ports?device_id=1", "floatingips?port_id=x"):
+        response = client.get(f"{NEUTRON}/{path}", headers=member)
+        assert response.status_code == 200 and list(response.json().values()) == [[]], path
     response = put(client, f"{NEUTRON}/networks/{net['id']}", {"network": {"name": "net-a"}}, **member)
     assert response.status_code == 200 and response.json()["network"]["name"] == "net-a"
     response = post(
@@ -353,3 +356,60 @@ def test_the_lists_have_fixed_query_counts(client, cloud, member, admin, nethost
         more(n)
     assert {p: count(p) for p in paths} == before
     assert count("/networks", admin) == before_admin
+
+
+def test_bad_input_is_a_clear_4xx_never_a_500(client, cloud, member, nethost):
+    net, sub = network_with_subnet(client, member)
+    group = created(client, member, "security-groups", "security_group", name="g")
+    bodies = {
+        "networks": [{"network": {"name": 5}}, {"network": {"name": "n", "shared": "yes"}}, {"network": []}],
+        "subnets": [
+            {"subnet": {"network_id": net["id"], "cidr": "10.7.0.0/33"}},
+            {
+                "subnet": {
+                    "network_id": net["id"],
+                    "cidr": "10.7.0.0/24",
+                    "allocation_pools": [{"start": "x"}],
+                }
+            },
+            {"subnet": {"network_id": net["id"], "cidr": "10.7.0.0/24", "ip_version": 6}},
+            {"subnet": {"network_id": "nope", "cidr": "10.7.0.0/24"}},
+            {"subnet": {"cidr": "10.7.0.0/24"}},
+        ],
+        "ports": [
+            {"port": {"network_id": net["id"], "fixed_ips": [{}, {}]}},
+            {"port": {"network_id": net["id"], "fixed_ips": [{"ip_address": "10.9.9.9"}]}},
+            {"port": {"network_id": net["id"], "device_id": "not-a-uuid"}},
+            {"port": {"network_id": net["id"], "security_groups": "g"}},
+            {"port": {"network_id": net["id"], "admin_state_up": False}},
+        ],
+        "floatingips": [
+            {"floatingip": {"floating_network_id": net["id"], "floating_ip_address": 7}},
+            {"floatingip": {}},
+        ],
+        "security-groups": [{"security_group": {"name": ""}}, {"security_group": {"name": "default"}}],
+        "security-group-rules": [
+            {"security_group_rule": {"security_group_id": group["id"], "direction": "sideways"}},
+            {
+                "security_group_rule": {
+                    "security_group_id": group["id"],
+                    "direction": "ingress",
+                    "protocol": "gre",
+                }
+            },
+            {
+                "security_group_rule": {
+                    "security_group_id": group["id"],
+                    "direction": "ingress",
+                    "port_range_min": "a",
+                }
+            },
+            {"security_group_rule": {"security_group_id": "nope", "direction": "ingress"}},
+        ],
+    }
+    for collection, cases in bodies.items():
+        for body in cases:
+            response = post(client, f"{NEUTRON}/{collection}", body, **member)
+            assert response.status_code in (400, 404, 409), (collection, body, response.content)
+            assert response.json()["NeutronError"]["message"], (collection, body)
+    assert Port.objects.count() == 0 and Subnet.objects.count() == 1
