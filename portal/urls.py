@@ -1,10 +1,9 @@
 """URLs: the dashboard under /dashboard/, the REST API under /api/v1/, the OpenStack-compatible API,
 the OpenAPI schema and docs, Django admin, and redirects from the dashboard's old paths.
 
-The OpenStack-compatible API is at /identity, /compute/v2.1 and /image (then /volume/v3 and /network,
-as block storage and networking land), where the dashboard used to live. Each old page path now
-answers a redirect to its new place; only those exact paths do, so every other path under those
-prefixes belongs to the compatible API.
+The OpenStack-compatible API is at /identity, /compute/v2.1, /image, /volume/v3 and /network, where
+the dashboard used to live. Each old page path now answers a redirect to its new place; only those
+exact paths do, so every other path under those prefixes belongs to the compatible API.
 """
 
 from django.contrib import admin
@@ -17,6 +16,7 @@ from compute.openstack import glance, nova
 from identity.api.views import TokenView
 from identity.forms import ThrottledAuthenticationForm
 from identity.openstack import keystone
+from networking.openstack import neutron
 from storage.openstack import cinder
 
 from . import views
@@ -93,6 +93,7 @@ urlpatterns = [
     re_path(r"^compute/v2\.1(?:/|$)", include(nova.urlpatterns)),
     re_path(r"^image(?:/|$)", include(glance.urlpatterns)),
     re_path(r"^volume(?:/|$)", include(cinder.urlpatterns)),
+    re_path(r"^network(?:/|$)", include(neutron.urlpatterns)),
     # Last, so that anything mounted at these prefixes (the OpenStack-compatible API) wins.
     *moved_from(moved_pages),
 ]

@@ -21,9 +21,11 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from .. import policy
 from ..api.authentication import token_context
 from ..context import Context
-from ..errors import InvalidInput, NotAuthenticated, NotFound, ZenithError
+from ..errors import InvalidInput, NotAuthenticated, NotFound, PolicyDenied, ZenithError
+from ..models import Project
 from ..scoping import is_uuid
 
 # Nova's error keys by status (nova/api/openstack/wsgi.py's Fault names).
@@ -58,6 +60,33 @@ def keystone_error(status: int, message: str) -> HttpResponse:
     """Keystone's shape: ``{"error": {"code", "title", "message"}}``."""
     return JsonResponse(
         {"error": {"code": status, "title": _title(status), "message": message}}, status=status
+    )
+
+
+# Neutron's error types by status (neutron_lib's exception names for the generic cases).
+NEUTRON_TYPES = {
+    400: "BadRequest",
+    401: "NotAuthorized",
+    403: "PolicyNotAuthorized",
+    404: "NotFound",
+    405: "HTTPMethodNotAllowed",
+    409: "Conflict",
+    413: "OverQuota",
+    503: "ServiceUnavailable",
+}
+
+
+def neutron_error(status: int, message: str) -> HttpResponse:
+    """Neutron's shape: ``{"NeutronError": {"type": "NotFound", "message": ..., "detail": ""}}``."""
+    return JsonResponse(
+        {
+            "NeutronError": {
+                "type": NEUTRON_TYPES.get(status, "NeutronException"),
+                "message": message,
+                "detail": "",
+            }
+        },
+        status=status,
     )
 
 
@@ -166,6 +195,7 @@ COMPUTE_MICROVERSIONS = Microversions(
 NOVA = Service("compute", nova_error, microversions=COMPUTE_MICROVERSIONS)
 KEYSTONE = Service("identity", keystone_error)
 GLANCE = Service("image", glance_error)
+NEUTRON = Service("network", neutron_error)
 
 
 def authenticate(request: HttpRequest) -> Context:
@@ -299,3 +329,20 @@ def get_or_404(queryset, what: str, **lookup):
         return queryset.get(**lookup)
     except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError):
         raise NotFound(f"{what} could not be found.") from None
+
+
+def quota_project(ctx: Context, project_id: str) -> Project:
+    """The project whose quotas are asked for: the token's own, or any project for cloud admins."""
+    policy.enforce(ctx, "identity:quota:show")
+    if not ctx.is_admin and project_id != str(ctx.project_id):
+        raise PolicyDenied("You may only see the quotas of the project your token is scoped to.")
+    return get_or_404(Project.objects.visible_to(ctx), f"Project {project_id}", pk=project_id)
+
+
+def quota_limit(value, name: str) -> int:
+    """A quota limit as the clients send it (a number, or its text): a whole number, -1 or more."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise InvalidInput(f"Quota limit for {name} must be a whole number, -1 or more.")
+    return value

@@ -22,13 +22,14 @@ from .http import KEYSTONE, authenticate, empty, endpoint, get_or_404, iso, json
 DOMAIN = {"id": "default", "name": "Default"}
 VERSION_UPDATED = "2020-04-07T00:00:00Z"
 
-# The catalog: (service type, service name, path on this site). Volume and network join as their
-# services land; a service listed here that answers 404 would break the clients (quota show).
+# The catalog: (service type, service name, path on this site). A service listed here that answers
+# 404 would break the clients (quota show).
 CATALOG = (
     ("identity", "keystone", "/identity"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
     ("block-storage", "cinder", "/volume/v3"),
+    ("network", "neutron", "/network"),
 )
 REGION = "RegionOne"
 

@@ -16,7 +16,7 @@ from django.urls import include, re_path
 from identity import policy, quotas
 from identity import services as identity_services
 from identity.context import Context
-from identity.errors import InvalidInput, PolicyDenied
+from identity.errors import InvalidInput
 from identity.models import Project
 from identity.openstack.http import (
     Microversion,
@@ -29,6 +29,8 @@ from identity.openstack.http import (
     json_body,
     not_found,
     query_bool,
+    quota_limit,
+    quota_project,
 )
 
 from .. import queries, services
@@ -417,13 +419,6 @@ def delete_type(request, ctx: Context, type_id: str):
 # --- quotas and limits ----------------------------------------------------------------------------
 
 
-def _quota_project(ctx: Context, project_id: str) -> Project:
-    policy.enforce(ctx, "identity:quota:show")
-    if not ctx.is_admin and project_id != str(ctx.project_id):
-        raise PolicyDenied("You may only see the quotas of the project your token is scoped to.")
-    return get_or_404(Project.objects.visible_to(ctx), f"Project {project_id}", pk=project_id)
-
-
 def _quota_set(project: Project, usage: bool, with_id: bool = True) -> dict:
     limits = quotas.limits(project)
     used = quotas.usage(project) if usage else {}
@@ -441,22 +436,14 @@ def _quota_set(project: Project, usage: bool, with_id: bool = True) -> dict:
 
 def quota_set(request, ctx: Context, project_id: str):
     """``GET /os-quota-sets/{project_id}`` (``?usage=True`` for usage)."""
-    project = _quota_project(ctx, project_id)
+    project = quota_project(ctx, project_id)
     return JsonResponse({"quota_set": _quota_set(project, bool(query_bool(request, "usage")))})
 
 
 def quota_defaults(request, ctx: Context, project_id: str):
-    _quota_project(ctx, project_id)
+    quota_project(ctx, project_id)
     body = {"id": project_id, **{n: settings.ZENITH_DEFAULT_QUOTAS[n] for n in QUOTAS}, **FIXED_QUOTAS}
     return JsonResponse({"quota_set": body})
-
-
-def _whole(value, name: str) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise InvalidInput(f"Quota limit for {name} must be a whole number, -1 or more.")
-    return value
 
 
 def update_quota_set(request, ctx: Context, project_id: str):
@@ -466,9 +453,9 @@ def update_quota_set(request, ctx: Context, project_id: str):
     changes = {}
     for name, value in body.items():
         if name in QUOTAS:
-            changes[name] = _whole(value, name)
+            changes[name] = quota_limit(value, name)
         elif name in FIXED_QUOTAS:
-            if _whole(value, name) != FIXED_QUOTAS[name]:
+            if quota_limit(value, name) != FIXED_QUOTAS[name]:
                 raise InvalidInput(f"The quota {name} is fixed at {FIXED_QUOTAS[name]} in this cloud.")
         elif name.startswith(("volumes_", "gigabytes_", "snapshots_")):
             raise InvalidInput("Per-type quotas are not supported by this cloud.")

@@ -27,6 +27,8 @@ from tests.integration.test_async_plane import wait_for
 from workers import processes
 from workers.models import Host
 
+from .test_views import issue
+
 OSC_VENV = Path(os.environ.get("ZENITH_OSC_VENV") or Path(settings.BASE_DIR) / ".venv-osc")
 OSC = OSC_VENV / "bin" / "openstack"
 OSC_PYTHON = OSC_VENV / "bin" / "python"
@@ -129,3 +131,26 @@ def image_file(tmp_path) -> Path:
     path = tmp_path / "cirros.qcow2"
     path.write_bytes(IMAGE_BYTES)
     return path
+
+
+# Tokens of the cloud's users through the Keystone API, for the Django test client's tests.
+
+
+@pytest.fixture
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def member(client, cloud):
+    return {"X-Auth-Token": issue(client, cloud.member, cloud.project)}
+
+
+@pytest.fixture
+def admin(client, cloud):
+    return {"X-Auth-Token": issue(client, cloud.admin, cloud.admin_project)}
+
+
+@pytest.fixture
+def other(client, cloud):
+    return {"X-Auth-Token": issue(client, cloud.other_member, cloud.other_project)}

@@ -100,6 +100,7 @@ def test_a_keystone_token_is_a_native_api_token(client, cloud):
         "compute": "http://testserver/compute/v2.1",
         "image": "http://testserver/image",
         "block-storage": "http://testserver/volume/v3",
+        "network": "http://testserver/network",
     }
     record = ApiToken.objects.get(digest=identity_services.token_digest(raw))
     assert record.project == cloud.project and record.revoked_at is None

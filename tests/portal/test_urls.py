@@ -1,18 +1,15 @@
 """The URL space: the dashboard lives under /dashboard/, each of its old paths redirects there, the
-OpenStack-compatible API's prefixes are free, and the API under /api/v1/ is where it was."""
+OpenStack-compatible API owns its prefixes, and the API under /api/v1/ is where it was."""
 
 import re
 import uuid
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
-from django.urls.exceptions import Resolver404
 from drf_spectacular.generators import SchemaGenerator
 
 from portal.urls import moved_pages
 from portal.views import moved
-
-from .compat_urls import compat
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +36,7 @@ PAGES = sorted(
     (_fill(route), _fill(f"dashboard/{route}"), name) for route, name, _ in _routes(moved_pages) if name
 )
 
-# The prefixes the OpenStack-compatible API will own (OPENSTACK-COMPAT.md's catalog).
+# The prefixes the OpenStack-compatible API owns (OPENSTACK-COMPAT.md's catalog).
 OPENSTACK_PREFIXES = ("/identity/v3", "/compute/v2.1", "/image/", "/volume/", "/network/")
 
 
@@ -110,9 +107,8 @@ OPENSTACK_PATHS = [
 ]
 
 
-# Served since the compatible API landed (identity, compute, image, block storage); the rest are still free.
-SERVED = [p for p in OPENSTACK_PATHS if p.startswith(("/identity", "/compute/", "/image", "/volume"))]
-NOT_YET = [p for p in OPENSTACK_PATHS if p not in SERVED]
+# Every prefix is served (identity, compute, image, block storage, network).
+SERVED = OPENSTACK_PATHS
 
 
 def test_no_old_path_redirect_is_under_an_openstack_prefix():
@@ -120,14 +116,6 @@ def test_no_old_path_redirect_is_under_an_openstack_prefix():
     redirects = ["/" + route for route, _, view in _routes(get_resolver().url_patterns) if view is moved]
     assert len(redirects) == len(PAGES)
     assert [path for path in redirects if path.startswith(OPENSTACK_PREFIXES) or path == "/identity/"] == []
-
-
-@pytest.mark.parametrize("path", NOT_YET)
-def test_the_openstack_prefixes_are_free(admin_client, path):
-    with pytest.raises(Resolver404):
-        resolve(path)
-    for response in (admin_client.get(path), admin_client.post(path, {})):
-        assert response.status_code == 404, response.get("Location")  # no page, and no redirect
 
 
 @pytest.mark.parametrize("path", SERVED)
@@ -142,19 +130,6 @@ def test_the_compatible_api_owns_its_prefixes(client, path):
 
 
 def test_the_old_paths_redirect_beside_the_compatible_api(client):
-    assert client.get("/identity/keypairs/")["Location"] == "/dashboard/identity/keypairs/"
-    assert client.get("/compute/instances/")["Location"] == "/dashboard/compute/instances/"
-
-
-@pytest.mark.urls("tests.portal.compat_urls")
-@pytest.mark.parametrize("path", NOT_YET)
-def test_an_api_mounted_after_the_dashboard_gets_its_prefixes(client, path):
-    assert resolve(path).func is compat
-    assert client.get(path).content == f"compat {path}".encode()
-
-
-@pytest.mark.urls("tests.portal.compat_urls")
-def test_the_old_paths_still_redirect_beside_that_api(client):
     assert client.get("/identity/keypairs/")["Location"] == "/dashboard/identity/keypairs/"
     assert client.get("/compute/instances/")["Location"] == "/dashboard/compute/instances/"
 
