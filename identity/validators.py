@@ -26,12 +26,15 @@ def clean_bool(value: Any, what: str) -> bool:
     return value
 
 
-def clean_description(value: Any, max_length: int = 1024) -> str:
-    """Optional free text (None or "" is none) of at most ``max_length`` characters."""
+def clean_description(value: Any, max_length: int = 1024, *, printable: bool = False) -> str:
+    """Optional free text (None or "" is none) of at most ``max_length`` characters; with
+    ``printable`` no control characters but tabs and newlines."""
     if value in (None, ""):
         return ""
     if not isinstance(value, str) or len(value) > max_length:
         raise InvalidInput(f"A description is text of at most {max_length} characters.")
+    if printable and any(ord(c) < 32 and c not in "\t\n" for c in value):
+        raise InvalidInput("A description holds no control characters but tabs and newlines.")
     return value
 
 

@@ -15,8 +15,8 @@ from identity.errors import Conflict, InvalidInput, NotFound
 from identity.models import Project
 from identity.names import clean_name
 from identity.validators import clean_bool as _clean_bool
+from identity.validators import clean_description, clean_string_map
 from identity.validators import clean_int as _clean_int
-from identity.validators import clean_string_map
 
 from ..models import Flavor, FlavorAccess
 
@@ -63,11 +63,7 @@ def _clean_extra_specs(value: Any) -> dict[str, str]:
 
 
 def _clean_description(value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
-        raise InvalidInput(f"Description must be text of at most {MAX_DESCRIPTION} characters.")
-    return value
+    return clean_description(value, MAX_DESCRIPTION)
 
 
 # --- flavors ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from identity.context import Context
 from identity.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from identity.models import KeyPair
 from identity.names import clean_name
-from identity.validators import clean_string_map, clean_tags
+from identity.validators import clean_description, clean_string_map, clean_tags
 from storage import services as storage
 from storage.models import Volume
 from workers import dispatch, tasknames
@@ -85,13 +85,7 @@ def _clean_metadata(value: Any) -> dict[str, str]:
 
 
 def _clean_description(value: Any) -> str:
-    if value in (None, ""):
-        return ""
-    if not isinstance(value, str):
-        raise InvalidInput("A description must be text.")
-    if len(value) > MAX_DESCRIPTION or any(ord(c) < 32 and c not in "\t\n" for c in value):
-        raise InvalidInput(f"A description is at most {MAX_DESCRIPTION} printable characters.")
-    return value
+    return clean_description(value, MAX_DESCRIPTION, printable=True)
 
 
 def _clean_tags(value: Any) -> list[str]:
